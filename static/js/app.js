@@ -1,0 +1,1 @@
+// FeedbackHub's own small behaviours. Loaded on every page; no inline script anywhere (CSP).

@@ -1,0 +1,36 @@
+"""Shared fixtures. Tests run on the real PostgreSQL+pgvector and Redis (embedded unless *_URL is set)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from feedbackhub import roles
+
+
+def _user(username: str, *role_names: str) -> User:
+    user = User.objects.create_user(username=username, password="pw-for-tests-only")
+    for name in role_names:
+        user.groups.add(Group.objects.get(name=name))
+    return user
+
+
+@pytest.fixture
+def moderator(db) -> User:
+    return _user("mod", roles.MODERATOR)
+
+
+@pytest.fixture
+def expert(db) -> User:
+    return _user("expert", roles.DOMAIN_EXPERT)
+
+
+@pytest.fixture
+def analyst(db) -> User:
+    return _user("analyst", roles.PRODUCT_ANALYST)
+
+
+@pytest.fixture
+def moderator_client(client, moderator):
+    client.force_login(moderator)
+    return client
