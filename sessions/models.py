@@ -48,6 +48,8 @@ NEGATIVE_KINDS = frozenset(
 )
 IMPLICIT_KINDS = frozenset({FeedbackKind.COPY, FeedbackKind.ABANDON, FeedbackKind.REGENERATE, FeedbackKind.REPHRASE})
 RATING_NEGATIVE_MAX = 2
+#: PostgreSQL text-search configuration used to build and to query ``Conversation.search_vector``.
+SEARCH_CONFIG = "english"
 
 
 class Conversation(models.Model):
