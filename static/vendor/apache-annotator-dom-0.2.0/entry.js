@@ -1,0 +1,1 @@
+export { highlightText, describeTextPosition, createTextPositionSelectorMatcher } from '@apache-annotator/dom';
