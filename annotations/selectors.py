@@ -1,0 +1,161 @@
+"""Reads of the review workspace. The page loads a whole conversation with its annotations in a fixed number of
+queries whatever their count (pinned by a test)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db.models import Prefetch, Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from annotations import anchoring
+from annotations.models import AnchorState, Annotation, AnnotationReply, AuditEvent, Correction, Tag
+from sessions.models import Conversation, Turn, TurnRole
+
+#: Polls look this far behind their stamp, so a change committed late with an earlier timestamp is not missed;
+#: the browser skips cards it already has in that version.
+POLL_OVERLAP = dt.timedelta(seconds=3)
+
+
+@dataclass
+class TurnView:
+    turn: Turn
+    text_hash: str = ""
+    annotations: list[Annotation] = field(default_factory=list)
+    correction: Correction | None = None
+
+
+@dataclass
+class ReviewData:
+    conversation: Conversation
+    turns: list[TurnView]
+    orphans: list[Annotation]
+    tags: list[Tag]
+    authors: list[tuple[int, str]]
+    stamp: str
+    #: Assistant turns whose text changed since some of their annotations were made: re-anchor, then read again.
+    stale_turns: list[Turn] = field(default_factory=list)
+
+
+def annotation_queryset() -> QuerySet[Annotation]:
+    return Annotation.objects.select_related("author", "decided_by", "resolved_by").prefetch_related(
+        "tags",
+        Prefetch(
+            "replies",
+            queryset=AnnotationReply.objects.filter(deleted_at__isnull=True).select_related("author"),
+            to_attr="live_replies",
+        ),
+    )
+
+
+def active_tags() -> list[Tag]:
+    return list(Tag.objects.filter(is_active=True))
+
+
+def review_data(conversation_id: int) -> ReviewData:
+    """Everything the review page shows, in 6 queries: conversation, turns with corrections, annotations with
+    authors, their tags, their replies, and the tag list."""
+    conversation = get_object_or_404(Conversation, pk=conversation_id)
+    turns = list(
+        Turn.objects.filter(conversation=conversation)
+        .select_related("correction", "correction__approved_by", "correction__updated_by")
+        .order_by("position")
+    )
+    annotations = list(annotation_queryset().filter(conversation=conversation))
+    stamp = _stamp(annotations, [t.correction for t in turns if _has_correction(t)])
+    by_turn: dict[int, list[Annotation]] = defaultdict(list)
+    orphans: list[Annotation] = []
+    authors: dict[int, str] = {}
+    hashes_by_turn: dict[int, set[str]] = defaultdict(set)
+    for annotation in annotations:
+        hashes_by_turn[annotation.turn_id].add(annotation.text_hash)
+        if annotation.deleted_at is not None:
+            continue
+        authors[annotation.author_id] = annotation.author.get_username()
+        if annotation.anchor_state == AnchorState.ORPHANED:
+            orphans.append(annotation)
+        else:
+            by_turn[annotation.turn_id].append(annotation)
+    views = []
+    stale_turns = []
+    for turn in turns:
+        view = TurnView(turn=turn, correction=turn.correction if _has_correction(turn) else None)
+        if turn.role == TurnRole.ASSISTANT:
+            view.text_hash = anchoring.text_hash(turn.content)
+            # Whole-reply feedback first, then spans in reading order.
+            view.annotations = sorted(
+                by_turn.get(turn.pk, []), key=lambda a: (a.start is not None, a.start or 0, a.created_at)
+            )
+            if hashes_by_turn.get(turn.pk, {view.text_hash}) - {view.text_hash}:
+                stale_turns.append(turn)
+        views.append(view)
+    return ReviewData(
+        conversation=conversation,
+        turns=views,
+        orphans=orphans,
+        tags=active_tags(),
+        authors=sorted(authors.items(), key=lambda kv: kv[1].lower()),
+        stamp=stamp,
+        stale_turns=stale_turns,
+    )
+
+
+def _has_correction(turn: Turn) -> bool:
+    try:
+        return turn.correction is not None
+    except Correction.DoesNotExist:
+        return False
+
+
+def _stamp(annotations, corrections) -> str:
+    times = [a.updated_at for a in annotations] + [c.updated_at for c in corrections]
+    return max(times).isoformat() if times else ""
+
+
+def parse_stamp(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+@dataclass
+class Changes:
+    annotations: list[Annotation]
+    corrections: list[Correction]
+    stamp: str
+
+
+def changes_since(conversation_id: int, since: dt.datetime | None) -> Changes | None:
+    """Annotations and corrections of a conversation changed after ``since`` (minus a small overlap), or ``None``
+    when nothing changed. One indexed query when nothing changed."""
+    if since is None:
+        return None
+    window = since - POLL_OVERLAP
+    changed_q = Q(conversation_id=conversation_id, updated_at__gt=window)
+    annotations = list(annotation_queryset().filter(changed_q))
+    corrections = list(
+        Correction.objects.filter(changed_q).select_related("approved_by", "updated_by", "turn")
+    )
+    if not annotations and not corrections:
+        return None
+    latest = max([a.updated_at for a in annotations] + [c.updated_at for c in corrections])
+    return Changes(annotations=annotations, corrections=corrections, stamp=max(latest, since).isoformat())
+
+
+def annotation_for_card(annotation_id: int) -> Annotation:
+    return get_object_or_404(annotation_queryset(), pk=annotation_id)
+
+
+def annotation_history(annotation_id: int) -> list[AuditEvent]:
+    """The audit trail of an annotation: its own events and its replies', oldest first."""
+    return list(AuditEvent.objects.filter(annotation_id=annotation_id).select_related("actor").order_by("at", "id"))
+
+
+def correction_history(correction_id: int) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(correction_id=correction_id).select_related("actor").order_by("at", "id"))
