@@ -1,0 +1,313 @@
+"""Review workspace views: thin adapters from requests to selectors/services and back to template fragments.
+
+Mutations answer with the changed card (``review.html#card``) and, where other regions change too, out-of-band
+fragments. Errors keep their status (400 invalid, 403 forbidden, 409 conflict) and carry a fragment that the page's
+script swaps in place of the form that caused them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from annotations import permissions as perms
+from annotations import selectors, services
+from annotations.models import Annotation, AnnotationReply, Correction, Tag
+from sessions.models import Turn
+
+TEMPLATE = "annotations/review.html"
+HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _int(value: str | None, field: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise ValidationError({field: f"{value!r} is not a whole number."}) from None
+
+
+def _perm_context(request: HttpRequest) -> dict:
+    return {
+        "can_annotate": perms.can_annotate(request.user),
+        "can_decide": perms.can_decide(request.user),
+    }
+
+
+def _errors(request: HttpRequest, exc: ValidationError | PermissionDenied, status: int) -> HttpResponse:
+    if isinstance(exc, ValidationError):
+        messages = [f"{field}: {'; '.join(msgs)}" if field != "__all__" else "; ".join(msgs)
+                    for field, msgs in exc.message_dict.items()] if hasattr(exc, "error_dict") else exc.messages
+    else:
+        messages = [str(exc) or "You may not do that."]
+    return render(request, f"{TEMPLATE}#errors", {"messages": messages}, status=status)
+
+
+def handles_errors(view: Callable) -> Callable:
+    """Map service errors to responses: ValidationError -> 400, PermissionDenied -> 403, Conflict -> 409."""
+
+    @wraps(view)
+    def wrapper(request: HtmxHttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except ValidationError as exc:
+            return _errors(request, exc, 400)
+        except PermissionDenied as exc:
+            return _errors(request, exc, 403)
+        except services.Conflict as exc:
+            return _conflict(request, exc)
+
+    return wrapper
+
+
+def _card(request: HttpRequest, annotation_id: int, *, extra: str = "", status: int = 200, **context) -> HttpResponse:
+    annotation = selectors.annotation_for_card(annotation_id)
+    ctx = {"a": annotation, "tags": selectors.active_tags(), **_perm_context(request), **context}
+    html = render(request, f"{TEMPLATE}#card", ctx).content.decode()
+    return HttpResponse(html + extra, status=status)
+
+
+def _correction_html(request: HttpRequest, turn: Turn, *, oob: bool) -> str:
+    correction = Correction.objects.select_related("approved_by", "updated_by").filter(turn=turn).first()
+    ctx = {"turn": turn, "correction": correction, "oob": oob, **_perm_context(request)}
+    return render(request, f"{TEMPLATE}#correction", ctx).content.decode()
+
+
+def _conflict(request: HttpRequest, exc: services.Conflict) -> HttpResponse:
+    current = exc.current
+    if isinstance(current, Annotation):
+        theirs_text, kind = current.body, "annotation"
+        yours_text = exc.yours.get("body")
+        changed_by = current.author
+    elif isinstance(current, AnnotationReply):
+        theirs_text, kind, yours_text, changed_by = current.body, "reply", exc.yours.get("body"), current.author
+    else:
+        theirs_text, kind, yours_text = current.text, "correction", exc.yours.get("text")
+        changed_by = current.updated_by
+    ctx = {
+        "current": current,
+        "kind": kind,
+        "yours": yours_text,
+        "yours_extra": exc.yours,
+        "theirs": theirs_text,
+        "changed_by": changed_by,
+    }
+    return render(request, f"{TEMPLATE}#conflict", ctx, status=409)
+
+
+# --- pages ----------------------------------------------------------------------------------------------------------
+
+
+@require_GET
+def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
+    """The reading view of a conversation with its comment margin."""
+    data = selectors.review_data(conversation_id)
+    if data.stale_turns:
+        for turn in data.stale_turns:
+            services.annotations_reanchor(turn=turn)
+        data = selectors.review_data(conversation_id)
+    tags = data.tags
+    config = {
+        "changesUrl": reverse("annotations:changes", args=[conversation_id]),
+        "canAnnotate": perms.can_annotate(request.user),
+        "canDecide": perms.can_decide(request.user),
+        "userId": request.user.pk,
+        "tags": [{"id": t.pk, "name": t.name, "hotkey": t.hotkey} for t in tags],
+    }
+    ctx = {"data": data, "tags": tags, "config": config, "nav": "sessions", **_perm_context(request)}
+    return render(request, TEMPLATE, ctx)
+
+
+@require_GET
+def changes(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
+    """Polled every few seconds: 204 when nothing changed since ``since``, otherwise the changed cards and
+    corrections as out-of-band fragments plus a new poller carrying the new stamp."""
+    since = selectors.parse_stamp(request.GET.get("since"))
+    found = selectors.changes_since(conversation_id, since)
+    if found is None:
+        return HttpResponse(status=204)
+    ctx = {
+        "conversation_id": conversation_id,
+        "changes": found,
+        "tags": selectors.active_tags(),
+        **_perm_context(request),
+    }
+    return render(request, f"{TEMPLATE}#changes", ctx)
+
+
+@require_GET
+def tags_css(request: HttpRequest) -> HttpResponse:
+    """Tag colours as a stylesheet (the CSP forbids inline styles). Colours are re-checked: only #rrggbb passes."""
+    rules = []
+    for tag in Tag.objects.all():
+        if HEX_COLOUR.match(tag.colour):
+            rules.append(f".tag-c-{tag.pk}{{--tag-colour:{tag.colour}}}")
+    response = HttpResponse("\n".join(rules) + "\n", content_type="text/css; charset=utf-8")
+    response["Cache-Control"] = "private, max-age=60"
+    return response
+
+
+# --- annotations ----------------------------------------------------------------------------------------------------
+
+
+@require_POST
+@handles_errors
+def annotation_create(request: HtmxHttpRequest, turn_id: int) -> HttpResponse:
+    turn = get_object_or_404(Turn, pk=turn_id)
+    post = request.POST
+    annotation = services.annotation_create(
+        actor=request.user,
+        turn=turn,
+        body=post.get("body", ""),
+        tag_ids=[_int(t, "tags") for t in post.getlist("tags") if t],
+        kind=post.get("kind", "comment"),
+        start=_int(post.get("start"), "start"),
+        end=_int(post.get("end"), "end"),
+        exact=post.get("exact", ""),
+        text_hash=post.get("text_hash", ""),
+        replacement=post.get("replacement", ""),
+    )
+    return _card(request, annotation.pk, status=201, fresh=True)
+
+
+@require_POST
+@handles_errors
+def annotation_edit(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
+    post = request.POST
+    tag_ids = [_int(t, "tags") for t in post.getlist("tags") if t] if "tags_present" in post else None
+    services.annotation_update(
+        actor=request.user,
+        annotation_id=annotation_id,
+        version=_int(post.get("version"), "version"),
+        body=post.get("body", ""),
+        tag_ids=tag_ids,
+        replacement=post.get("replacement") if "replacement" in post else None,
+    )
+    return _card(request, annotation_id)
+
+
+@require_POST
+@handles_errors
+def annotation_status(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
+    services.annotation_set_status(
+        actor=request.user,
+        annotation_id=annotation_id,
+        version=_int(request.POST.get("version"), "version"),
+        resolved=request.POST.get("resolved") == "1",
+    )
+    return _card(request, annotation_id)
+
+
+@require_POST
+@handles_errors
+def annotation_delete(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
+    services.annotation_delete(
+        actor=request.user, annotation_id=annotation_id, version=_int(request.POST.get("version"), "version")
+    )
+    return _card(request, annotation_id)
+
+
+@require_POST
+@handles_errors
+def annotation_restore(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
+    services.annotation_restore(actor=request.user, annotation_id=annotation_id)
+    return _card(request, annotation_id)
+
+
+@require_POST
+@handles_errors
+def annotation_decide(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
+    annotation = services.suggestion_decide(
+        actor=request.user,
+        annotation_id=annotation_id,
+        version=_int(request.POST.get("version"), "version"),
+        accept=request.POST.get("accept") == "1",
+    )
+    turn = Turn.objects.get(pk=annotation.turn_id)
+    return _card(request, annotation_id, extra=_correction_html(request, turn, oob=True))
+
+
+@require_GET
+def annotation_card(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
+    """The current card (used by "keep theirs" in the conflict view)."""
+    return _card(request, annotation_id)
+
+
+@require_GET
+def annotation_history(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
+    get_object_or_404(Annotation, pk=annotation_id)
+    return render(request, f"{TEMPLATE}#history", {"events": selectors.annotation_history(annotation_id)})
+
+
+# --- replies --------------------------------------------------------------------------------------------------------
+
+
+@require_POST
+@handles_errors
+def reply_create(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
+    services.reply_create(actor=request.user, annotation_id=annotation_id, body=request.POST.get("body", ""))
+    return _card(request, annotation_id)
+
+
+@require_POST
+@handles_errors
+def reply_edit(request: HtmxHttpRequest, reply_id: int) -> HttpResponse:
+    reply = services.reply_update(
+        actor=request.user, reply_id=reply_id, version=_int(request.POST.get("version"), "version"),
+        body=request.POST.get("body", ""),
+    )
+    return _card(request, reply.annotation_id)
+
+
+@require_POST
+@handles_errors
+def reply_delete(request: HtmxHttpRequest, reply_id: int) -> HttpResponse:
+    reply = services.reply_delete(actor=request.user, reply_id=reply_id, undo=request.POST.get("undo") == "1")
+    return _card(request, reply.annotation_id)
+
+
+# --- corrections ----------------------------------------------------------------------------------------------------
+
+
+@require_POST
+@handles_errors
+def correction_save(request: HtmxHttpRequest, turn_id: int) -> HttpResponse:
+    turn = get_object_or_404(Turn, pk=turn_id)
+    services.correction_save(
+        actor=request.user,
+        turn=turn,
+        text=request.POST.get("text", ""),
+        rationale=request.POST.get("rationale", ""),
+        version=_int(request.POST.get("version"), "version"),
+    )
+    return HttpResponse(_correction_html(request, turn, oob=False))
+
+
+@require_POST
+@handles_errors
+def correction_approve(request: HtmxHttpRequest, correction_id: int) -> HttpResponse:
+    correction = services.correction_approve(
+        actor=request.user, correction_id=correction_id, version=_int(request.POST.get("version"), "version")
+    )
+    turn = Turn.objects.get(pk=correction.turn_id)
+    return HttpResponse(_correction_html(request, turn, oob=False))
+
+
+@require_GET
+def correction_history(request: HtmxHttpRequest, correction_id: int) -> HttpResponse:
+    get_object_or_404(Correction, pk=correction_id)
+    return render(request, f"{TEMPLATE}#history", {"events": selectors.correction_history(correction_id)})
+

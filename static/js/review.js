@@ -1,0 +1,553 @@
+// Review workspace: selection toolbar, composer, highlights, margin cards, filters, keyboard, live updates.
+// A module loaded from 'self' (no inline script: the CSP forbids it). Page data comes from json_script and from the
+// server-rendered cards' data attributes. Offsets sent to and read from the server are Unicode code points; the DOM
+// speaks UTF-16, so every crossing goes through toCodePoints / toUtf16.
+import {
+  createTextPositionSelectorMatcher,
+  describeTextPosition,
+  highlightText,
+} from "../vendor/apache-annotator-dom-0.2.0/annotator-dom.min.js";
+
+const config = JSON.parse(document.getElementById("review-config").textContent);
+const review = document.getElementById("review");
+const toolbar = document.getElementById("sel-toolbar");
+const composerTemplate = document.getElementById("composer-template");
+const shortcutsDialog = document.getElementById("shortcuts");
+const inbox = document.getElementById("review-inbox");
+const segmenter = typeof Intl.Segmenter === "function" ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
+const tagByHotkey = new Map(config.tags.filter((t) => t.hotkey).map((t) => [t.hotkey, t]));
+
+let stamp = review.dataset.stamp;
+let pending = null; // {reply, start, end, exact} in code points: the selection the toolbar acts on
+
+// --- code points <-> UTF-16 ------------------------------------------------------------------------------------------
+
+/** UTF-16 offset -> code-point offset in `text`. */
+function toCodePoints(text, utf16) {
+  let cp = 0;
+  for (let i = 0; i < utf16; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) i++; // a surrogate pair is one code point
+    cp++;
+  }
+  return cp;
+}
+
+/** Code-point offset -> UTF-16 offset in `text`. */
+function toUtf16(text, cp) {
+  let i = 0;
+  for (let n = 0; n < cp && i < text.length; n++) {
+    const c = text.charCodeAt(i);
+    i += c >= 0xd800 && c <= 0xdbff && i + 1 < text.length ? 2 : 1;
+  }
+  return i;
+}
+
+/** Widen [start, end) (UTF-16) to whole grapheme clusters so emoji, ZWJ sequences and combining marks stay whole. */
+function snapToGraphemes(text, start, end) {
+  if (!segmenter) return [start, end];
+  let s = start;
+  let e = end;
+  for (const seg of segmenter.segment(text)) {
+    const segEnd = seg.index + seg.segment.length;
+    if (seg.index < start && start < segEnd) s = seg.index;
+    if (seg.index < end && end < segEnd) e = segEnd;
+    if (seg.index >= end) break;
+  }
+  return [s, e];
+}
+
+// --- highlights --------------------------------------------------------------------------------------------------------
+
+const replyText = (reply) => reply.querySelector("[data-reply-text]");
+const cardsOf = (turnId) => document.getElementById(`cards-${turnId}`);
+
+function clearMarks(textEl) {
+  for (const mark of textEl.querySelectorAll("mark.hl")) {
+    mark.replaceWith(...mark.childNodes);
+  }
+  textEl.normalize();
+}
+
+function cardVisible(card) {
+  return !card.hidden && !card.dataset.deleted;
+}
+
+async function paintReply(reply) {
+  const textEl = replyText(reply);
+  clearMarks(textEl);
+  const text = textEl.textContent;
+  const cards = cardsOf(reply.dataset.turnId);
+  if (!cards) return;
+  const scope = document.createRange();
+  scope.selectNodeContents(textEl);
+  for (const card of cards.querySelectorAll(".card")) {
+    if (!cardVisible(card) || card.dataset.start === "" || card.dataset.anchor !== "anchored") continue;
+    const start = toUtf16(text, Number(card.dataset.start));
+    const end = toUtf16(text, Number(card.dataset.end));
+    if (!(start < end && end <= text.length)) continue;
+    const matcher = createTextPositionSelectorMatcher({ type: "TextPositionSelector", start, end });
+    for await (const range of matcher(scope)) {
+      const tags = card.dataset.tags.trim().split(/\s+/).filter(Boolean);
+      const classes = ["hl"];
+      if (tags.length) classes.push(`tag-c-${tags[0]}`);
+      if (card.dataset.kind === "suggestion") classes.push("hl-suggestion", `hl-${card.dataset.suggestion}`);
+      if (card.dataset.status === "resolved") classes.push("hl-resolved");
+      highlightText(range, "mark", { class: classes.join(" "), "data-annotation-id": card.dataset.annotationId });
+      break;
+    }
+    const marks = textEl.querySelectorAll(`mark[data-annotation-id="${card.dataset.annotationId}"]`);
+    if (marks.length && card.dataset.kind === "suggestion" && card.dataset.suggestion === "pending") {
+      // The insertion is drawn by CSS (::after from the attribute): the reply's text content stays the turn text.
+      marks[marks.length - 1].dataset.replacement = card.dataset.replacement;
+      marks[marks.length - 1].classList.add("hl-insert");
+    }
+    if (card.classList.contains("is-active")) marks.forEach((m) => m.classList.add("is-active"));
+  }
+}
+
+let painting = Promise.resolve();
+function repaint(replies) {
+  const list = replies || [...document.querySelectorAll(".reply")];
+  painting = painting.then(async () => {
+    for (const reply of list) await paintReply(reply);
+    layout();
+  });
+  return painting;
+}
+
+// --- margin layout -----------------------------------------------------------------------------------------------------
+
+function layout() {
+  for (const aside of document.querySelectorAll("aside.cards")) {
+    const reply = document.getElementById(`turn-${aside.dataset.turn}`);
+    const top0 = aside.getBoundingClientRect().top + window.scrollY;
+    const items = [];
+    for (const el of aside.children) {
+      if (el.hidden) continue;
+      let desired = 0;
+      const id = el.dataset.annotationId;
+      const mark = id ? reply.querySelector(`mark[data-annotation-id="${id}"]`) : null;
+      if (mark) desired = mark.getBoundingClientRect().top + window.scrollY - top0;
+      else if (el._anchorTop !== undefined) desired = el._anchorTop - top0;
+      items.push([Math.max(0, desired), el]);
+    }
+    items.sort((x, y) => x[0] - y[0]); // stable: equal tops keep document order
+    let bottom = 0;
+    for (const [desired, el] of items) {
+      const top = Math.max(desired, bottom);
+      el.style.top = `${Math.round(top)}px`;
+      bottom = top + el.offsetHeight + 8;
+    }
+    aside.style.minHeight = `${Math.round(bottom)}px`;
+  }
+}
+
+const resizeObserver = new ResizeObserver(() => requestAnimationFrame(layout));
+function observeCards(root) {
+  root.querySelectorAll(".card, .composer").forEach((el) => resizeObserver.observe(el));
+}
+
+// --- filters ---------------------------------------------------------------------------------------------------------
+
+const filters = {
+  tag: document.getElementById("filter-tag"),
+  author: document.getElementById("filter-author"),
+  status: document.getElementById("filter-status"),
+};
+
+function applyFilters() {
+  const tag = filters.tag.value;
+  const author = filters.author.value;
+  const status = filters.status.value;
+  for (const card of document.querySelectorAll(".card")) {
+    const tags = card.dataset.tags.trim().split(/\s+/);
+    const show =
+      (!tag || tags.includes(tag)) && (!author || card.dataset.author === author) &&
+      (!status || card.dataset.status === status);
+    card.hidden = !show;
+  }
+  repaint();
+}
+Object.values(filters).forEach((f) => f.addEventListener("change", applyFilters));
+
+function ensureAuthorOption(card) {
+  const id = card.dataset.author;
+  if (!id || filters.author.querySelector(`option[value="${CSS.escape(id)}"]`)) return;
+  const name = card.querySelector(".author")?.textContent || id;
+  filters.author.append(new Option(name, id));
+}
+
+// --- selection and toolbar -------------------------------------------------------------------------------------------
+
+function selectionInReply() {
+  const sel = document.getSelection();
+  if (!sel || sel.isCollapsed || sel.rangeCount === 0) return null;
+  const range = sel.getRangeAt(0);
+  const textEl = range.commonAncestorContainer.nodeType === Node.ELEMENT_NODE
+    ? range.commonAncestorContainer.closest("[data-reply-text]")
+    : range.commonAncestorContainer.parentElement?.closest("[data-reply-text]");
+  if (!textEl) return null;
+  const scope = document.createRange();
+  scope.selectNodeContents(textEl);
+  const pos = describeTextPosition(range, scope);
+  const text = textEl.textContent;
+  const [s16, e16] = snapToGraphemes(text, pos.start, pos.end);
+  if (!text.slice(s16, e16).trim()) return null;
+  return {
+    reply: textEl.closest(".reply"),
+    start: toCodePoints(text, s16),
+    end: toCodePoints(text, e16),
+    exact: text.slice(s16, e16),
+    rect: range.getBoundingClientRect(),
+  };
+}
+
+function updateToolbar() {
+  if (!config.canAnnotate) return;
+  const found = selectionInReply();
+  if (!found) {
+    if (!toolbar.contains(document.activeElement)) toolbar.hidden = true;
+    return;
+  }
+  pending = found;
+  toolbar.hidden = false;
+  const top = window.scrollY + found.rect.top - toolbar.offsetHeight - 6;
+  toolbar.style.top = `${Math.max(window.scrollY, top)}px`;
+  toolbar.style.left = `${window.scrollX + found.rect.left}px`;
+}
+document.addEventListener("selectionchange", () => requestAnimationFrame(updateToolbar));
+
+toolbar.addEventListener("click", (ev) => {
+  const btn = ev.target.closest("button[data-action]");
+  if (!btn || !pending) return;
+  openComposer(pending.reply, btn.dataset.action, pending);
+});
+
+// --- composer ----------------------------------------------------------------------------------------------------------
+
+function closeComposer() {
+  document.querySelectorAll("form.composer").forEach((f) => f.remove());
+  layout();
+}
+
+/** Open the composer next to `reply`. mode: comment | tag | suggest. span: {start, end, exact} or null (whole). */
+function openComposer(reply, mode, span, presetTag) {
+  closeComposer();
+  const form = composerTemplate.content.firstElementChild.cloneNode(true);
+  const turnId = reply.dataset.turnId;
+  form.setAttribute("hx-post", reply.dataset.annotateUrl);
+  form.setAttribute("hx-target", `#cards-${turnId}`);
+  form.querySelector("[name=kind]").value = mode === "suggest" ? "suggestion" : "comment";
+  form.querySelector("[name=text_hash]").value = reply.dataset.textHash;
+  const quote = form.querySelector(".composer-quote");
+  if (span) {
+    form.querySelector("[name=start]").value = span.start;
+    form.querySelector("[name=end]").value = span.end;
+    form.querySelector("[name=exact]").value = span.exact;
+    quote.textContent = `“${span.exact.length > 140 ? span.exact.slice(0, 140) + "…" : span.exact}”`;
+    form._anchorTop = (span.rect ? span.rect.top : reply.getBoundingClientRect().top) + window.scrollY;
+  } else {
+    quote.textContent = "On the whole reply";
+    form._anchorTop = reply.getBoundingClientRect().top + window.scrollY;
+  }
+  const replacement = form.querySelector(".composer-replacement");
+  if (mode === "suggest") {
+    replacement.querySelector("textarea").value = span ? span.exact : "";
+  } else {
+    replacement.remove();
+  }
+  if (presetTag) {
+    const box = form.querySelector(`input[name=tags][value="${presetTag.id}"]`);
+    if (box) box.checked = true;
+  }
+  const aside = cardsOf(turnId);
+  aside.prepend(form);
+  htmx.process(form);
+  resizeObserver.observe(form);
+  toolbar.hidden = true;
+  layout();
+  const focusTarget =
+    mode === "suggest" ? form.querySelector("[name=replacement]")
+      : mode === "tag" ? form.querySelector("input[name=tags]")
+        : form.querySelector("[name=body]");
+  focusTarget.focus();
+  form.addEventListener("click", (ev) => {
+    if (ev.target.closest("[data-action=cancel]")) {
+      closeComposer();
+      reply.focus();
+    }
+  });
+  form.addEventListener("htmx:afterRequest", (ev) => {
+    if (ev.detail.successful) form.remove();
+  });
+  return form;
+}
+
+// --- cards: focus, highlight <-> card ----------------------------------------------------------------------------------
+
+function activate(id, { focusCard = false, focusMark = false } = {}) {
+  document.querySelectorAll(".is-active").forEach((el) => el.classList.remove("is-active"));
+  const card = document.getElementById(`card-${id}`);
+  const marks = document.querySelectorAll(`mark[data-annotation-id="${id}"]`);
+  marks.forEach((m) => m.classList.add("is-active"));
+  if (card) card.classList.add("is-active");
+  if (focusCard && card) {
+    card.focus({ preventScroll: true });
+    card.scrollIntoView({ block: "nearest" });
+  }
+  if (focusMark && marks.length) {
+    marks[0].setAttribute("tabindex", "-1");
+    marks[0].focus({ preventScroll: true });
+    marks[0].scrollIntoView({ block: "center" });
+  }
+}
+
+review.addEventListener("click", (ev) => {
+  const mark = ev.target.closest("mark.hl");
+  if (mark && document.getSelection().isCollapsed) {
+    // The innermost highlight wins when highlights overlap.
+    activate(mark.dataset.annotationId, { focusCard: true });
+    return;
+  }
+  const gotoBtn = ev.target.closest("[data-action=goto]");
+  if (gotoBtn) {
+    activate(gotoBtn.closest(".card").dataset.annotationId, { focusMark: true });
+    return;
+  }
+  const whole = ev.target.closest("[data-action=whole]");
+  if (whole) {
+    openComposer(whole.closest(".reply"), "comment", null);
+    return;
+  }
+  if (ev.target.closest("[data-action=shortcuts]")) shortcutsDialog.showModal();
+});
+
+review.addEventListener("focusin", (ev) => {
+  const card = ev.target.closest?.(".card");
+  if (card && !card.classList.contains("is-active")) activate(card.dataset.annotationId);
+});
+
+// --- htmx integration: errors in place, focus kept, highlights repainted -----------------------------------------------
+
+document.body.addEventListener("htmx:beforeSwap", (ev) => {
+  const status = ev.detail.xhr.status;
+  if (status === 400 || status === 403 || status === 409) {
+    const source = ev.detail.requestConfig?.elt || ev.target;
+    const container = source.closest(".card, .composer, .correction") || source;
+    const slot = container.querySelector(".errors");
+    if (slot) {
+      ev.detail.shouldSwap = true;
+      ev.detail.isError = false;
+      ev.detail.target = slot;
+      ev.detail.swapOverride = "innerHTML";
+    }
+  }
+});
+
+let refocusId = null;
+document.body.addEventListener("htmx:beforeRequest", (ev) => {
+  const card = ev.target.closest?.(".card");
+  refocusId = card ? card.id : null;
+});
+
+document.body.addEventListener("htmx:afterSettle", (ev) => {
+  const target = ev.detail.target;
+  observeCards(document);
+  document.querySelectorAll(".card").forEach(ensureAuthorOption);
+  if (refocusId) {
+    const card = document.getElementById(refocusId);
+    if (card && !card.contains(document.activeElement)) card.focus({ preventScroll: true });
+    refocusId = null;
+  }
+  if (target && target.matches?.("aside.cards")) {
+    // A new card was appended by the composer: focus it.
+    const fresh = target.lastElementChild;
+    if (fresh?.classList.contains("card")) {
+      fresh.focus({ preventScroll: true });
+      activate(fresh.dataset.annotationId);
+    }
+  }
+  applyFiltersQuiet();
+  repaint();
+});
+
+function applyFiltersQuiet() {
+  const tag = filters.tag.value;
+  const author = filters.author.value;
+  const status = filters.status.value;
+  if (!tag && !author && !status) return;
+  for (const card of document.querySelectorAll(".card")) {
+    const tags = card.dataset.tags.trim().split(/\s+/);
+    card.hidden = !((!tag || tags.includes(tag)) && (!author || card.dataset.author === author) &&
+      (!status || card.dataset.status === status));
+  }
+}
+
+// --- live updates: poll a cheap "changes since" endpoint -----------------------------------------------------------
+
+function busy(el) {
+  // Do not replace what someone is typing in or has opened for editing.
+  return el.contains(document.activeElement) && document.activeElement.matches("textarea, input, select") ||
+    [...el.querySelectorAll("details[open].inline-edit")].length > 0 || el.querySelector("[data-conflict]");
+}
+
+async function poll() {
+  if (document.hidden) return;
+  let response;
+  try {
+    response = await fetch(`${config.changesUrl}?since=${encodeURIComponent(stamp)}`, {
+      headers: { "HX-Request": "true" },
+      credentials: "same-origin",
+    });
+  } catch {
+    return; // offline for a moment: the next poll catches up
+  }
+  if (response.status !== 200) return;
+  const tpl = document.createElement("template");
+  tpl.innerHTML = await response.text();
+  const root = tpl.content.firstElementChild;
+  if (!root) return;
+  const touched = new Set();
+  for (const card of root.querySelectorAll(":scope > .card")) {
+    const existing = document.getElementById(card.id);
+    if (existing) {
+      if (existing.dataset.updated === card.dataset.updated || busy(existing)) continue;
+      const wasFocused = existing.contains(document.activeElement);
+      existing.replaceWith(card);
+      if (wasFocused) card.focus({ preventScroll: true });
+    } else if (card.dataset.deleted) {
+      continue;
+    } else {
+      const home = card.dataset.anchor === "orphaned" ? document.getElementById("orphan-cards") : cardsOf(card.dataset.turn);
+      if (!home) continue;
+      home.append(card);
+    }
+    htmx.process(card);
+    resizeObserver.observe(card);
+    ensureAuthorOption(card);
+    touched.add(card.dataset.turn);
+  }
+  for (const section of root.querySelectorAll(":scope > .correction")) {
+    const existing = document.getElementById(section.id);
+    if (existing && !busy(existing) && existing.outerHTML !== section.outerHTML) {
+      existing.replaceWith(section);
+      htmx.process(section);
+    }
+  }
+  stamp = root.dataset.stamp || stamp;
+  if (touched.size) {
+    applyFiltersQuiet();
+    repaint([...touched].map((id) => document.getElementById(`turn-${id}`)).filter(Boolean));
+  }
+}
+setInterval(poll, 3000);
+
+// --- keyboard ------------------------------------------------------------------------------------------------------
+
+function typing(el) {
+  return el && (el.matches("input, textarea, select") || el.isContentEditable);
+}
+
+function currentReply() {
+  const el = document.activeElement;
+  const reply = el?.closest?.(".reply");
+  if (reply) return reply;
+  const card = el?.closest?.(".card");
+  return card ? document.getElementById(`turn-${card.dataset.turn}`) : null;
+}
+
+function moveReply(step) {
+  const replies = [...document.querySelectorAll(".reply")];
+  if (!replies.length) return;
+  const current = currentReply();
+  let index = current ? replies.indexOf(current) + step : step > 0 ? 0 : replies.length - 1;
+  index = Math.max(0, Math.min(replies.length - 1, index));
+  replies[index].focus({ preventScroll: true });
+  replies[index].scrollIntoView({ block: "nearest" });
+}
+
+/** Keyboard selection inside the focused reply: Shift+arrows extend by character, Ctrl+Shift+arrows by word. */
+function extendSelection(reply, ev) {
+  const sel = document.getSelection();
+  const textEl = replyText(reply);
+  if (!sel.rangeCount || !textEl.contains(sel.anchorNode)) {
+    const first = document.createTreeWalker(textEl, NodeFilter.SHOW_TEXT).nextNode();
+    if (!first) return;
+    sel.collapse(first, 0);
+  }
+  const forward = ev.key === "ArrowRight" || ev.key === "ArrowDown";
+  const unit = ev.key === "ArrowUp" || ev.key === "ArrowDown" ? "line" : ev.ctrlKey ? "word" : "character";
+  sel.modify("extend", forward ? "forward" : "backward", unit);
+}
+
+function decideShortcut(card, action) {
+  const btn = card?.querySelector(`button[data-action="${action}"]`);
+  if (btn) btn.click();
+}
+
+document.addEventListener("keydown", (ev) => {
+  const target = ev.target;
+  if (ev.key === "Escape") {
+    if (document.querySelector("form.composer")) {
+      const reply = currentReply() || pending?.reply;
+      closeComposer();
+      reply?.focus();
+    }
+    toolbar.hidden = true;
+    return;
+  }
+  if (typing(target)) {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+      const form = target.closest("form");
+      if (form) {
+        ev.preventDefault();
+        form.requestSubmit();
+      }
+    }
+    return;
+  }
+  if (shortcutsDialog.open) return;
+  const reply = currentReply();
+  if (ev.shiftKey && ev.key.startsWith("Arrow") && target.closest?.(".reply")) {
+    ev.preventDefault();
+    extendSelection(target.closest(".reply"), ev);
+    return;
+  }
+  if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const card = target.closest?.(".card");
+  const sel = selectionInReply();
+  switch (ev.key) {
+    case "j": moveReply(1); break;
+    case "k": moveReply(-1); break;
+    case "?": shortcutsDialog.showModal(); break;
+    case "c":
+      if (!config.canAnnotate) return;
+      if (sel) openComposer(sel.reply, "comment", sel);
+      else if (reply) openComposer(reply, "comment", null);
+      else return;
+      break;
+    case "s":
+      if (!config.canAnnotate || !sel) return;
+      openComposer(sel.reply, "suggest", sel);
+      break;
+    case "a": decideShortcut(card, "accept"); break;
+    case "r": decideShortcut(card, "reject"); break;
+    case "e": decideShortcut(card, "resolve"); break;
+    default: {
+      const tag = tagByHotkey.get(ev.key);
+      if (!tag || !config.canAnnotate || !(sel || reply)) return;
+      const form = openComposer(sel ? sel.reply : reply, "tag", sel, tag);
+      form.requestSubmit();
+    }
+  }
+  ev.preventDefault();
+});
+
+// --- start -------------------------------------------------------------------------------------------------------------
+
+observeCards(document);
+window.addEventListener("resize", () => requestAnimationFrame(layout));
+repaint().then(() => {
+  review.dataset.ready = "1";
+});
