@@ -1,0 +1,96 @@
+import io
+import json
+from collections import Counter
+
+import pytest
+from django.core.management import call_command
+
+from sessions import demo
+from sessions.models import (
+    Conversation,
+    Environment,
+    FeedbackEvent,
+    FeedbackKind,
+    ImportBatch,
+    ImportStatus,
+    Turn,
+    TurnRole,
+)
+
+
+def _jsonl(count=demo.DEFAULT_COUNT, seed=demo.DEFAULT_SEED) -> str:
+    out = io.StringIO()
+    assert demo.write_jsonl(out, count=count, seed=seed) == count
+    return out.getvalue()
+
+
+def test_same_seed_gives_the_same_data_and_another_seed_other_data():
+    assert _jsonl(seed=7) == _jsonl(seed=7)
+    assert _jsonl(seed=7) != _jsonl(seed=8)
+
+
+def test_demo_set_is_varied_and_covers_every_feedback_kind():
+    records = [json.loads(line) for line in _jsonl().splitlines()]
+    assert len(records) == demo.DEFAULT_COUNT
+    assert len({r["id"] for r in records}) == len(records)
+    assert len({r["metadata"]["domain"] for r in records}) >= 4
+    assert {r["environment"] for r in records} == set(Environment.values)
+    assert len({r["model_version"] for r in records}) >= 6
+    assert len({r["user"]["role"] for r in records}) >= 8
+    assert Counter(len(r["turns"]) > 2 for r in records)[True] >= 100  # many multi-turn conversations
+
+    turns = [t for r in records for t in r["turns"]]
+    assistant = [t for t in turns if t["role"] == TurnRole.ASSISTANT]
+    assert all(t["context"]["system_prompt"] for t in assistant)
+    docs = [d for t in assistant for d in t["context"].get("retrieved_documents", [])]
+    assert docs and all(0 < d["score"] < 1 and d["id"] and d["title"] and d["text"] for d in docs)
+    tools = [c for t in assistant for c in t["context"].get("tool_calls", [])]
+    assert tools and all(c["name"] and c["arguments"] and c["result"] for c in tools)
+    assert all(t["latency_ms"] > 0 and t["usage"]["completion_tokens"] > 0 and 0 < t["confidence"] < 1
+               for t in assistant)
+
+    feedback = [f for t in turns for f in t.get("feedback", [])]
+    assert {f["type"] for f in feedback} == set(FeedbackKind.values)
+    negative_categories = {c for f in feedback for c in f.get("categories", [])}
+    assert {"factually incorrect", "too vague", "wrong tone", "incomplete"} <= negative_categories
+    assert any(f["type"] == "comment" and f.get("text") for f in feedback)
+    assert any(f["type"] == "correction" and f.get("correction") for f in feedback)
+    assert {f["rating"] for f in feedback if f["type"] == "rating"} >= {1, 2, 4, 5}
+    # Real sentences, not placeholders: every slot was filled.
+    text = json.dumps(records)
+    assert "{" + "country}" not in text and "lorem" not in text.lower()
+
+
+def test_small_sets_still_cover_every_feedback_kind():
+    records = [json.loads(line) for line in _jsonl(count=len(FeedbackKind)).splitlines()]
+    assert {f["type"] for r in records for t in r["turns"] for f in t.get("feedback", [])} == set(FeedbackKind.values)
+
+
+@pytest.mark.django_db
+def test_demo_imports_through_the_pipeline_and_again_changes_nothing():
+    batch = demo.demo_seed(count=60, seed=11)
+    assert batch.status == ImportStatus.DONE, batch.error
+    assert batch.source == demo.DEMO_SOURCE
+    assert (batch.conversations_created, batch.records_rejected) == (60, 0)
+    counts = (Conversation.objects.count(), Turn.objects.count(), FeedbackEvent.objects.count())
+    assert counts[0] == 60 and counts[1] > 120 and counts[2] > 30
+    assert set(FeedbackEvent.objects.values_list("kind", flat=True)) == set(FeedbackKind.values)
+    assert Conversation.objects.filter(has_negative_feedback=True).exists()
+
+    again = demo.demo_seed(count=60, seed=11)
+    assert again.status == ImportStatus.DONE
+    assert (again.conversations_created, again.conversations_updated, again.conversations_unchanged) == (0, 0, 60)
+    assert (Conversation.objects.count(), Turn.objects.count(), FeedbackEvent.objects.count()) == counts
+
+
+@pytest.mark.django_db
+def test_seed_demo_command_if_empty_loads_once():
+    out = io.StringIO()
+    call_command("seed_demo", "--count", "15", "--if-empty", stdout=out)
+    assert "15 created" in out.getvalue()
+    assert Conversation.objects.filter(source=demo.DEMO_SOURCE).count() == 15
+
+    out = io.StringIO()
+    call_command("seed_demo", "--count", "15", "--if-empty", stdout=out)
+    assert "not loaded" in out.getvalue()
+    assert ImportBatch.objects.count() == 1
