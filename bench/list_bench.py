@@ -193,7 +193,7 @@ def bench_client() -> Any:
     from feedbackhub import roles  # noqa: PLC0415
 
     user, _ = User.objects.get_or_create(username=USERNAME)
-    user.groups.add(Group.objects.get(name=roles.PRODUCT_ANALYST))
+    user.groups.add(Group.objects.get_or_create(name=roles.PRODUCT_ANALYST)[0])
     client = Client()
     client.force_login(user)
     return client
