@@ -1,13 +1,80 @@
+"""Import pages: upload a log file (run by a Celery worker) and follow its progress to the final report."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_http_methods
+from django_htmx.middleware import HtmxDetails
 
-from sessions.models import ImportBatch
+from feedbackhub.roles import can_import
+from sessions import import_selectors
+from sessions.forms_import import ImportUploadForm
+from sessions.importers.reader import human_bytes
+from sessions.uploads import StoredUpload, StreamingHashUploadHandler, remove_stored_file, upload_import_queue
 
 
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _require_importer(request: HttpRequest) -> None:
+    if not can_import(request.user):
+        raise PermissionDenied("Importing logs is for moderators and admins.")
+
+
+# The upload handler must be installed before the body is read, and CsrfViewMiddleware reads it (request.POST) in
+# process_view; so CSRF is checked by csrf_protect on the inner view instead, as Django's docs describe.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
 def import_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "sessions/import_list.html", {"batches": ImportBatch.objects.all()[:50]})
+    _require_importer(request)  # before any byte of an upload is written
+    handler = None
+    if request.method == "POST":
+        handler = StreamingHashUploadHandler(request)
+        request.upload_handlers = [handler]
+    try:
+        return _import_list(request, handler)
+    except BaseException:
+        if handler is not None:
+            handler.upload_interrupted()
+        raise
 
 
-def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    batch = get_object_or_404(ImportBatch, pk=pk)
-    return render(request, "sessions/import_detail.html", {"batch": batch})
+@csrf_protect
+def _import_list(request: HttpRequest, handler: StreamingHashUploadHandler | None) -> HttpResponse:
+    status = 200
+    if request.method == "POST" and handler is not None:
+        form = ImportUploadForm(request.POST, request.FILES)
+        upload = request.FILES.get("file")
+        if handler.too_large:
+            form.add_error("file", f"The file is larger than the import limit of {human_bytes(handler.max_bytes)} "
+                                   "(IMPORT_MAX_FILE_BYTES); split it into smaller files.")
+        if form.is_valid() and isinstance(upload, StoredUpload):
+            try:
+                batch = upload_import_queue(upload=upload, source=form.cleaned_data["source"],
+                                            format=form.cleaned_data["format"] or None, user=request.user)
+            except BaseException:
+                remove_stored_file(upload.path)
+                raise
+            return redirect(batch)
+        if isinstance(upload, StoredUpload):
+            remove_stored_file(upload.path)  # the form was refused: keep nothing of it
+        status = 400
+    else:
+        form = ImportUploadForm()
+    context = {"form": form, "batches": import_selectors.import_batch_recent(), "nav": "imports"}
+    return render(request, "sessions/import_list.html", context, status=status)
+
+
+@require_http_methods(["GET"])
+def import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The batch page; htmx polls its ``status`` fragment every second until the batch has finished."""
+    _require_importer(request)
+    report = import_selectors.import_batch_report(pk=pk)
+    template = "sessions/import_detail.html"
+    if request.htmx and request.htmx.target == "import-status":
+        template += "#status"
+    return render(request, template, {"report": report, "batch": report.batch, "nav": "imports"})
