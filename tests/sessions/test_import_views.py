@@ -193,10 +193,10 @@ def test_finished_batch_stops_polling_and_shows_the_escaped_report(moderator_cli
     assert "turns[0].role" in html
 
 
-def test_import_pages_run_a_fixed_number_of_queries(moderator_client, django_assert_num_queries):
+def test_import_pages_run_a_fixed_number_of_queries(moderator_client, moderator, django_assert_num_queries):
     for i in range(5):
-        batch = ImportBatch.objects.create(file_name=f"f{i}.jsonl", source="s", status=ImportStatus.DONE_WITH_REJECTIONS,
-                                           records_rejected=3, created_by=User.objects.get(username="mod"))
+        batch = ImportBatch.objects.create(file_name=f"f{i}.jsonl", source="s", records_rejected=3,
+                                           status=ImportStatus.DONE_WITH_REJECTIONS, created_by=moderator)
         for line in range(3):
             ImportRejection.objects.create(batch=batch, line=line + 1, reason="bad")
     # session, user, the user's groups (role check), then the page's own queries
