@@ -4,7 +4,6 @@
 // speaks UTF-16, so every crossing goes through toCodePoints / toUtf16.
 import {
   createTextPositionSelectorMatcher,
-  describeTextPosition,
   highlightText,
 } from "../vendor/apache-annotator-dom-0.2.0/annotator-dom.min.js";
 
@@ -180,6 +179,14 @@ function ensureAuthorOption(card) {
 
 // --- selection and toolbar -------------------------------------------------------------------------------------------
 
+/** UTF-16 offset of a DOM boundary point inside `textEl`'s text (marks included: they wrap, never add, text). */
+function utf16Offset(textEl, node, offset) {
+  const before = document.createRange();
+  before.setStart(textEl, 0);
+  before.setEnd(node, offset);
+  return before.toString().length;
+}
+
 function selectionInReply() {
   const sel = document.getSelection();
   if (!sel || sel.isCollapsed || sel.rangeCount === 0) return null;
@@ -188,11 +195,9 @@ function selectionInReply() {
     ? range.commonAncestorContainer.closest("[data-reply-text]")
     : range.commonAncestorContainer.parentElement?.closest("[data-reply-text]");
   if (!textEl) return null;
-  const scope = document.createRange();
-  scope.selectNodeContents(textEl);
-  const pos = describeTextPosition(range, scope);
   const text = textEl.textContent;
-  const [s16, e16] = snapToGraphemes(text, pos.start, pos.end);
+  const [s16, e16] = snapToGraphemes(text, utf16Offset(textEl, range.startContainer, range.startOffset),
+    utf16Offset(textEl, range.endContainer, range.endOffset));
   if (!text.slice(s16, e16).trim()) return null;
   return {
     reply: textEl.closest(".reply"),
@@ -279,7 +284,8 @@ function openComposer(reply, mode, span, presetTag) {
     }
   });
   form.addEventListener("htmx:afterRequest", (ev) => {
-    if (ev.detail.successful) form.remove();
+    const status = ev.detail.xhr?.status || 0;
+    if (status >= 200 && status < 300 && ev.detail.elt === form) form.remove();
   });
   return form;
 }
