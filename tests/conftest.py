@@ -8,6 +8,12 @@ from django.contrib.auth.models import Group, User
 from feedbackhub import roles
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2 is slow on purpose: over a second per test user on a busy machine. Tests need no such strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def _user(username: str, *role_names: str) -> User:
     user = User.objects.create_user(username=username, password="pw-for-tests-only")
     for name in role_names:
