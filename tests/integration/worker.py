@@ -1,0 +1,125 @@
+"""A real Celery worker process for integration tests, pointed at the pytest test database.
+
+``celery_worker`` (session-scoped) starts ``celery -A feedbackhub worker --pool=solo`` as a subprocess with
+``DATABASE_URL`` built from the test database settings and this run's ``REDIS_URL``, waits for its "ready" line,
+and terminates it at the end. Tests using it need ``django_db(transaction=True)`` so the worker sees their rows
+(and ``live_server`` with transaction=True uses the same test database). Import the fixture where it is needed;
+one worker serves the whole session.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+
+READY_TIMEOUT_SECONDS = 90
+
+
+def database_url() -> str:
+    """The URL of the database Django is using now (inside a test: the test database)."""
+    db = settings.DATABASES["default"]
+    auth = quote(db.get("USER") or "", safe="")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{quote(db['NAME'], safe='')}"
+
+
+class Worker:
+    def __init__(self, upload_dir: Path) -> None:
+        self.upload_dir = upload_dir
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "IMPORT_UPLOAD_DIR": str(upload_dir),
+            "DJANGO_SETTINGS_MODULE": "feedbackhub.settings",
+            "PYTHONUNBUFFERED": "1",
+        }
+        celery = Path(sys.executable).with_name("celery")
+        self.proc = subprocess.Popen(
+            [str(celery), "-A", "feedbackhub", "worker", "--pool=solo", "--concurrency=1", "-Q", "celery",
+             "--loglevel=INFO", "--without-gossip", "--without-mingle", "-n", f"integration-{os.getpid()}@%h"],
+            cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if " ready." in line:
+                self._ready.set()
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while not self._ready.wait(0.2):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited (rc={self.proc.returncode}):\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Celery worker was not ready in time:\n{self.output()}")
+
+    def output(self) -> str:
+        return "\n".join(self.lines[-200:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()  # warm shutdown: finishes the current task, then exits
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+_worker: Worker | None = None
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Worker]:
+    """One real worker for the session, on the test database and this run's Redis database."""
+    global _worker
+    if _worker is None or _worker.proc.poll() is not None:
+        from feedbackhub.celery import app  # noqa: PLC0415
+
+        app.control.purge()  # tasks left in this Redis database by an earlier, interrupted run
+        with django_db_blocker.unblock():
+            _worker = Worker(tmp_path_factory.mktemp("worker-uploads"))
+        _worker.wait_ready()
+    yield _worker
+    # Stopped before django_db_setup drops the test database (the worker holds a connection to it).
+    if _worker is not None:
+        _worker.stop()
+        _worker = None
+
+
+@pytest.fixture
+def worker_uploads(celery_worker: Worker, settings) -> Path:
+    """Make this process store uploads where the worker reads them."""
+    settings.IMPORT_UPLOAD_DIR = celery_worker.upload_dir
+    return celery_worker.upload_dir
+
+
+def wait_until_finished(batch, timeout: float = 120.0):
+    """Reload ``batch`` until the worker has finished it (or fail with the worker's output)."""
+    from sessions.models import ImportStatus  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while True:
+        batch.refresh_from_db()
+        if batch.status not in (ImportStatus.QUEUED, ImportStatus.RUNNING):
+            return batch
+        if time.monotonic() > deadline:
+            worker = _worker.output() if _worker else "(no worker)"
+            pytest.fail(f"import batch {batch.pk} still {batch.status}; worker output:\n{worker}")
+        time.sleep(0.2)
