@@ -1,13 +1,62 @@
+"""Browsing conversation logs: the session list (filters, keyset pages) and one session's trail.
+
+Every logged-in role may browse (LoginRequiredMiddleware turns anonymous visitors to the login page).
+"""
+
+from __future__ import annotations
+
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.middleware import HtmxDetails
 
-from sessions.models import Conversation
+from sessions import selectors
+from sessions.forms import ConversationFilterForm
 
 
-def conversation_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "sessions/list.html", {"conversations": Conversation.objects.order_by("-id")[:50]})
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
 
 
-def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    conversation = get_object_or_404(Conversation, pk=pk)
-    return render(request, "sessions/detail.html", {"conversation": conversation})
+@require_GET
+@vary_on_headers("HX-Request")
+def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
+    """The session list. htmx requests (filter changes, page links) get only the ``results`` fragment; the
+    URL carries every filter and the page position, so it can be bookmarked, shared and reloaded."""
+    partial = bool(request.htmx) and not request.htmx.history_restore_request
+    # The fragment does not show the form, so it needs no drop-down options.
+    choices = selectors.FilterChoices() if partial else selectors.conversation_filter_choices()
+    form = ConversationFilterForm(request.GET, choices=choices)
+    page = None
+    if form.is_valid():
+        page = selectors.conversation_list(
+            filters=form.filters(), after=form.cleaned_data["after"], before=form.cleaned_data["before"]
+        )
+    context = {
+        "nav": "sessions",
+        "form": form,
+        "page": page,
+        "filters_active": form.is_valid() and form.filters().active,
+        "paged": bool(request.GET.get("after") or request.GET.get("before")),
+    }
+    return render(request, "sessions/list.html#results" if partial else "sessions/list.html", context)
+
+
+@require_GET
+def conversation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """A session's trail: its metadata, then each turn with its system context, output and end-user feedback."""
+    trail = selectors.conversation_trail(pk=pk)
+    try:
+        # The review workspace lives in the annotations app; link to it when it is installed.
+        review_url = reverse("annotations:review", args=[pk])
+    except NoReverseMatch:
+        review_url = ""
+    context = {
+        "nav": "sessions",
+        "trail": trail,
+        "conversation": trail.conversation,
+        "review_url": review_url,
+    }
+    return render(request, "sessions/detail.html", context)

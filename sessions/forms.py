@@ -1,0 +1,122 @@
+"""The session list's filter form (a GET form: every filter lives in the URL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.utils import timezone
+
+from sessions.models import Environment, FeedbackKind
+from sessions.selectors import ConversationFilters, Cursor, FilterChoices
+
+ANY = [("", "Any")]
+
+
+class _DataChoiceField(forms.CharField):
+    """A drop-down whose options come from the data; any value is accepted, so a link with a value that is not
+    (or no longer) listed still filters, and shows that value as selected."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(required=False, max_length=255, widget=forms.Select, **kwargs)
+
+    def set_options(self, values: list[str], current: str | None) -> None:
+        options = list(values)
+        if current and current not in options:
+            options.append(current)
+        self.widget.choices = ANY + [(value, value) for value in options]
+
+
+class ConversationFilterForm(forms.Form):
+    q = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Search",
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": 'Search text: refund "annual plan" -trial', "autocomplete": "off"}
+        ),
+    )
+    environment = forms.ChoiceField(required=False, choices=ANY + list(Environment.choices))
+    model_version = _DataChoiceField(label="Model version")
+    user_role = _DataChoiceField(label="User role")
+    source = _DataChoiceField()
+    app_version = forms.CharField(
+        required=False, max_length=128, label="App version", widget=forms.TextInput(attrs={"placeholder": "exact"})
+    )
+    started_from = forms.DateField(required=False, label="Started from", widget=forms.DateInput(attrs={"type": "date"}))
+    started_to = forms.DateField(required=False, label="Started to", widget=forms.DateInput(attrs={"type": "date"}))
+    feedback = forms.ChoiceField(required=False, label="Feedback type", choices=ANY + list(FeedbackKind.choices))
+    negative = forms.BooleanField(required=False, label="Has negative feedback")
+    # Pagination cursors: carried by the Next/Previous links, never shown as fields.
+    after = forms.CharField(required=False, max_length=64, label="Next page position")
+    before = forms.CharField(required=False, max_length=64, label="Previous page position")
+
+    FILTER_FIELDS = (
+        "q", "environment", "model_version", "user_role", "source", "app_version",
+        "started_from", "started_to", "feedback", "negative",
+    )
+
+    def __init__(self, data=None, *, choices: FilterChoices) -> None:
+        super().__init__(data)
+        for name, values in (
+            ("model_version", choices.model_versions),
+            ("user_role", choices.user_roles),
+            ("source", choices.sources),
+        ):
+            current = self.data.get(name) if self.is_bound else None
+            self.fields[name].set_options(values, current)  # type: ignore[attr-defined]
+
+    def _clean_cursor(self, name: str) -> Cursor | None:
+        raw = self.cleaned_data.get(name)
+        if not raw:
+            return None
+        try:
+            return Cursor.decode(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Invalid page position {raw!r}: {exc}.") from exc
+
+    def clean_after(self) -> Cursor | None:
+        return self._clean_cursor("after")
+
+    def clean_before(self) -> Cursor | None:
+        return self._clean_cursor("before")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("started_from"), data.get("started_to")
+        if start and end and start > end:
+            self.add_error("started_to", "The end date is before the start date.")
+        if data.get("after") and data.get("before"):
+            self.add_error(None, "Give either a next-page or a previous-page position, not both.")
+        return data
+
+    def filters(self) -> ConversationFilters:
+        """The cleaned filters; call only on a valid form."""
+        data = self.cleaned_data
+        return ConversationFilters(
+            q=data["q"].strip(),
+            environment=data["environment"],
+            model_version=data["model_version"],
+            user_role=data["user_role"],
+            source=data["source"],
+            app_version=data["app_version"].strip(),
+            started_from=_day_start(data["started_from"]),
+            # The end date is inclusive in the form, exclusive in the query.
+            started_before=_day_start(data["started_to"] + dt.timedelta(days=1)) if data["started_to"] else None,
+            feedback_kind=data["feedback"],
+            negative_only=data["negative"],
+        )
+
+    def error_messages(self) -> list[str]:
+        """Every error as one readable line naming its field."""
+        lines = []
+        for name, errors in self.errors.items():
+            label = "Filters" if name == "__all__" else (self.fields[name].label or name.replace("_", " ").capitalize())
+            lines.extend(f"{label}: {error}" for error in errors)
+        return lines
+
+
+def _day_start(day: dt.date | None) -> dt.datetime | None:
+    if day is None:
+        return None
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
