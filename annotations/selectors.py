@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from annotations import anchoring
 from annotations.models import AnchorState, Annotation, AnnotationReply, AuditEvent, Correction, Tag
@@ -111,7 +112,8 @@ def _has_correction(turn: Turn) -> bool:
 
 def _stamp(annotations, corrections) -> str:
     times = [a.updated_at for a in annotations] + [c.updated_at for c in corrections]
-    return max(times).isoformat() if times else ""
+    # With nothing yet, "now": anything created after the page was read is newer.
+    return max(times).isoformat() if times else timezone.now().isoformat()
 
 
 def parse_stamp(value: str | None) -> dt.datetime | None:

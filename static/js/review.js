@@ -7,6 +7,10 @@ import {
   highlightText,
 } from "../vendor/apache-annotator-dom-0.2.0/annotator-dom.min.js";
 
+// htmx copies `style` from an old element to its replacement while settling; that is an inline style, which the CSP
+// blocks (cards are positioned through the CSSOM, which it allows).
+htmx.config.attributesToSettle = ["class", "width", "height"];
+
 const config = JSON.parse(document.getElementById("review-config").textContent);
 const review = document.getElementById("review");
 const toolbar = document.getElementById("sel-toolbar");
@@ -82,9 +86,10 @@ async function paintReply(reply) {
   scope.selectNodeContents(textEl);
   for (const card of cards.querySelectorAll(".card")) {
     if (!cardVisible(card) || card.dataset.start === "" || card.dataset.anchor !== "anchored") continue;
-    const start = toUtf16(text, Number(card.dataset.start));
-    const end = toUtf16(text, Number(card.dataset.end));
-    if (!(start < end && end <= text.length)) continue;
+    // The library's TextPositionSelector counts code points, as the W3C model and the server do.
+    const start = Number(card.dataset.start);
+    const end = Number(card.dataset.end);
+    if (!(start < end && toUtf16(text, end) <= text.length)) continue;
     const matcher = createTextPositionSelectorMatcher({ type: "TextPositionSelector", start, end });
     for await (const range of matcher(scope)) {
       const tags = card.dataset.tags.trim().split(/\s+/).filter(Boolean);

@@ -13,7 +13,8 @@ from sessions.models import TurnRole
 from tests.annotations.conftest import make_conversation
 from tests.browser.conftest import login
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# serialized_rollback: the roles and the tag taxonomy come from data migrations, which a flush would remove.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 REPLY = "The Eiffel Tower is in Berlin. It was completed in 1889 and is 330 metres tall."
 FAMILY = "\U0001f469\u200d\U0001f469\u200d\U0001f467"
@@ -129,3 +130,258 @@ def test_select_comment_with_tag_then_reload_keeps_the_same_characters(page, liv
     expect(page.locator(f"#card-{annotation.pk}")).to_be_focused()
     page.locator(f"#card-{annotation.pk} .quote").click()
     expect(page.locator(f"mark[data-annotation-id='{annotation.pk}']").first).to_have_class(re.compile("is-active"))
+
+
+def test_reply_and_resolve(page, live_server, moderator, expert, conversation):
+    from annotations import services
+    from tests.annotations.conftest import span
+
+    turn = assistant_turns(conversation)[0]
+    a = services.annotation_create(actor=moderator, turn=turn, body="Check this", **span(turn, "1889"))
+    open_review(page, live_server, conversation, "expert")
+
+    card = page.locator(f"#card-{a.pk}")
+    card.get_by_label("Reply").fill("Confirmed: 1889 is right.")
+    card.get_by_role("button", name="Reply").click()
+    expect(card.locator(".thread")).to_contain_text("Confirmed: 1889 is right.")
+
+    card.get_by_role("button", name="Resolve").click()
+    expect(card.locator(".badge-resolved")).to_have_text("Resolved")
+    expect(card.get_by_role("button", name="Reopen")).to_be_visible()
+    a.refresh_from_db()
+    assert a.status == AnnotationStatus.RESOLVED and a.replies.get().body == "Confirmed: 1889 is right."
+
+    # The audit trail is visible on the annotation.
+    card.locator("details.history summary").click()
+    expect(card.locator(".audit")).to_contain_text("resolve")
+    expect(card.locator(".audit")).to_contain_text("reply")
+
+
+def test_suggest_edit_then_accept_shows_the_corrected_reply(page, live_server, expert, conversation):
+    turn = assistant_turns(conversation)[0]
+    open_review(page, live_server, conversation, "expert")
+
+    drag_select(page, turn.pk, "Berlin")
+    page.get_by_role("toolbar", name="Selected text").get_by_role("button", name="Suggest edit").click()
+    composer = page.locator("form.composer")
+    composer.get_by_label("Replacement").fill("Paris")
+    composer.get_by_role("button", name="Save").click()
+
+    card = page.locator(f"#cards-{turn.pk} .card.is-suggestion")
+    expect(card.locator("del")).to_have_text("Berlin")
+    expect(card.locator("ins")).to_have_text("Paris")
+    suggestion = Annotation.objects.get()
+    expect(page.locator(f"mark.hl-insert[data-annotation-id='{suggestion.pk}']")).to_have_attribute(
+        "data-replacement", "Paris"
+    )
+
+    card.get_by_role("button", name="Accept").click()
+    corrected = page.locator(f"#correction-{turn.pk} [data-correction-text]")
+    expect(corrected).to_have_text(REPLY.replace("Berlin", "Paris"))
+    expect(card.locator(".badge-accepted")).to_be_visible()
+
+    page.locator(f"#correction-{turn.pk}").get_by_role("button", name="Approve correction").click()
+    expect(page.locator(f"#correction-{turn.pk} .badge-approved")).to_have_text("Approved")
+    assert Correction.objects.get(turn=turn).status == "approved"
+
+
+def test_keyboard_only_pass(page, live_server, moderator, expert, conversation):
+    turn, second, _ = assistant_turns(conversation)
+    open_review(page, live_server, conversation, "expert")
+
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_hidden()
+
+    page.keyboard.press("j")
+    expect(page.locator(f"#turn-{turn.pk}")).to_be_focused()
+    page.keyboard.press("j")
+    expect(page.locator(f"#turn-{second.pk}")).to_be_focused()
+    page.keyboard.press("k")
+    expect(page.locator(f"#turn-{turn.pk}")).to_be_focused()
+
+    # Select "The Eiffel" with the keyboard: Ctrl+Shift+Right twice selects two words.
+    page.keyboard.press("Control+Shift+ArrowRight")
+    page.keyboard.press("Control+Shift+ArrowRight")
+    expect(page.get_by_role("toolbar", name="Selected text")).to_be_visible()
+    page.keyboard.press("c")
+    expect(page.get_by_label("Comment text")).to_be_focused()
+    page.keyboard.type("Keyboard comment")
+    page.keyboard.press("Tab")  # first tag checkbox
+    page.keyboard.press("Space")
+    page.keyboard.press("Control+Enter")
+
+    first = Tag.objects.order_by("group", "name").first()
+    card = page.locator(f"#cards-{turn.pk} .card")
+    expect(card).to_have_count(1)
+    expect(card).to_be_focused()
+    expect(card.locator(".chip")).to_have_text(first.name)
+    a = Annotation.objects.get()
+    assert a.exact.strip() == "The Eiffel" and a.start == 0
+
+    page.keyboard.press("e")  # resolve the focused card
+    expect(card.locator(".badge-resolved")).to_be_visible()
+    expect(card).to_be_focused()
+
+    # A tag hotkey on the focused reply (no selection) tags the whole reply.
+    page.keyboard.press("j")
+    expect(page.locator(f"#turn-{second.pk}")).to_be_focused()
+    unsafe = Tag.objects.get(slug="unsafe")
+    page.keyboard.press(unsafe.hotkey)
+    expect(page.locator(f"#cards-{second.pk} .card .chip")).to_have_text("unsafe")
+    whole = Annotation.objects.get(turn=second)
+    assert whole.start is None and list(whole.tags.all()) == [unsafe]
+
+    # Suggest by keyboard, then accept it with "a" on the focused card.
+    page.keyboard.press("k")
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("s")
+    expect(page.get_by_label("Replacement")).to_be_focused()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("A")
+    page.keyboard.press("Control+Enter")
+    suggestion = page.locator(f"#cards-{turn.pk} .card.is-suggestion")
+    expect(suggestion).to_be_focused()
+    page.keyboard.press("a")
+    expect(page.locator(f"#correction-{turn.pk} [data-correction-text]")).to_have_text("A" + REPLY[3:])
+
+
+def test_two_reviewers_saving_the_same_annotation_see_a_conflict_and_both_texts_survive(
+    browser, live_server, moderator, conversation, page_problems
+):
+    from annotations import services
+    from tests.annotations.conftest import span
+
+    turn = assistant_turns(conversation)[0]
+    a = services.annotation_create(actor=moderator, turn=turn, body="Original text", **span(turn, "Berlin"))
+    first_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    second_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        first, second = first_ctx.new_page(), second_ctx.new_page()
+        for pg in (first, second):
+            open_review(pg, live_server, conversation, "mod")
+            pg.locator(f"#card-{a.pk} details.inline-edit summary").first.click()
+
+        first.locator(f"#card-{a.pk}").get_by_label("Comment text").fill("Edit from tab one")
+        first.locator(f"#card-{a.pk}").get_by_role("button", name="Save changes").click()
+        expect(first.locator(f"#card-{a.pk} .body")).to_have_text("Edit from tab one")
+
+        second.locator(f"#card-{a.pk}").get_by_label("Comment text").fill("Edit from tab two")
+        second.locator(f"#card-{a.pk}").get_by_role("button", name="Save changes").click()
+        conflict = second.locator(f"#card-{a.pk} [data-conflict]")
+        expect(conflict).to_be_visible()
+        expect(conflict.locator(".conflict-theirs")).to_have_text("Edit from tab one")
+        expect(conflict.locator(".conflict-yours")).to_have_text("Edit from tab two")
+        a.refresh_from_db()
+        assert a.body == "Edit from tab one"  # nothing overwritten
+
+        conflict.get_by_role("button", name="Save mine instead").click()
+        expect(second.locator(f"#card-{a.pk} .body")).to_have_text("Edit from tab two")
+        a.refresh_from_db()
+        assert a.body == "Edit from tab two" and a.version == 3
+        edits = [(e.before["body"], e.after["body"]) for e in a.audit_events.filter(action="edit")]
+        assert edits == [("Original text", "Edit from tab one"), ("Edit from tab one", "Edit from tab two")]
+    finally:
+        first_ctx.close()
+        second_ctx.close()
+
+
+def test_new_annotations_by_others_appear_without_reload(page, live_server, moderator, expert, conversation):
+    from annotations import services
+    from tests.annotations.conftest import span
+
+    turn = assistant_turns(conversation)[0]
+    open_review(page, live_server, conversation, "expert")
+    a = services.annotation_create(actor=moderator, turn=turn, body="Appears live", **span(turn, "330 metres"))
+    expect(page.locator(f"#card-{a.pk}")).to_contain_text("Appears live", timeout=15_000)
+    expect(page.locator(f"mark[data-annotation-id='{a.pk}']").first).to_be_visible()
+    assert highlighted_text(page, a.pk) == "330 metres"
+
+
+def test_reply_with_emoji_and_zwj_sequences_anchors_exactly(page, live_server, moderator):
+    text = f"Family {FAMILY} likes caf\u00e9 and cafe\u0301 {THUMBS} a lot. Also \U0001f1eb\U0001f1f7 flags."
+    conversation = make_conversation(replies=[text])
+    turn = assistant_turns(conversation)[0]
+    open_review(page, live_server, conversation, "mod")
+
+    quote = f"{FAMILY} likes caf\u00e9 and cafe\u0301 {THUMBS}"
+    select_range(page, turn.pk, quote)
+    page.get_by_role("toolbar", name="Selected text").get_by_role("button", name="Comment").click()
+    page.locator("form.composer").get_by_label("Comment text").fill("emoji span")
+    page.locator("form.composer").get_by_role("button", name="Save").click()
+    expect(page.locator(f"#cards-{turn.pk} .card")).to_have_count(1)
+
+    a = Annotation.objects.get()
+    start = text.index(quote)  # Python indices are code points
+    assert (a.start, a.end, a.exact) == (start, start + len(quote), quote)
+    assert highlighted_text(page, a.pk) == quote
+
+    # A selection that cuts through a ZWJ sequence or a combining mark widens to whole characters.
+    page.evaluate(
+        """(turnId) => {
+            const el = document.querySelector(`#turn-${turnId} [data-reply-text]`);
+            // UTF-16 offsets 9..10 of the reply: the first ZWJ inside the family emoji (which sits in a <mark>).
+            const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+            let node, seen = 0;
+            while ((node = walker.nextNode()) && seen + node.data.length <= 9) seen += node.data.length;
+            const range = document.createRange();
+            range.setStart(node, 9 - seen); range.setEnd(node, 10 - seen);
+            const sel = document.getSelection(); sel.removeAllRanges(); sel.addRange(range);
+        }""",
+        turn.pk,
+    )
+    page.keyboard.press("c")
+    page.locator("form.composer").get_by_label("Comment text").fill("family only")
+    page.locator("form.composer").get_by_role("button", name="Save").click()
+    expect(page.locator(f"#cards-{turn.pk} .card")).to_have_count(2)
+    b = Annotation.objects.exclude(pk=a.pk).get()
+    assert b.exact == FAMILY and (b.start, b.end) == (7, 7 + len(FAMILY))
+
+    page.reload()
+    page.wait_for_selector("#review[data-ready='1']")
+    assert highlighted_text(page, a.pk) == quote
+    assert page.locator(f"#turn-{turn.pk} [data-reply-text]").text_content() == text
+
+
+XSS = [
+    "<script>window.__xss = 1</script>",
+    "<img src=x onerror=\"window.__xss=1\">",
+    "<svg onload=window.__xss=1>",
+    "\"><iframe src=javascript:window.__xss=1>",
+    "<a hx-get=\"/logout/\" hx-trigger=\"load\">x</a>",
+    "{{ 7*7 }} ${7*7} javascript:alert(1)",
+]
+
+
+def test_xss_corpus_in_replies_comments_and_tag_names_stays_inert(page, live_server, moderator, page_problems):
+    from annotations import services
+    from tests.annotations.conftest import span
+
+    payload = " ".join(XSS)
+    conversation = make_conversation(replies=[f"Reply {payload} end"])
+    turn = assistant_turns(conversation)[0]
+    tag = Tag.objects.create(name=XSS[1], slug="xss", colour="#123456", hotkey="9")
+    for i, bad in enumerate(XSS):
+        services.annotation_create(actor=moderator, turn=turn, body=bad, tag_ids=[tag.pk], **span(turn, bad))
+        services.reply_create(actor=moderator, annotation_id=Annotation.objects.order_by("-id")[i and 0].pk, body=bad)
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+
+    open_review(page, live_server, conversation, "mod")
+    expect(page.locator(".card")).to_have_count(len(XSS))
+    assert page.locator(f"#turn-{turn.pk} [data-reply-text]").text_content() == f"Reply {payload} end"
+    assert page.evaluate("() => window.__xss") is None
+    assert page.locator("#review script, #review img, #review svg, #review iframe, #review a[hx-get]").count() == 0
+    expect(page.locator(".chip").first).to_have_text(XSS[1])
+    assert not [u for u in requests if "logout" in u or u.endswith("/x")]
+    # Comments typed in the page go through the same escaping.
+    select_range(page, turn.pk, "Reply")
+    page.keyboard.press("c")
+    page.locator("form.composer").get_by_label("Comment text").fill(XSS[0] + XSS[1])
+    page.locator("form.composer").get_by_role("button", name="Save").click()
+    expect(page.locator(".card")).to_have_count(len(XSS) + 1)
+    assert page.evaluate("() => window.__xss") is None
+    assert not page_problems
