@@ -98,7 +98,10 @@ def to_native(rec: Any) -> tuple[dict, list[str]]:
     sources: list[tuple[str, Any]] = [(f"messages[{i}]", m) for i, m in enumerate(messages)]
     choices = rec.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict) and "message" in choices[0]:
-        sources.append(("choices[0].message", choices[0]["message"]))
+        message = choices[0]["message"]
+        if isinstance(message, dict) and choices[0].get("finish_reason") is not None:
+            message = {**message, "finish_reason": choices[0]["finish_reason"]}
+        sources.append(("choices[0].message", message))
     elif choices is not None and not isinstance(choices, list):
         raise RecordError("choices", "expected an array")
 

@@ -231,7 +231,18 @@ class _Producer(threading.Thread):
         keys: set[tuple[str, str]] = set()
         started = time.monotonic()
         monotonic = time.monotonic
-        for item in self.module.iter_items(self.f, default_source=self.default_source):
+        items = self.module.iter_items(self.f, default_source=self.default_source)
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                break
+            except FileError:
+                # Merge what was read before the file broke, then report the break.
+                chunk.position = self.f.position()
+                if chunk.records:
+                    self._put(chunk)
+                raise
             if self.stop.is_set():
                 return
             if isinstance(item, Conversation):

@@ -228,6 +228,8 @@ class _ArraySplitter:
     def run(self) -> Iterator[tuple[int, int, bytes]]:  # noqa: C901 (one small state machine)
         f = self.f
         buf, more = self._more(b"", "line 1")
+        while more and len(buf) < 4:
+            buf, more = self._more(buf, "line 1")
         check_bom(buf, f.name)
         if buf.startswith(UTF8_BOM):
             buf = buf[3:]

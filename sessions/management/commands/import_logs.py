@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -56,7 +57,9 @@ class Command(BaseCommand):
         source = str(options["source"])
         if not source.strip() or len(source) > 100:
             raise CommandError("--source must be 1 to 100 characters")
-        console = Console(file=self.stdout._out, highlight=False, soft_wrap=True)  # type: ignore[attr-defined]
+        # Wide enough for the summary table when the output is a file or a pipe.
+        width = max(120, shutil.get_terminal_size(fallback=(160, 24)).columns)
+        console = Console(file=self.stdout._out, highlight=False, width=width)  # type: ignore[attr-defined]
         batches: list[ImportBatch] = []
         with Progress(
             TextColumn("{task.description}"),
