@@ -33,7 +33,12 @@ class ConversationFilterForm(forms.Form):
         max_length=500,
         label="Search",
         widget=forms.TextInput(
-            attrs={"type": "search", "placeholder": 'Search text: refund "annual plan" -trial', "autocomplete": "off"}
+            attrs={
+                "type": "search",
+                "placeholder": 'Search text: refund "annual plan" -trial   (press / to focus)',
+                "autocomplete": "off",
+                "data-search-shortcut": True,
+            }
         ),
     )
     environment = forms.ChoiceField(required=False, choices=ANY + list(Environment.choices))
