@@ -16,7 +16,7 @@ from tests.integration.worker import celery_worker, worker_uploads  # noqa: F401
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.integration,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("worker_uploads"),
 ]
 

@@ -10,8 +10,7 @@ from django.urls import reverse
 from sessions.models import Conversation, FeedbackEvent, ImportBatch, ImportStatus, Turn
 from tests.integration.worker import wait_until_finished
 
-# serialized_rollback: the role groups created by a data migration survive the flush between tests.
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def _record(i: int) -> dict:
