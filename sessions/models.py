@@ -106,7 +106,8 @@ class Conversation(models.Model):
 class Turn(models.Model):
     """One message in a conversation; model turns carry the system context they were generated with."""
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="turns")
+    # No index of its own: the (conversation, position) unique index serves look-ups by conversation.
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="turns", db_index=False)
     position = models.PositiveIntegerField()
     role = models.CharField(max_length=16, choices=TurnRole.choices)
     content = models.TextField(blank=True)
@@ -139,8 +140,12 @@ class Turn(models.Model):
 class FeedbackEvent(models.Model):
     """End-user feedback on a turn: explicit (thumbs, rating, categories, text, correction) or implicit."""
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="feedback_events")
-    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="feedback_events")
+    # Indexed by the "feedback_conversation" index below and the (turn, event_key) unique index: no extra indexes
+    # to maintain on every imported event.
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="feedback_events", db_index=False
+    )
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="feedback_events", db_index=False)
     event_key = models.CharField(max_length=64, help_text="Id in the source, or a hash of the event's content.")
     kind = models.CharField(max_length=16, choices=FeedbackKind.choices)
     rating = models.SmallIntegerField(null=True, blank=True)

@@ -125,28 +125,33 @@ _FB_VALUE_COLUMNS = ("kind", "rating", "categories", "text", "correction", "is_n
 UPSERT_FEEDBACK = f"""
 INSERT INTO {FEEDBACK_TABLE} (conversation_id, turn_id, event_key, {", ".join(_FB_VALUE_COLUMNS)})
 SELECT s.conversation_id, t.id, s.event_key, {", ".join(f"s.{c}" for c in _FB_VALUE_COLUMNS)}
-FROM fh_stage_fb s JOIN {TURN_TABLE} t ON t.conversation_id = s.conversation_id AND t.position = s.position
+FROM fh_stage_fb s CROSS JOIN LATERAL (
+    SELECT id FROM {TURN_TABLE} WHERE conversation_id = s.conversation_id AND position = s.position LIMIT 1) t
 ON CONFLICT (turn_id, event_key) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in _FB_VALUE_COLUMNS)}
 WHERE ({", ".join(f"{FEEDBACK_TABLE}.{c}" for c in _FB_VALUE_COLUMNS)})
     IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _FB_VALUE_COLUMNS)})
 """  # noqa: S608 (table and column names are constants)
 
 STALE_FEEDBACK = f"""
-SELECT f.id FROM {FEEDBACK_TABLE} f JOIN {TURN_TABLE} t ON t.id = f.turn_id
-WHERE f.conversation_id = ANY(%s) AND NOT EXISTS (
+SELECT f.id FROM unnest(%s::bigint[]) AS u(id)
+CROSS JOIN LATERAL (SELECT id, turn_id, event_key FROM {FEEDBACK_TABLE} WHERE conversation_id = u.id) f
+CROSS JOIN LATERAL (SELECT position FROM {TURN_TABLE} WHERE id = f.turn_id) t
+WHERE NOT EXISTS (
     SELECT 1 FROM fh_stage_fb s
-    WHERE s.conversation_id = f.conversation_id AND s.position = t.position AND s.event_key = f.event_key)
+    WHERE s.conversation_id = u.id AND s.position = t.position AND s.event_key = f.event_key)
 """  # noqa: S608 (table and column names are constants)
 
 SURPLUS_TURNS = f"""
-SELECT t.id FROM {TURN_TABLE} t JOIN unnest(%s::bigint[], %s::integer[]) AS u(id, n)
-    ON t.conversation_id = u.id AND t.position >= u.n
+SELECT t.id FROM unnest(%s::bigint[], %s::integer[]) AS u(id, n)
+CROSS JOIN LATERAL (SELECT id FROM {TURN_TABLE} WHERE conversation_id = u.id AND position >= u.n) t
 """  # noqa: S608 (table and column names are constants)
 
+# The LATERAL ... LIMIT 1 look-ups keep these plans index probes per staged row whatever the table sizes (a join
+# would let the planner hash or merge the whole table while it is small, and each chunk would scan it again).
 EXISTING = f"""
-SELECT c.source, c.external_id, c.content_hash FROM {CONV_TABLE} c
-JOIN unnest(%s::text[], %s::text[]) AS k(source, external_id)
-    ON c.source = k.source AND c.external_id = k.external_id
+SELECT k.source, k.external_id, c.content_hash FROM unnest(%s::text[], %s::text[]) AS k(source, external_id)
+CROSS JOIN LATERAL (
+    SELECT content_hash FROM {CONV_TABLE} WHERE source = k.source AND external_id = k.external_id LIMIT 1) c
 """  # noqa: S608 (table and column names are constants)
 
 
@@ -346,6 +351,9 @@ class Loader:
             unchanged = len(conversations) - len(changed)
             if not changed:
                 return [0, 0, unchanged, 0, 0]
+            # Each chunk commits on its own and the batch row records how far the import got: a crash loses at
+            # most the last chunk, which a re-run imports again, so the commit need not wait for the WAL flush.
+            cur.execute("SET LOCAL synchronous_commit TO OFF")
             cur.execute(STAGE_DDL)
             cur.execute("DELETE FROM fh_stage_conv; DELETE FROM fh_stage_turn; DELETE FROM fh_stage_fb")
             with self.step("copy conversations"):
