@@ -180,24 +180,30 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def postgres_version(url: str) -> str:
-    """The server's version; connects to its ``postgres`` database, which always exists."""
+PG_SETTINGS = ("shared_buffers", "work_mem", "maintenance_work_mem", "max_wal_size", "synchronous_commit")
+
+
+def postgres_details(url: str) -> tuple[str, str]:
+    """The server's version and its memory/WAL settings; connects to its ``postgres`` database."""
     import psycopg  # noqa: PLC0415
 
     with psycopg.connect(_with_database(url, "postgres")) as conn:
         row = conn.execute("SHOW server_version").fetchone()
-    return str(row[0]) if row else "unknown"
+        settings = [f"{name}={conn.execute(f'SHOW {name}').fetchone()[0]}" for name in PG_SETTINGS]
+    return (str(row[0]) if row else "unknown"), ", ".join(settings)
 
 
 def machine_details(db_url: str) -> dict[str, Any]:
     load = os.getloadavg()
+    pg_version, pg_settings = postgres_details(db_url)
     return {
         "cpu_model": _cpu_model(),
         "cpu_cores": os.cpu_count(),
         "ram_gib": _ram_gib(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "postgresql": postgres_version(db_url),
+        "postgresql": pg_version,
+        "postgresql_settings": pg_settings,
         "django": __import__("django").get_version(),
         "git_commit": _git_commit(),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -70,11 +70,12 @@ def _machine_table(machine: dict[str, Any]) -> str:
         ["RAM", f"{machine.get('ram_gib')} GiB"],
         ["OS", machine.get("os")],
         ["Python", machine.get("python")],
-        ["PostgreSQL", machine.get("postgresql")],
+        ["PostgreSQL", f"{machine.get('postgresql')} ({machine.get('postgresql_settings', '')})"],
         ["Django", machine.get("django")],
         ["Commit", machine.get("git_commit")],
         ["Date", machine.get("date")],
         ["Load average at start (1/5/15 min)", " / ".join(str(x) for x in machine.get("load_average_at_start", []))],
+        ["Load average at end (1/5/15 min)", " / ".join(str(x) for x in machine.get("load_average_at_end", []))],
     ]
     return _md_table(["", ""], rows)
 

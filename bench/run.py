@@ -10,6 +10,7 @@ Exit status: 0 when every target was met, 1 when a target was missed, 2 when a b
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[bold red]benchmark {name} failed; its previous result is kept[/]")
             status = max(status, 2)
             continue
-        result["machine"] = machine
+        result["machine"] = {**machine, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
         result["seconds"] = round(time.perf_counter() - t0, 1)
         result["description"] = _description(module)
         report.console_tables(result, console)
