@@ -115,13 +115,12 @@ def iter_items(f: ImportFile, *, default_source: str) -> Iterator[Item]:  # noqa
             break
         except csv.Error as exc:
             line = prev_line + 1
-            # Skip to the next line and go on; the broken row's conversation is rejected.
             prev_line = reader.line_num
-            item = finish()
-            if item is not None:
-                yield item
-            group, group_id, group_bytes, group_bad = [], None, 0, None
-            yield Rejected(line, "", f"malformed CSV row: {exc}")
+            bad_row = Rejected(line, "", f"malformed CSV row: {exc}")
+            if group_id is not None and group_bad is None:
+                group_bad = bad_row  # the conversation being read loses a row: reject it whole
+            elif group_id is None:
+                yield bad_row
             continue
         first_line, prev_line = prev_line + 1, reader.line_num
         if not values:

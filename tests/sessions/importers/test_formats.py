@@ -306,3 +306,17 @@ def test_detect_format_errors(write, content, message):
 def test_undetectable_file_fails_the_batch(write):
     batch = import_file(path=write("notes.txt", b"just some notes\n"), source="s")
     assert batch.status == ImportStatus.FAILED and "notes.txt" in batch.error and "format" in batch.error
+
+
+@pytest.mark.django_db
+def test_csv_quoting_error_rejects_the_whole_conversation(write):
+    data = CSV_HEADER + (
+        "a,0,user,first,,,,,,,,,,,\n"
+        'a,1,assistant,"broken"quote,,,,,,,,,,,\n'
+        "a,2,user,third,,,,,,,,,,,\n"
+        "b,0,user,fine,,,,,,,,,,,\n"
+    )
+    batch = import_file(path=write("q.csv", data.encode()), source="s")
+    assert list(Conversation.objects.values_list("external_id", flat=True)) == ["b"]
+    rejection = batch.rejections.get()
+    assert rejection.line == 3 and "malformed CSV row" in rejection.reason
