@@ -18,6 +18,10 @@ from sessions.models import ImportBatch, ImportStatus
 logger = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "import"
+RUN_COUNTERS = [
+    "bytes_read", "records_read", "conversations_created", "conversations_updated", "conversations_unchanged",
+    "records_rejected", "turns_written", "feedback_written",
+]  # fmt: skip
 
 
 @transaction.atomic
@@ -55,11 +59,16 @@ def import_batch_run(
     naming the file, the line and the problem.
     """
     path = Path(path)
+    # Start from zero even when the batch ran before (a job redelivered after a worker died): the import is
+    # idempotent, so a second run counts what the first stored as unchanged.
+    batch.rejections.all().delete()
+    for name in RUN_COUNTERS:
+        setattr(batch, name, 0)
     batch.status = ImportStatus.RUNNING
     batch.started_at = timezone.now()
     batch.finished_at = None
     batch.error = ""
-    batch.save(update_fields=["status", "started_at", "finished_at", "error"])
+    batch.save(update_fields=["status", "started_at", "finished_at", "error", *RUN_COUNTERS])
     try:
         fmt = batch.format or detect_format(path)
         if fmt not in FORMATS:

@@ -350,3 +350,14 @@ def test_a_chunk_the_database_refuses_is_retried_record_by_record(write, monkeyp
     assert set(Conversation.objects.values_list("external_id", flat=True)) == {"c-1", "c-2"}
     rejection = batch.rejections.get()
     assert rejection.line == 2 and "refused by the database" in rejection.reason
+
+
+def test_running_a_batch_again_starts_its_counts_from_zero(write):
+    path = write("a.jsonl", [conversation("c-1"), b"{bad"])
+    batch = import_batch_create(file_name="a.jsonl", source="s")
+    import_batch_run(batch=batch, path=path)
+    assert (batch.conversations_created, batch.records_rejected) == (1, 1)
+    import_batch_run(batch=batch, path=path)  # e.g. the job was delivered twice
+    batch.refresh_from_db()
+    assert (batch.records_read, batch.conversations_created, batch.conversations_unchanged) == (2, 0, 1)
+    assert batch.records_rejected == 1 and batch.rejections.count() == 1
