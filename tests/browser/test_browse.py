@@ -124,7 +124,8 @@ def test_open_a_trail_and_expand_its_context(page, live_server, expert):
     assert context.locator(".tool-name").inner_text() == "get_card_status"
     assert '"last4": "7781"' in context.inner_text()
     # The reply's line break is kept on screen; feedback follows the reply.
-    assert turn.locator(".turn-content").inner_text() == "Contactless abroad is capped.\nInsert the card and use your PIN."
+    reply = turn.locator(".turn-content").inner_text()
+    assert reply == "Contactless abroad is capped.\nInsert the card and use your PIN."
     feedback = turn.locator(".trail-feedback")
     assert "Thumbs down" in feedback.inner_text() and "Too slow to say what to do" in feedback.inner_text()
     assert feedback.locator(".chip").inner_text() == "incomplete"
