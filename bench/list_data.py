@@ -120,7 +120,7 @@ def ensure_dataset(count: int, log: Log = print) -> dict[str, Any]:
         if _current_spec(cursor) == wanted:
             cursor.execute("SELECT load_seconds FROM bench_dataset WHERE name = 'list'")
             load_seconds = cursor.fetchone()[0]
-            counts = _counts(cursor, tables)
+            counts = _counts(cursor, tables, count)
             if counts["conversations"] == count:
                 log(f"list data set of {count:,} conversations found; reusing it")
                 return {"reused": True, "load_seconds": load_seconds, **counts}
@@ -134,16 +134,21 @@ def ensure_dataset(count: int, log: Log = print) -> dict[str, Any]:
             "load_seconds = EXCLUDED.load_seconds",
             [json.dumps(wanted), seconds],
         )
-        counts = _counts(cursor, tables)
+        counts = _counts(cursor, tables, count)
     log(f"loaded {count:,} conversations in {seconds:.1f} s")
     return {"reused": False, "load_seconds": seconds, **counts}
 
 
-def _counts(cursor: Any, tables: dict[str, str]) -> dict[str, int]:
+def _counts(cursor: Any, tables: dict[str, str], count: int) -> dict[str, int]:
+    """Rows of the data set, which owns ids 1..count; other benchmarks may add rows of their own after those."""
     # Exact counts on purpose: this runs once per benchmark, never on a page.
     out = {}
-    for key, table in (("conversations", "conversation"), ("turns", "turn"), ("feedback", "feedback")):
-        cursor.execute(f'SELECT count(*) FROM "{tables[table]}"')
+    for key, table, where in (
+        ("conversations", "conversation", f"id <= {int(count)} AND external_id LIKE 'bench-%%'"),
+        ("turns", "turn", f"conversation_id <= {int(count)}"),
+        ("feedback", "feedback", f"conversation_id <= {int(count)}"),
+    ):
+        cursor.execute(f'SELECT count(*) FROM "{tables[table]}" WHERE {where}', [])
         out[key] = cursor.fetchone()[0]
     return out
 
