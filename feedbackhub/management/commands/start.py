@@ -32,16 +32,11 @@ from honcho.manager import Manager
 from feedbackhub import devstack
 from feedbackhub.management.commands.ensure_admin import credentials_path, describe, ensure_admin_login
 
-#: Seconds a child gets to exit after SIGTERM before it is killed (honcho's KILL_WAIT is 5).
-STOP_GRACE_SECONDS = 5
-
-
 # --- Embedded services: did this process start them? -------------------------------------------------------------
 
 
-def process_started_at(pid: int | None = None) -> float:
-    """Wall-clock start time of a process (Linux /proc); now when unknown, so services then count as pre-existing."""
-    pid = pid or os.getpid()
+def _proc_start_time(pid: int) -> float | None:
+    """Wall-clock start time of a local process, from Linux /proc; None when unknown."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
             # Field 22 (starttime, in clock ticks since boot); the command name in field 2 may contain spaces.
@@ -50,7 +45,13 @@ def process_started_at(pid: int | None = None) -> float:
             boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
         return boot + start_ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
-        return time.time()
+        return None
+
+
+def process_started_at() -> float:
+    """When this process started; now when unknown, so that every running service then counts as pre-existing."""
+    started = _proc_start_time(os.getpid())
+    return time.time() if started is None else started
 
 
 def _embedded_database() -> bool:
@@ -63,16 +64,20 @@ def _embedded_redis() -> bool:
 
 
 def postgres_started_at() -> float | None:
-    with connection.cursor() as cur:
-        cur.execute("SELECT extract(epoch FROM pg_postmaster_start_time())")
-        return float(cur.fetchone()[0])
+    # The same clock as process_started_at(): /proc, for the postmaster's pid (first line of postmaster.pid).
+    try:
+        pid = int((devstack.pg_dir() / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return _proc_start_time(pid)
 
 
 def redis_started_at() -> float | None:
     import redis  # noqa: PLC0415
 
     info = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).info("server")
-    return time.time() - float(info["uptime_in_seconds"])
+    # Redis reports its uptime in whole seconds only; the embedded server runs on this machine, so ask /proc.
+    return _proc_start_time(int(info["process_id"]))
 
 
 @dataclass
@@ -84,9 +89,8 @@ class OwnedServices:
 
     @classmethod
     def detect(cls, *, since: float) -> OwnedServices:
-        # One second of slack for clock-tick rounding; a service started by someone else a second before us is rare
-        # and stopping it is what the developer asked `make run` to do anyway.
-        since -= 1.0
+        # When in doubt a service counts as someone else's: it is then left running, which `make stop` fixes,
+        # rather than stopped under another user of it.
         owned = cls()
         if _embedded_database():
             started = postgres_started_at()
@@ -204,6 +208,7 @@ class Command(BaseCommand):
             if not no_demo:
                 seed_demo_if_empty(self._say)
             login = ensure_admin_login()
+            connection.close()  # the children open their own; none is inherited by the supervisor's helpers
             rc = self._supervise(host=host, port=port, concurrency=concurrency, reload=not noreload, login=login)
         except KeyboardInterrupt:
             self._say("interrupted")
