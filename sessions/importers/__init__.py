@@ -48,18 +48,18 @@ def detect_format(path: Path) -> str:
     ) as f:
         suffixes = _stem_suffixes(path)
         if f.is_json_array():
-            for _, line, data in f.json_array():
+            for _, first_line, data in f.json_array():
                 first = _loads(data)
                 for name in ("sharegpt", "native", "openai"):
                     if FORMATS[name].sniff(first):
                         if name != "sharegpt":
                             raise FileError(
-                                f"{f.name}: line {line}: a JSON array of {name} records; {name} files have one "
+                                f"{f.name}: line {first_line}: a JSON array of {name} records; {name} files have one "
                                 "record per line (JSONL). Only ShareGPT files may be a JSON array."
                             )
                         return name
                 raise FileError(
-                    f"{f.name}: line {line}: a JSON array whose first element is not a ShareGPT conversation "
+                    f"{f.name}: line {first_line}: a JSON array whose first element is not a ShareGPT conversation "
                     '(an object with a "conversations" array)'
                 )
             raise FileError(f"{f.name}: the JSON array is empty")

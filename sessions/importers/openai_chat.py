@@ -151,9 +151,9 @@ def to_native(rec: Any) -> tuple[dict, list[str]]:
             call_id = msg.get("tool_call_id")
             if call_id is not None:
                 meta["tool_call_id"] = call_id
-                call = calls.get(str(call_id))
-                if call is not None:
-                    call["result"] = content
+                matching = calls.get(str(call_id))
+                if matching is not None:
+                    matching["result"] = content
         if meta:
             turn["metadata"] = meta
         for key in ("feedback", "created_at", "latency_ms", "confidence", "id"):
@@ -200,7 +200,7 @@ def _tool_calls(msg: dict, where: str) -> list[dict]:
     for i, call in enumerate(raw or []):
         if not isinstance(call, dict):
             raise RecordError(f"{where}.tool_calls[{i}]", "expected an object")
-        fn = call.get("function") if isinstance(call.get("function"), dict) else call
+        fn: dict = call["function"] if isinstance(call.get("function"), dict) else call
         name = fn.get("name")
         if not isinstance(name, str) or not name:
             raise RecordError(f"{where}.tool_calls[{i}].function.name", "missing")

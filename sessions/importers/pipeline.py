@@ -41,7 +41,7 @@ from types import ModuleType
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 
 from sessions.importers.base import Item, Rejected
 from sessions.importers.errors import FileError
@@ -302,14 +302,16 @@ class Loader:
                 counts = self._merge(chunk.conversations)
                 with self.step("finish chunk"):
                     self._finish_chunk(chunk, counts, rejected)
-        except DatabaseError:
+        except (DataError, IntegrityError):
+            # A value PostgreSQL refuses (validation let it through): find the record(s) and reject only those.
+            # Other database errors (a lost connection) are not about the data and stop the import.
             logger.warning("import %s: a chunk was refused; merging it record by record", self.batch.pk, exc_info=True)
             counts = [0, 0, 0, 0, 0]
             for conv in chunk.conversations:
                 try:
                     with transaction.atomic():
                         one = self._merge([conv])
-                except DatabaseError as exc:
+                except (DataError, IntegrityError) as exc:
                     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     rejected.append(Rejected(conv.line, "", f"refused by the database: {reason}", conv.external_id))
                     continue

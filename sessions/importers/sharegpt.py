@@ -84,7 +84,7 @@ def to_native(rec: Any) -> tuple[dict, list[str]]:
             if value:
                 system.append(value)
             continue
-        role = _SPEAKERS.get(speaker.lower() if isinstance(speaker, str) else speaker)
+        role = _SPEAKERS.get(speaker.lower()) if isinstance(speaker, str) else None
         if role is None:
             raise RecordError(
                 f"{where}.from",

@@ -9,7 +9,15 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from sessions.importers import FORMATS
@@ -53,13 +61,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         paths = [Path(str(p)) for p in options["paths"]]  # type: ignore[attr-defined]
-        fmt = options.get("format") or None
+        fmt = str(options["format"]) if options.get("format") else None
         source = str(options["source"])
         if not source.strip() or len(source) > 100:
             raise CommandError("--source must be 1 to 100 characters")
         # Wide enough for the summary table when the output is a file or a pipe.
         width = max(120, shutil.get_terminal_size(fallback=(160, 24)).columns)
-        console = Console(file=self.stdout._out, highlight=False, width=width)  # type: ignore[attr-defined]
+        console = Console(file=self.stdout._out, highlight=False, width=width)  # type: ignore[attr-defined,arg-type]
         batches: list[ImportBatch] = []
         with Progress(
             TextColumn("{task.description}"),
@@ -74,7 +82,7 @@ class Command(BaseCommand):
             for path in paths:
                 task = bar.add_task(escape(path.name), total=None, records=0)
 
-                def progress(batch: ImportBatch, task: int = task) -> None:
+                def progress(batch: ImportBatch, task: TaskID = task) -> None:
                     bar.update(
                         task, total=batch.total_bytes or None, completed=batch.bytes_read, records=batch.records_read
                     )
