@@ -27,7 +27,7 @@ PAGE_SIZE = 50
 MAX_CHOICES = 500
 #: How many rows of the index order the list walks before it stops walking and asks the selective indexes
 #: (full text, feedback kinds) for every match instead. See ``conversation_list``.
-WINDOW = 2000
+WINDOW = 5000
 #: Columns the list page shows; the large ones (metadata, search_vector) stay in the database.
 LIST_COLUMNS = (
     "id", "title", "source", "external_id", "environment", "model_version", "user_role", "app_version",
@@ -229,6 +229,7 @@ def _list_sql(
     table = connection.ops.quote_name(Conversation._meta.db_table)
     columns = ", ".join(f"c.{name}" for name in LIST_COLUMNS)
     bare_columns = ", ".join(LIST_COLUMNS)
+    search_column = ", c.search_vector" if filters.q else ""
 
     ctes: list[str] = []
     params: list[Any] = []
@@ -255,17 +256,19 @@ def _list_sql(
 
         residual_where, residual_params = _where(residual)
         window_name = f"p{len(parts)}"
+        # The inner walk reads rows in index order and stops after WINDOW of them; the outer query checks the
+        # residual filters on them in the same order and stops as soon as the page is full.
         ctes.append(
-            f"{window_name} AS (SELECT {columns} FROM ("
-            f"SELECT c.id, c.started_at FROM {table} c WHERE {walk_where} AND {gate()} "
+            f"{window_name} AS (SELECT {bare_columns} FROM ("
+            f"SELECT {columns}{search_column} FROM {table} c WHERE {walk_where} AND {gate()} "
             f"ORDER BY {order('c.')} LIMIT {WINDOW}"
-            f") w JOIN {table} c ON c.id = w.id WHERE {residual_where} "
-            f"ORDER BY {order('w.')} LIMIT {probe})"
+            f") c WHERE {residual_where} ORDER BY {order('c.')} LIMIT {probe})"
         )
         params.extend([*walk_params, *residual_params])
         parts.append(window_name)
 
-        # The last row of the window; NULL when the index range holds fewer than WINDOW rows.
+        # The last row of the window; NULL when the index range holds fewer than WINDOW rows (then the window
+        # saw every candidate and there is no remainder).
         window_end_cols = "c.started_at, c.id" if segment.dated else "c.id"
         window_end = (
             f"(SELECT {window_end_cols} FROM {table} c WHERE {walk_where} "
@@ -275,15 +278,21 @@ def _list_sql(
             f"(SELECT c.id FROM {table} c WHERE {walk_where} "
             f"ORDER BY {order('c.')} OFFSET {WINDOW - 1} LIMIT 1)"
         )
-        beyond_key = "ROW(c.started_at, c.id)" if segment.dated else "c.id"
-        beyond_cond = f"{beyond_key} {beyond} {window_end}"
         all_name, rest_name = f"r{len(parts)}_all", f"p{len(parts)}"
+        # Every match, through whatever index suits the filters best. The "beyond the window" bound stays out
+        # of this query: compared with a value unknown at planning time, it would look selective and tempt the
+        # planner into reading the whole (started_at, id) index as a bitmap.
         ctes.append(
             f"{all_name} AS MATERIALIZED (SELECT {columns} FROM {table} c WHERE {walk_where} AND {residual_where} "
-            f"AND {beyond_cond} AND {gate()} AND {window_end_id} IS NOT NULL)"
+            f"AND {gate()} AND {window_end_id} IS NOT NULL)"
         )
-        params.extend([*walk_params, *residual_params, *walk_params, *walk_params])
-        ctes.append(f"{rest_name} AS (SELECT {bare_columns} FROM {all_name} ORDER BY {order()} LIMIT {probe})")
+        params.extend([*walk_params, *residual_params, *walk_params])
+        beyond_key = "ROW(c.started_at, c.id)" if segment.dated else "c.id"
+        ctes.append(
+            f"{rest_name} AS (SELECT {bare_columns} FROM {all_name} c WHERE {beyond_key} {beyond} {window_end} "
+            f"ORDER BY {order('c.')} LIMIT {probe})"
+        )
+        params.extend(walk_params)
         parts.append(rest_name)
 
     if not parts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django import template
+from django.utils import timezone
 
 from sessions.models import IMPLICIT_KINDS, NEGATIVE_KINDS, RATING_NEGATIVE_MAX, FeedbackKind
 
@@ -60,3 +61,11 @@ def duration(start: dt.datetime | None, end: dt.datetime | None) -> str:
         return f"{minutes} min {seconds} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+@register.filter
+def minute(value: dt.datetime | None) -> str:
+    """``YYYY-MM-DD HH:MM`` in the current time zone; a cheaper ``date:"Y-m-d H:i"`` for long lists."""
+    if value is None:
+        return ""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
