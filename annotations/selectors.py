@@ -21,10 +21,27 @@ POLL_OVERLAP = dt.timedelta(seconds=3)
 
 
 @dataclass
+class AnnotationRow:
+    """What the page needs of an annotation before its card is rendered (or taken from the cache)."""
+
+    pk: int
+    turn_id: int
+    start: int | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    anchor_state: str
+    deleted_at: dt.datetime | None
+    text_hash: str
+    author_id: int
+    author_name: str
+    card_html: str = ""
+
+
+@dataclass
 class TurnView:
     turn: Turn
     text_hash: str = ""
-    annotations: list[Annotation] = field(default_factory=list)
+    annotations: list[AnnotationRow] = field(default_factory=list)
     correction: Correction | None = None
 
 
@@ -32,7 +49,7 @@ class TurnView:
 class ReviewData:
     conversation: Conversation
     turns: list[TurnView]
-    orphans: list[Annotation]
+    orphans: list[AnnotationRow]
     tags: list[Tag]
     authors: list[tuple[int, str]]
     stamp: str
@@ -41,7 +58,7 @@ class ReviewData:
 
 
 def annotation_queryset() -> QuerySet[Annotation]:
-    return Annotation.objects.select_related("author", "decided_by", "resolved_by").prefetch_related(
+    return Annotation.objects.select_related("author").prefetch_related(
         "tags",
         Prefetch(
             "replies",
@@ -51,30 +68,55 @@ def annotation_queryset() -> QuerySet[Annotation]:
     )
 
 
+def with_tag_lists(annotations: list[Annotation]) -> list[Annotation]:
+    """Give each annotation ``tag_list`` (from the prefetch), so templates do not build a manager per access."""
+    for annotation in annotations:
+        tags = list(annotation.tags.all())
+        annotation.tag_list = tags  # type: ignore[attr-defined]
+        annotation.tag_ids = " ".join(str(t.pk) for t in tags)  # type: ignore[attr-defined]
+    return annotations
+
+
+def _rows(queryset: QuerySet[Annotation]) -> list[AnnotationRow]:
+    return [
+        AnnotationRow(*values)
+        for values in queryset.values_list(
+            "pk", "turn_id", "start", "created_at", "updated_at", "anchor_state", "deleted_at", "text_hash",
+            "author_id", "author__username",
+        )
+    ]
+
+
+def annotations_full(ids: list[int]) -> dict[int, Annotation]:
+    """Annotations with author, tags and live replies, for rendering their cards: 3 queries for any number."""
+    return {a.pk: a for a in with_tag_lists(list(annotation_queryset().filter(pk__in=ids)))}
+
+
 def active_tags() -> list[Tag]:
     return list(Tag.objects.filter(is_active=True))
 
 
 def review_data(conversation_id: int) -> ReviewData:
-    """Everything the review page shows, in 6 queries: conversation, turns with corrections, annotations with
-    authors, their tags, their replies, and the tag list."""
+    """Everything the review page shows, in 4 queries: conversation, turns with corrections, annotation rows with
+    author names, and the tag list. Cards are rendered (or taken from the cache) by the view; the full annotations
+    are read only for cards not cached (``annotations_full``)."""
     conversation = get_object_or_404(Conversation, pk=conversation_id)
     turns = list(
         Turn.objects.filter(conversation=conversation)
         .select_related("correction", "correction__approved_by", "correction__updated_by")
         .order_by("position")
     )
-    annotations = list(annotation_queryset().filter(conversation=conversation))
+    annotations = _rows(Annotation.objects.filter(conversation=conversation))
     stamp = _stamp(annotations, [t.correction for t in turns if _has_correction(t)])
-    by_turn: dict[int, list[Annotation]] = defaultdict(list)
-    orphans: list[Annotation] = []
+    by_turn: dict[int, list[AnnotationRow]] = defaultdict(list)
+    orphans: list[AnnotationRow] = []
     authors: dict[int, str] = {}
     hashes_by_turn: dict[int, set[str]] = defaultdict(set)
     for annotation in annotations:
         hashes_by_turn[annotation.turn_id].add(annotation.text_hash)
         if annotation.deleted_at is not None:
             continue
-        authors[annotation.author_id] = annotation.author.get_username()
+        authors[annotation.author_id] = annotation.author_name
         if annotation.anchor_state == AnchorState.ORPHANED:
             orphans.append(annotation)
         else:
@@ -128,7 +170,7 @@ def parse_stamp(value: str | None) -> dt.datetime | None:
 
 @dataclass
 class Changes:
-    annotations: list[Annotation]
+    annotations: list[AnnotationRow]
     corrections: list[Correction]
     stamp: str
 
@@ -140,7 +182,7 @@ def changes_since(conversation_id: int, since: dt.datetime | None) -> Changes | 
         return None
     window = since - POLL_OVERLAP
     changed_q = Q(conversation_id=conversation_id, updated_at__gt=window)
-    annotations = list(annotation_queryset().filter(changed_q))
+    annotations = _rows(Annotation.objects.filter(changed_q))
     corrections = list(
         Correction.objects.filter(changed_q).select_related("approved_by", "updated_by", "turn")
     )
@@ -151,7 +193,7 @@ def changes_since(conversation_id: int, since: dt.datetime | None) -> Changes | 
 
 
 def annotation_for_card(annotation_id: int) -> Annotation:
-    return get_object_or_404(annotation_queryset(), pk=annotation_id)
+    return with_tag_lists([get_object_or_404(annotation_queryset(), pk=annotation_id)])[0]
 
 
 def annotation_history(annotation_id: int) -> list[AuditEvent]:

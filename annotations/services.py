@@ -213,19 +213,23 @@ def annotation_update(
     if annotation.deleted_at is not None:
         raise ValidationError({"annotation": "This annotation was deleted; undo the delete first."})
     _check_version(annotation, version, yours)
-    before = _annotation_state(annotation)
+    current_tags = [t.pk for t in annotation.tags.all()]
+    before = _annotation_state(annotation, current_tags)
     annotation.body = _clean_body(body)
     if tag_ids is not None:
-        annotation.tags.set(_active_tags(tag_ids))
+        new_tags = _active_tags(tag_ids)
+        annotation.tags.set(new_tags)
+        current_tags = [t.pk for t in new_tags]
     if replacement is not None and annotation.is_suggestion:
         if annotation.suggestion_state != SuggestionState.PENDING:
             raise ValidationError({"replacement": "The suggestion was already decided."})
         annotation.replacement = replacement
-    if not annotation.is_suggestion and not annotation.body and not annotation.tags.exists():
+    if not annotation.is_suggestion and not annotation.body and not current_tags:
         raise ValidationError({"body": "Write a comment or keep at least one tag."})
     annotation.version += 1
     annotation.save()
-    _audit(actor=actor, action="edit", obj=annotation, before=before, after=_annotation_state(annotation))
+    _audit(actor=actor, action="edit", obj=annotation, before=before,
+           after=_annotation_state(annotation, current_tags))
     return annotation
 
 

@@ -7,15 +7,21 @@ script swaps in place of the form that caused them.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import logging
 import re
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import get_template, render_to_string
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from annotations import permissions as perms
@@ -24,6 +30,8 @@ from annotations.models import Annotation, AnnotationReply, Correction, Tag
 from sessions.models import Turn
 
 TEMPLATE = "annotations/review.html"
+logger = logging.getLogger(__name__)
+CARD_CACHE_SECONDS = 24 * 3600
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -44,6 +52,9 @@ def _perm_context(request: HttpRequest) -> dict:
     return {
         "can_annotate": perms.can_annotate(request.user),
         "can_decide": perms.can_decide(request.user),
+        # URL prefixes for the per-card forms, built once per response instead of one reverse() per form.
+        "a_base": reverse("annotations:card", args=[1])[: -len("1/")],
+        "r_base": reverse("annotations:reply_edit", args=[1])[: -len("1/edit")],
     }
 
 
@@ -73,11 +84,55 @@ def handles_errors(view: Callable) -> Callable:
     return wrapper
 
 
-def _card(request: HttpRequest, annotation_id: int, *, extra: str = "", status: int = 200, **context) -> HttpResponse:
-    annotation = selectors.annotation_for_card(annotation_id)
-    ctx = {"a": annotation, "tags": selectors.active_tags(), **_perm_context(request), **context}
-    html = render(request, f"{TEMPLATE}#card", ctx).content.decode()
-    return HttpResponse(html + extra, status=status)
+@functools.cache
+def _template_digest() -> str:
+    """Changes whenever the review template does, so cached cards never outlive the markup they were made with."""
+    origin = get_template(TEMPLATE).origin.name
+    return hashlib.sha256(Path(origin).read_bytes()).hexdigest()[:12]
+
+
+def render_cards(request: HttpRequest, rows: list, tags: list[Tag]) -> None:
+    """Give each row (an Annotation or a ``selectors.AnnotationRow``) ``card_html``: its rendered card, from the
+    cache when that exact state was rendered for this viewer before; only the rest are read in full and rendered.
+    The key holds everything a card depends on: the annotation's ``updated_at`` (moved by every change to it or its
+    thread), the viewer and their permissions, the tag names, and the template itself."""
+    flags = f"{int(perms.can_annotate(request.user))}{int(perms.can_decide(request.user))}"
+    taxonomy = hashlib.sha256("|".join(f"{t.pk}:{t.name}" for t in tags).encode()).hexdigest()[:12]
+    prefix = f"review:card:{_template_digest()}:{request.user.pk}:{flags}:{taxonomy}"
+    keys = {row.pk: f"{prefix}:{row.pk}:{row.updated_at.timestamp()}" for row in rows}
+    try:
+        cached = cache.get_many(list(keys.values()))
+    except Exception:  # the cache is an optimisation: render everything when it is down
+        logger.warning("review card cache unavailable", exc_info=True)
+        cached = {}
+    missing = [row.pk for row in rows if keys[row.pk] not in cached]
+    full = selectors.annotations_full(missing) if missing else {}
+    context = _perm_context(request)
+    fresh = {}
+    for row in rows:
+        html = cached.get(keys[row.pk])
+        if html is None:
+            annotation = full.get(row.pk)
+            if annotation is None:  # deleted from the database since the rows were read
+                html = ""
+            else:
+                html = render_to_string(f"{TEMPLATE}#card", {"a": annotation, **context}, request=request)
+                fresh[keys[row.pk]] = html
+        row.card_html = html
+    if fresh:
+        try:
+            cache.set_many(fresh, timeout=CARD_CACHE_SECONDS)
+        except Exception:
+            logger.warning("review card cache unavailable", exc_info=True)
+
+
+def _card(
+    request: HttpRequest, annotation_id: int, *, saved: Annotation | None = None, extra: str = "", status: int = 200
+) -> HttpResponse:
+    """The card of one annotation; ``saved`` is the instance a service just wrote (saves a read)."""
+    annotation = saved or get_object_or_404(Annotation.objects.only("pk", "updated_at"), pk=annotation_id)
+    render_cards(request, [annotation], selectors.active_tags())
+    return HttpResponse(annotation.card_html + extra, status=status)  # type: ignore[attr-defined]
 
 
 def _correction_html(request: HttpRequest, turn: Turn, *, oob: bool) -> str:
@@ -120,6 +175,7 @@ def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
             services.annotations_reanchor(turn=turn)
         data = selectors.review_data(conversation_id)
     tags = data.tags
+    render_cards(request, [a for tv in data.turns for a in tv.annotations] + data.orphans, tags)
     config = {
         "changesUrl": reverse("annotations:changes", args=[conversation_id]),
         "canAnnotate": perms.can_annotate(request.user),
@@ -139,12 +195,9 @@ def changes(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     found = selectors.changes_since(conversation_id, since)
     if found is None:
         return HttpResponse(status=204)
-    ctx = {
-        "conversation_id": conversation_id,
-        "changes": found,
-        "tags": selectors.active_tags(),
-        **_perm_context(request),
-    }
+    tags = selectors.active_tags()
+    render_cards(request, found.annotations, tags)
+    ctx = {"conversation_id": conversation_id, "changes": found, "tags": tags, **_perm_context(request)}
     return render(request, f"{TEMPLATE}#changes", ctx)
 
 
@@ -180,15 +233,20 @@ def annotation_create(request: HtmxHttpRequest, turn_id: int) -> HttpResponse:
         text_hash=post.get("text_hash", ""),
         replacement=post.get("replacement", ""),
     )
-    return _card(request, annotation.pk, status=201, fresh=True)
+    return _card(request, annotation.pk, saved=annotation, status=201)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @handles_errors
 def annotation_edit(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
+    """GET: the edit form of one's own annotation, with its current version. POST: save it."""
+    if request.method == "GET":
+        annotation = selectors.annotation_for_card(annotation_id)
+        perms.require_author(request.user, annotation)
+        return render(request, f"{TEMPLATE}#edit_form", {"a": annotation, "tags": selectors.active_tags()})
     post = request.POST
     tag_ids = [_int(t, "tags") for t in post.getlist("tags") if t] if "tags_present" in post else None
-    services.annotation_update(
+    saved = services.annotation_update(
         actor=request.user,
         annotation_id=annotation_id,
         version=_int(post.get("version"), "version"),
@@ -196,35 +254,35 @@ def annotation_edit(request: HtmxHttpRequest, annotation_id: int) -> HttpRespons
         tag_ids=tag_ids,
         replacement=post.get("replacement") if "replacement" in post else None,
     )
-    return _card(request, annotation_id)
+    return _card(request, annotation_id, saved=saved)
 
 
 @require_POST
 @handles_errors
 def annotation_status(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
-    services.annotation_set_status(
+    saved = services.annotation_set_status(
         actor=request.user,
         annotation_id=annotation_id,
         version=_int(request.POST.get("version"), "version"),
         resolved=request.POST.get("resolved") == "1",
     )
-    return _card(request, annotation_id)
+    return _card(request, annotation_id, saved=saved)
 
 
 @require_POST
 @handles_errors
 def annotation_delete(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
-    services.annotation_delete(
+    saved = services.annotation_delete(
         actor=request.user, annotation_id=annotation_id, version=_int(request.POST.get("version"), "version")
     )
-    return _card(request, annotation_id)
+    return _card(request, annotation_id, saved=saved)
 
 
 @require_POST
 @handles_errors
 def annotation_restore(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
-    services.annotation_restore(actor=request.user, annotation_id=annotation_id)
-    return _card(request, annotation_id)
+    saved = services.annotation_restore(actor=request.user, annotation_id=annotation_id)
+    return _card(request, annotation_id, saved=saved)
 
 
 @require_POST
@@ -237,7 +295,7 @@ def annotation_decide(request: HtmxHttpRequest, annotation_id: int) -> HttpRespo
         accept=request.POST.get("accept") == "1",
     )
     turn = Turn.objects.get(pk=annotation.turn_id)
-    return _card(request, annotation_id, extra=_correction_html(request, turn, oob=True))
+    return _card(request, annotation_id, saved=annotation, extra=_correction_html(request, turn, oob=True))
 
 
 @require_GET
@@ -282,10 +340,14 @@ def reply_delete(request: HtmxHttpRequest, reply_id: int) -> HttpResponse:
 # --- corrections ----------------------------------------------------------------------------------------------------
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @handles_errors
 def correction_save(request: HtmxHttpRequest, turn_id: int) -> HttpResponse:
+    """GET: the form for a first corrected reply, prefilled with the reply. POST: save the corrected reply."""
     turn = get_object_or_404(Turn, pk=turn_id)
+    if request.method == "GET":
+        perms.require_decide(request.user)
+        return render(request, f"{TEMPLATE}#new_correction_form", {"turn": turn})
     services.correction_save(
         actor=request.user,
         turn=turn,
