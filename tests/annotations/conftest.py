@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
+from django.apps import apps
 
 from annotations import anchoring
 from sessions.models import Conversation, Turn, TurnRole
@@ -30,6 +33,12 @@ def span(turn: Turn, quote: str, occurrence: int = 0) -> dict:
     for _ in range(occurrence + 1):
         start = turn.content.index(quote, start + 1)
     return {"start": start, "end": start + len(quote), "exact": quote, "text_hash": anchoring.text_hash(turn.content)}
+
+
+@pytest.fixture(autouse=True)
+def taxonomy(db) -> None:
+    """The seeded tags, even after another test's flush emptied the tables the data migration filled."""
+    importlib.import_module("annotations.migrations.0002_seed_tags").seed(apps, None)
 
 
 @pytest.fixture
