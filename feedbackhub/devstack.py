@@ -182,13 +182,13 @@ def _start_postgres() -> None:
 def _create_database() -> None:
     import psycopg  # noqa: PLC0415
 
+    # Databases are cloned from template1, so with pgvector there every new one (dev, test, bench) has it.
+    with psycopg.connect(pg_url("template1"), autocommit=True) as t1:
+        t1.execute("CREATE EXTENSION IF NOT EXISTS vector")
     with psycopg.connect(pg_url("postgres"), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_DATABASE]).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
-        # Test databases are cloned from template1, so they get pgvector without superuser tricks.
-        with psycopg.connect(pg_url("template1"), autocommit=True) as t1:
-            t1.execute("CREATE EXTENSION IF NOT EXISTS vector")
 
 
 def stop_postgres() -> None:
