@@ -169,6 +169,13 @@ def test_everything_is_escaped(client, moderator, expert):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;i&gt;c&lt;/i&gt;" in html
 
 
+def test_reply_text_keeps_carriage_returns_and_stays_escaped(client, moderator):
+    conversation = make_conversation(replies=["a\r\n<b>b</b>\rc"])
+    client.force_login(moderator)
+    html = client.get(reverse("annotations:review", args=[conversation.pk])).content.decode()
+    assert "data-reply-text>a&#13;\n&lt;b&gt;b&lt;/b&gt;&#13;c</div>" in html
+
+
 def test_tag_stylesheet_only_carries_valid_colours(client, expert):
     Tag.objects.create(name="evil", slug="evil", colour="#1;}a{b")  # bypassing the form's validator
     client.force_login(expert)

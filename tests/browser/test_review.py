@@ -302,7 +302,7 @@ def test_new_annotations_by_others_appear_without_reload(page, live_server, mode
 
 
 def test_reply_with_emoji_and_zwj_sequences_anchors_exactly(page, live_server, moderator):
-    text = f"Family {FAMILY} likes caf\u00e9 and cafe\u0301 {THUMBS} a lot. Also \U0001f1eb\U0001f1f7 flags."
+    text = f"Family {FAMILY} likes caf\u00e9 and cafe\u0301 {THUMBS} a lot.\r\nAlso \U0001f1eb\U0001f1f7 flags."
     conversation = make_conversation(replies=[text])
     turn = assistant_turns(conversation)[0]
     open_review(page, live_server, conversation, "mod")

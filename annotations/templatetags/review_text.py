@@ -1,0 +1,18 @@
+"""Rendering a reply so that the browser's text content is exactly the stored text (selectors count on it)."""
+
+from django import template
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+register = template.Library()
+
+
+@register.filter
+def exact_text(value: str) -> SafeString:
+    """HTML-escape ``value`` and write carriage returns as ``&#13;``.
+
+    The HTML parser turns a literal CR LF or CR into LF before it builds the DOM, which would shift every offset after
+    it; a character reference is not normalised, so the DOM keeps the CR. Everything else is escaped by Django's
+    ``escape`` first, so the result is as inert as ``{{ value }}``.
+    """
+    return mark_safe(escape(value).replace("\r", "&#13;"))  # noqa: S308 (escaped on the line above)
