@@ -34,6 +34,20 @@ class Rejected:
 Item = Conversation | Rejected
 
 
+class Parsed:
+    """A record parsed but not yet validated: its key (when the format can tell it cheaply) and content hash, so
+    the pipeline can skip records already stored unchanged before paying for their validation."""
+
+    __slots__ = ("line", "key", "content_hash", "record", "raw")
+
+    def __init__(self, line: int, key: tuple[str, str] | None, content_hash: str, record: Any, raw: bytes) -> None:
+        self.line = line
+        self.key = key
+        self.content_hash = content_hash
+        self.record = record
+        self.raw = raw
+
+
 class Format(Protocol):
     NAME: str
 

@@ -35,15 +35,16 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from django.conf import settings
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 
-from sessions.importers.base import Item, Rejected
+from sessions.importers.base import Item, Parsed, Rejected
 from sessions.importers.errors import FileError
 from sessions.importers.normalise import CONVERSATION_COLUMNS, FEEDBACK_COLUMNS, TURN_COLUMNS, Conversation
 from sessions.importers.reader import ImportFile
@@ -197,7 +198,14 @@ class Chunk:
     records: int = 0
     conversations: list[Conversation] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    #: Records the reader found stored with the same content hash (not validated, not sent).
+    unchanged: int = 0
+    #: Whether the reader looked the chunk's conversations up already (then the loader need not).
+    prechecked: bool = False
     position: int = 0
+
+
+UNCHANGED = object()
 
 
 @dataclass
@@ -215,6 +223,10 @@ class _Producer(threading.Thread):
         self.default_source = default_source
         self.out: queue.Queue[Chunk | _Done | BaseException] = queue.Queue(maxsize=QUEUE_CHUNKS)
         self.stop = threading.Event()
+        self.prechecked = False
+        #: Keys of the conversations in the last chunks handed over (some may not be committed yet).
+        self.sent: deque[set[tuple[str, str]]] = deque(maxlen=QUEUE_CHUNKS + 2)
+        self.current_keys: set[tuple[str, str]] = set()
 
     def _put(self, item: Chunk | _Done | BaseException) -> bool:
         while not self.stop.is_set():
@@ -230,47 +242,103 @@ class _Producer(threading.Thread):
             self._run()
         except BaseException as exc:  # handed to the consumer, which records it on the batch
             self._put(exc)
+        finally:
+            connection.close()  # this thread's own connection, if the pre-check opened one
+
+    def _entries(self) -> Iterator[Item | object]:
+        """The format's items; with a format that can tell a record's key before validating it, records stored
+        unchanged come out as ``UNCHANGED`` without being validated (a re-import costs a parse and a look-up)."""
+        iter_parsed = getattr(self.module, "iter_parsed", None)
+        if iter_parsed is None:
+            yield from self.module.iter_items(self.f, default_source=self.default_source)
+            return
+        self.prechecked = True
+        pending: list[Parsed | Rejected] = []
+        for entry in iter_parsed(self.f, default_source=self.default_source):
+            pending.append(entry)
+            if len(pending) >= CHUNK_CONVERSATIONS:
+                yield from self._resolve(pending)
+                pending = []
+        yield from self._resolve(pending)
+
+    def _resolve(self, pending: list[Parsed | Rejected]) -> Iterator[Item | object]:
+        keys = [p.key for p in pending if isinstance(p, Parsed) and p.key is not None]
+        stored = self._stored_hashes(keys) if keys else {}
+        finish = self.module.finish
+        changed: set[tuple[str, str]] = set()  # sent in this batch: a later copy must not be skipped
+        for p in pending:
+            if isinstance(p, Rejected):
+                yield p
+            elif (
+                p.key is not None
+                and stored.get(p.key) == p.content_hash
+                and p.key not in changed
+                and not self._recently_sent(p.key)
+            ):
+                yield UNCHANGED
+            else:
+                if p.key is not None:
+                    changed.add(p.key)
+                yield finish(p, default_source=self.default_source)
+
+    def _stored_hashes(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Committed content hashes of ``keys``, read on this thread's own connection (so, outside the caller's
+        transaction: rows it has not committed yet are not seen, and those records are simply not skipped)."""
+        try:
+            with connection.cursor() as cursor, connection.wrap_database_errors:
+                cursor.cursor.execute(EXISTING, ([k[0] for k in keys], [k[1] for k in keys]))
+                return {(s, e): h for s, e, h in cursor.cursor.fetchall()}
+        except DatabaseError:
+            logger.warning("import pre-check look-up failed; records are validated and merged as usual", exc_info=True)
+            return {}
+
+    def _recently_sent(self, key: tuple[str, str]) -> bool:
+        # A conversation in a chunk the loader may not have committed yet: the stored hash may be stale.
+        return key in self.current_keys or any(key in sent for sent in self.sent)
 
     def _run(self) -> None:
         chunk = Chunk()
-        keys: set[tuple[str, str]] = set()
         started = time.monotonic()
         monotonic = time.monotonic
-        items = self.module.iter_items(self.f, default_source=self.default_source)
+        entries = self._entries()
+
+        def put() -> bool:
+            nonlocal chunk, started
+            chunk.position = self.f.position()
+            chunk.prechecked = self.prechecked
+            self.sent.append(self.current_keys)
+            ok = self._put(chunk)
+            chunk, self.current_keys, started = Chunk(), set(), monotonic()
+            return ok
+
         while True:
             try:
-                item = next(items)
+                item = next(entries)
             except StopIteration:
                 break
             except FileError:
                 # Merge what was read before the file broke, then report the break.
-                chunk.position = self.f.position()
                 if chunk.records:
-                    self._put(chunk)
+                    put()
                 raise
             if self.stop.is_set():
                 return
-            if isinstance(item, Conversation):
+            if item is UNCHANGED:
+                chunk.unchanged += 1
+            elif isinstance(item, Conversation):
                 key = (item.source, item.external_id)
-                if key in keys:
-                    # The same conversation twice in one chunk: merge the first before the second.
-                    chunk.position = self.f.position()
-                    if not self._put(chunk):
-                        return
-                    chunk, keys, started = Chunk(), set(), monotonic()
-                keys.add(key)
+                if key in self.current_keys and not put():  # the same one twice: merge the first before the second
+                    return
+                self.current_keys.add(key)
                 chunk.conversations.append(item)
             else:
-                chunk.rejected.append(item)
+                chunk.rejected.append(item)  # type: ignore[arg-type]
             chunk.records += 1
-            if len(chunk.conversations) >= CHUNK_CONVERSATIONS or monotonic() - started > CHUNK_SECONDS:
-                chunk.position = self.f.position()
-                if not self._put(chunk):
-                    return
-                chunk, keys, started = Chunk(), set(), monotonic()
-        chunk.position = self.f.position()
-        if (chunk.records and not self._put(chunk)) or not self._put(_Done(self.f.sha256())):
+            if (len(chunk.conversations) >= CHUNK_CONVERSATIONS or monotonic() - started > CHUNK_SECONDS) and not put():
+                return
+        if chunk.records and not put():
             return
+        self._put(_Done(self.f.sha256()))
 
 
 class Loader:
@@ -299,7 +367,7 @@ class Loader:
         counts = [0, 0, 0, 0, 0]  # created, updated, unchanged, turns, feedback
         try:
             with transaction.atomic():
-                counts = self._merge(chunk.conversations)
+                counts = self._merge(chunk.conversations, lookup=not chunk.prechecked)
                 with self.step("finish chunk"):
                     self._finish_chunk(chunk, counts, rejected)
         except (DataError, IntegrityError):
@@ -310,7 +378,7 @@ class Loader:
             for conv in chunk.conversations:
                 try:
                     with transaction.atomic():
-                        one = self._merge([conv])
+                        one = self._merge([conv], lookup=False)
                 except (DataError, IntegrityError) as exc:
                     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     rejected.append(Rejected(conv.line, "", f"refused by the database: {reason}", conv.external_id))
@@ -334,21 +402,28 @@ class Loader:
         b.records_read += chunk.records
         b.conversations_created += counts[0]
         b.conversations_updated += counts[1]
-        b.conversations_unchanged += counts[2]
+        b.conversations_unchanged += counts[2] + chunk.unchanged
         b.turns_written += counts[3]
         b.feedback_written += counts[4]
         b.records_rejected += len(rejected)
         b.bytes_read = max(b.bytes_read, chunk.position)
         b.save(update_fields=PROGRESS_FIELDS)
 
-    def _merge(self, conversations: list[Conversation]) -> list[int]:
+    def _merge(self, conversations: list[Conversation], *, lookup: bool = True) -> list[int]:
+        """Merge ``conversations``; returns [created, updated, unchanged, turns, feedback events] written.
+
+        ``lookup`` first drops the conversations stored with the same content hash; without it they go through
+        the upsert, whose ``WHERE content_hash <> ...`` leaves them alone all the same (only slower).
+        """
         if not conversations:
             return [0, 0, 0, 0, 0]
         with connection.cursor() as cursor, connection.wrap_database_errors:
             cur = cursor.cursor  # the psycopg cursor, for COPY (errors still come out as Django's)
-            with self.step("lookup"):
-                cur.execute(EXISTING, ([c.source for c in conversations], [c.external_id for c in conversations]))
-                existing = {(s, e): h for s, e, h in cur.fetchall()}
+            existing: dict[tuple[str, str], str] = {}
+            if lookup:
+                with self.step("lookup"):
+                    cur.execute(EXISTING, ([c.source for c in conversations], [c.external_id for c in conversations]))
+                    existing = {(s, e): h for s, e, h in cur.fetchall()}
             changed = [c for c in conversations if existing.get((c.source, c.external_id)) != c.content_hash]
             unchanged = len(conversations) - len(changed)
             if not changed:

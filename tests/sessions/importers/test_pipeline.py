@@ -361,3 +361,34 @@ def test_running_a_batch_again_starts_its_counts_from_zero(write):
     batch.refresh_from_db()
     assert (batch.records_read, batch.conversations_created, batch.conversations_unchanged) == (2, 0, 1)
     assert batch.records_rejected == 1 and batch.rejections.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reimport_skips_validating_records_stored_unchanged(write, monkeypatch):
+    from sessions.importers import native
+
+    path = write("a.jsonl", [conversation(f"c-{i}") for i in range(6)])
+    import_file(path=path, source="s")  # committed: the reader's own connection sees it
+    validated: list[int] = []
+    real_finish = native.finish
+
+    def counting_finish(parsed, **kwargs):
+        validated.append(parsed.line)
+        return real_finish(parsed, **kwargs)
+
+    monkeypatch.setattr(native, "finish", counting_finish)
+    edited = [conversation(f"c-{i}") for i in range(6)]
+    edited[4]["turns"][0]["content"] = "edited"
+    again = import_file(path=write("b.jsonl", edited), source="s")
+    assert (again.conversations_unchanged, again.conversations_updated, again.conversations_created) == (5, 1, 0)
+    assert validated == [5]  # only the edited record was validated
+    assert Turn.objects.get(conversation__external_id="c-4", position=0).content == "edited"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_later_copy_in_the_same_file_wins_even_when_it_matches_what_is_stored(write):
+    v1, v2 = conversation("c-1", turns=2), conversation("c-1", turns=4)
+    import_file(path=write("a.jsonl", [v1]), source="s")
+    batch = import_file(path=write("b.jsonl", [v2, v1]), source="s")
+    assert batch.conversations_updated == 2
+    assert Conversation.objects.get().turn_count == 2
