@@ -9,8 +9,10 @@ How one file goes in:
    and Python parsing overlaps with PostgreSQL's work on the previous chunk.
 2. The caller's thread (which owns the Django database connection) merges each chunk in one transaction:
 
-   * one indexed look-up of the chunk's ``(source, external_id)`` keys; conversations whose ``content_hash`` is
-     unchanged are counted and go no further (a re-import of an unchanged file costs a parse and a look-up);
+   * conversations stored with the same ``content_hash`` are counted and go no further. For formats that can tell
+     a record's key before validating it (native), the reader thread already looks the keys up on its own
+     connection and skips validating such records (a re-import of an unchanged file costs a parse, a hash and
+     an index probe per record); otherwise the loader looks the chunk's keys up first;
    * the rest is COPYed into a TEMP staging table and upserted with ``INSERT ... ON CONFLICT DO UPDATE ... WHERE
      content_hash changed ... RETURNING``, which tells created from updated;
    * turns of created conversations are COPYed straight into the turn table; turns of updated conversations go
