@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sessions.importers.base import Item, Parsed, Rejected, parse_json, rejected, too_long
-from sessions.importers.errors import RecordError
+from sessions.importers.errors import FileError, RecordError
 from sessions.importers.normalise import content_hash, normalise
 from sessions.importers.reader import ImportFile
 
@@ -20,6 +20,8 @@ def sniff(first: Any) -> bool:
 
 def iter_parsed(f: ImportFile, *, default_source: str) -> Iterator[Parsed | Rejected]:
     """Parse each line and tell its key and hash; :func:`finish` validates it."""
+    if f.is_json_array():
+        raise FileError(f"{f.name}: line 1: a JSON array; this format has one JSON object per line (JSONL)")
     for lineno, line in f.lines():
         if line is None:
             yield too_long(f, lineno)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sessions.importers.base import Item, parse_json, rejected, too_long
-from sessions.importers.errors import RecordError
+from sessions.importers.errors import FileError, RecordError
 from sessions.importers.normalise import ENVIRONMENTS, content_hash, normalise, stable_id
 from sessions.importers.reader import ImportFile
 
@@ -36,6 +36,8 @@ def sniff(first: Any) -> bool:
 
 
 def iter_items(f: ImportFile, *, default_source: str) -> Iterator[Item]:
+    if f.is_json_array():
+        raise FileError(f"{f.name}: line 1: a JSON array; this format has one JSON object per line (JSONL)")
     for lineno, line in f.lines():
         if line is None:
             yield too_long(f, lineno)

@@ -320,3 +320,11 @@ def test_csv_quoting_error_rejects_the_whole_conversation(write):
     assert list(Conversation.objects.values_list("external_id", flat=True)) == ["b"]
     rejection = batch.rejections.get()
     assert rejection.line == 3 and "malformed CSV row" in rejection.reason
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["native", "openai"])
+def test_a_json_array_given_as_a_line_format_fails_clearly(write, fmt):
+    batch = import_file(path=write("arr.json", b'[{"id": 1, "turns": []}]'), source="s", format=fmt)
+    assert batch.status == ImportStatus.FAILED
+    assert "arr.json: line 1: a JSON array" in batch.error and "JSONL" in batch.error
