@@ -5,8 +5,9 @@ How one file goes in:
 1. A reader thread streams the file through its format module, which yields validated
    :class:`~sessions.importers.normalise.Conversation` rows (plain tuples) or :class:`~sessions.importers.base.Rejected`
    records. It groups them into chunks of ``CHUNK_CONVERSATIONS`` conversations (or whatever arrived within
-   ``CHUNK_SECONDS``) and hands them over through a queue of ``QUEUE_CHUNKS``, so memory stays flat for any file size
-   and Python parsing overlaps with PostgreSQL's work on the previous chunk.
+   ``CHUNK_SECONDS``, or in ``CHUNK_BYTES`` of input) and hands them over through a queue of ``QUEUE_CHUNKS``,
+   so memory stays flat for any file size and Python parsing overlaps with PostgreSQL's work on the previous
+   chunk.
 2. The caller's thread (which owns the Django database connection) merges each chunk in one transaction:
 
    * conversations stored with the same ``content_hash`` are counted and go no further. For formats that can tell
@@ -56,6 +57,8 @@ from sessions.models import Conversation as ConversationModel
 logger = logging.getLogger(__name__)
 
 CHUNK_CONVERSATIONS = 2000
+#: A chunk also ends after this many bytes of input, so a file of huge records still holds a bounded amount.
+CHUNK_BYTES = 24 * 1024 * 1024
 CHUNK_SECONDS = 0.4
 QUEUE_CHUNKS = 2
 
@@ -256,11 +259,12 @@ class _Producer(threading.Thread):
             return
         self.prechecked = True
         pending: list[Parsed | Rejected] = []
+        start = self.f.content_bytes
         for entry in iter_parsed(self.f, default_source=self.default_source):
             pending.append(entry)
-            if len(pending) >= CHUNK_CONVERSATIONS:
+            if len(pending) >= CHUNK_CONVERSATIONS or self.f.content_bytes - start > CHUNK_BYTES:
                 yield from self._resolve(pending)
-                pending = []
+                pending, start = [], self.f.content_bytes
         yield from self._resolve(pending)
 
     def _resolve(self, pending: list[Parsed | Rejected]) -> Iterator[Item | object]:
@@ -303,14 +307,16 @@ class _Producer(threading.Thread):
         started = time.monotonic()
         monotonic = time.monotonic
         entries = self._entries()
+        f = self.f
+        start_bytes = f.content_bytes
 
         def put() -> bool:
-            nonlocal chunk, started
-            chunk.position = self.f.position()
+            nonlocal chunk, started, start_bytes
+            chunk.position = f.position()
             chunk.prechecked = self.prechecked
             self.sent.append(self.current_keys)
             ok = self._put(chunk)
-            chunk, self.current_keys, started = Chunk(), set(), monotonic()
+            chunk, self.current_keys, started, start_bytes = Chunk(), set(), monotonic(), f.content_bytes
             return ok
 
         while True:
@@ -336,7 +342,11 @@ class _Producer(threading.Thread):
             else:
                 chunk.rejected.append(item)  # type: ignore[arg-type]
             chunk.records += 1
-            if (len(chunk.conversations) >= CHUNK_CONVERSATIONS or monotonic() - started > CHUNK_SECONDS) and not put():
+            if (
+                len(chunk.conversations) >= CHUNK_CONVERSATIONS
+                or monotonic() - started > CHUNK_SECONDS
+                or f.content_bytes - start_bytes > CHUNK_BYTES
+            ) and not put():
                 return
         if chunk.records and not put():
             return

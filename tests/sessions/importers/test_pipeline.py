@@ -392,3 +392,15 @@ def test_a_later_copy_in_the_same_file_wins_even_when_it_matches_what_is_stored(
     batch = import_file(path=write("b.jsonl", [v2, v1]), source="s")
     assert batch.conversations_updated == 2
     assert Conversation.objects.get().turn_count == 2
+
+
+def test_chunks_are_bounded_by_bytes_too(write, monkeypatch):
+    from sessions.importers import pipeline
+
+    monkeypatch.setattr(pipeline, "CHUNK_BYTES", 1)  # every record is its own chunk
+    monkeypatch.setattr(pipeline, "PROGRESS_SECONDS", 0)
+    seen: list[int] = []
+    path = write("a.jsonl", [conversation(f"c-{i}") for i in range(4)])
+    batch = import_file(path=path, source="s", progress=lambda b: seen.append(b.records_read))
+    assert batch.conversations_created == 4
+    assert [n for n in seen if n][:4] == [1, 2, 3, 4]
