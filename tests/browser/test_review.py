@@ -141,6 +141,8 @@ def test_reply_and_resolve(page, live_server, moderator, expert, conversation):
     open_review(page, live_server, conversation, "expert")
 
     card = page.locator(f"#card-{a.pk}")
+    expect(card.get_by_role("button", name="Resolve")).to_be_hidden()  # controls show on the active card only
+    card.locator(".card-head").click()
     card.get_by_label("Reply").fill("Confirmed: 1889 is right.")
     card.get_by_role("button", name="Reply").click()
     expect(card.locator(".thread")).to_contain_text("Confirmed: 1889 is right.")
@@ -263,6 +265,7 @@ def test_two_reviewers_saving_the_same_annotation_see_a_conflict_and_both_texts_
         first, second = first_ctx.new_page(), second_ctx.new_page()
         for pg in (first, second):
             open_review(pg, live_server, conversation, "mod")
+            pg.locator(f"#card-{a.pk} .card-head").click()
             pg.locator(f"#card-{a.pk} details.inline-edit summary").first.click()
 
         first.locator(f"#card-{a.pk}").get_by_label("Comment text").fill("Edit from tab one")
