@@ -388,3 +388,48 @@ def test_xss_corpus_in_replies_comments_and_tag_names_stays_inert(page, live_ser
     expect(page.locator(".card")).to_have_count(len(XSS) + 1)
     assert page.evaluate("() => window.__xss") is None
     assert not page_problems
+
+
+def test_overlapping_highlights_tag_button_and_filters(page, live_server, moderator, expert, conversation):
+    from annotations import services
+    from tests.annotations.conftest import span
+
+    turn = assistant_turns(conversation)[0]
+    wide = services.annotation_create(actor=expert, turn=turn, body="wide", **span(turn, "is in Berlin. It was"))
+    open_review(page, live_server, conversation, "mod")
+
+    # A second, overlapping highlight made with the toolbar's Tag button.
+    drag_select(page, turn.pk, "Berlin")
+    page.get_by_role("toolbar", name="Selected text").get_by_role("button", name="Tag").click()
+    composer = page.locator("form.composer")
+    expect(composer.locator("input[name=tags]").first).to_be_focused()  # Tag mode starts in the tag picker
+    composer.get_by_label("wrong tone").check()
+    composer.get_by_role("button", name="Save").click()
+    expect(page.locator(f"#cards-{turn.pk} .card")).to_have_count(2)
+    narrow = Annotation.objects.exclude(pk=wide.pk).get()
+    assert narrow.exact == "Berlin" and narrow.body == ""
+    assert highlighted_text(page, wide.pk) == "is in Berlin. It was"
+    assert highlighted_text(page, narrow.pk) == "Berlin"
+
+    # Clicking inside the overlap focuses the innermost highlight's card; outside it, the wide one's.
+    page.locator(f"mark[data-annotation-id='{narrow.pk}']").first.click()
+    expect(page.locator(f"#card-{narrow.pk}")).to_be_focused()
+    page.locator(f"mark[data-annotation-id='{wide.pk}']").first.click(position={"x": 2, "y": 5})
+    expect(page.locator(f"#card-{wide.pk}")).to_be_focused()
+
+    # Filters hide cards and their highlights, and bring them back.
+    page.locator("#filter-tag").select_option(label="wrong tone")
+    expect(page.locator(f"#card-{wide.pk}")).to_be_hidden()
+    expect(page.locator(f"#card-{narrow.pk}")).to_be_visible()
+    expect(page.locator(f"mark[data-annotation-id='{wide.pk}']")).to_have_count(0)
+    page.locator("#filter-tag").select_option("")
+    page.locator("#filter-author").select_option(label="expert")
+    expect(page.locator(f"#card-{narrow.pk}")).to_be_hidden()
+    expect(page.locator(f"#card-{wide.pk}")).to_be_visible()
+    page.locator("#filter-author").select_option("")
+    page.locator(f"#card-{narrow.pk} .card-head").click()
+    page.locator(f"#card-{narrow.pk}").get_by_role("button", name="Resolve").click()
+    expect(page.locator(f"#card-{narrow.pk} .badge-resolved")).to_be_visible()
+    page.locator("#filter-status").select_option("open")
+    expect(page.locator(f"#card-{narrow.pk}")).to_be_hidden()
+    expect(page.locator(f"#card-{wide.pk}")).to_be_visible()
