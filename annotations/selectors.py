@@ -62,8 +62,9 @@ def annotation_queryset() -> QuerySet[Annotation]:
         "tags",
         Prefetch(
             "replies",
-            queryset=AnnotationReply.objects.filter(deleted_at__isnull=True).select_related("author"),
-            to_attr="live_replies",
+            # Deleted replies too: their author sees them with an Undo button, everyone else does not see them.
+            queryset=AnnotationReply.objects.select_related("author"),
+            to_attr="thread",
         ),
     )
 

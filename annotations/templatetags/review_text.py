@@ -1,5 +1,7 @@
 """Rendering a reply so that the browser's text content is exactly the stored text (selectors count on it)."""
 
+import json
+
 from django import template
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -16,3 +18,9 @@ def exact_text(value: str) -> SafeString:
     ``escape`` first, so the result is as inert as ``{{ value }}``.
     """
     return mark_safe(escape(value).replace("\r", "&#13;"))  # noqa: S308 (escaped on the line above)
+
+
+@register.filter
+def as_json(value) -> str:
+    """Pretty JSON for the audit trail's before/after (returned unsafe: the template escapes it)."""
+    return json.dumps(value, indent=1, ensure_ascii=False, sort_keys=True, default=str)

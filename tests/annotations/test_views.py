@@ -181,3 +181,26 @@ def test_tag_stylesheet_only_carries_valid_colours(client, expert):
     client.force_login(expert)
     css = client.get(reverse("annotations:tags_css")).content.decode()
     assert "--tag-colour:#e5484d" in css and "a{" not in css
+
+
+def test_deleted_reply_offers_undo_to_its_author_only(client, moderator, expert, reply_turn):
+    a = services.annotation_create(actor=moderator, turn=reply_turn, body="x")
+    r = services.reply_create(actor=expert, annotation_id=a.pk, body="oops <b>")
+    client.force_login(expert)
+    card = client.post(reverse("annotations:reply_delete", args=[r.pk])).content.decode()
+    assert "Your reply was deleted." in card and "oops" not in card
+    card = client.post(reverse("annotations:reply_delete", args=[r.pk]), {"undo": "1"}).content.decode()
+    assert "oops &lt;b&gt;" in card
+    services.reply_delete(actor=expert, reply_id=r.pk)
+    client.force_login(moderator)
+    card = client.get(reverse("annotations:card", args=[a.pk])).content.decode()
+    assert "oops" not in card and "deleted" not in card
+
+
+def test_history_shows_who_did_what_with_before_and_after(client, moderator, reply_turn):
+    a = services.annotation_create(actor=moderator, turn=reply_turn, body="first <i>")
+    services.annotation_update(actor=moderator, annotation_id=a.pk, version=1, body="second")
+    client.force_login(moderator)
+    html = client.get(reverse("annotations:annotation_history", args=[a.pk])).content.decode()
+    assert html.count("<li>") == 2 and "mod</strong> create" in html and "mod</strong> edit" in html
+    assert "&quot;body&quot;: &quot;first &lt;i&gt;&quot;" in html and "&quot;body&quot;: &quot;second&quot;" in html
