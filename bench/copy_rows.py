@@ -1,7 +1,7 @@
 """The raw-COPY baseline's input: the exact rows the import pipeline stores, written once as COPY text files.
 
-Rows come from the importer's own normaliser (``sessions.importers.native`` over ``sessions.importers.reader``),
-so the baseline loads the same conversations, turns and feedback events, column for column, as the pipeline.
+Rows come from the pipeline itself (``sessions.importers.pipeline.copy_rows``, which returns what it COPYs for a
+conversation), so the baseline loads the same conversations, turns and feedback events, column for column.
 What the baseline leaves out is precisely the pipeline's own work: parsing and validating, staging, the merge
 (idempotency: matching existing rows, updating changed ones, deleting surplus turns) and the text-search vector
 (``search_vector`` stays NULL here, while the pipeline computes it in SQL).
@@ -38,46 +38,64 @@ def _line(values: tuple | list) -> str:
     return "\t".join([_field(v) for v in values]) + "\n"
 
 
+def _source_digest() -> str:
+    """A hash of the importer modules that shape the rows, so cached files follow any change to them."""
+    import hashlib  # noqa: PLC0415
+
+    import sessions.importers as package  # noqa: PLC0415
+
+    digest = hashlib.sha256()
+    folder = Path(package.__file__).parent
+    for name in ("normalise.py", "native.py", "reader.py", "base.py", "pipeline.py"):
+        path = folder / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def prepare(jsonl: Path, out_dir: Path, *, source: str = "bench") -> dict[str, Any]:
     """Write conversation/turn/feedback COPY files for ``jsonl`` into ``out_dir`` (reused when up to date).
 
-    Precondition: Django is set up (the normaliser reads the models' choices). Returns the manifest.
+    The rows are the pipeline's own (``sessions.importers.pipeline.copy_rows`` over ``iter_file``), mapped onto
+    the real tables: the staging key ``k`` becomes the conversation id, ``search_text`` (which only feeds the
+    pipeline's SQL) is left out, and a feedback row's ``position`` becomes its turn's id.
+    Precondition: Django is set up. Returns the manifest.
     """
     from django.conf import settings  # noqa: PLC0415
 
-    from sessions.importers import native  # noqa: PLC0415
-    from sessions.importers.normalise import (  # noqa: PLC0415
-        CONVERSATION_COLUMNS,
-        FEEDBACK_COLUMNS,
-        NORMALISE_VERSION,
-        TURN_COLUMNS,
-        Conversation,
-    )
+    from sessions.importers import native, pipeline  # noqa: PLC0415
+    from sessions.importers.normalise import Conversation  # noqa: PLC0415
     from sessions.importers.reader import ImportFile  # noqa: PLC0415
     from sessions.models import Conversation as ConversationModel  # noqa: PLC0415
     from sessions.models import FeedbackEvent, Turn  # noqa: PLC0415
 
+    columns = pipeline.COPY_COLUMNS
     stamp = {
         "source_file": jsonl.name,
         "source_bytes": jsonl.stat().st_size,
-        "normalise_version": NORMALISE_VERSION,
+        "importer_digest": _source_digest(),
         "copy_rows_version": COPY_ROWS_VERSION,
-        "columns": [CONVERSATION_COLUMNS, TURN_COLUMNS, FEEDBACK_COLUMNS],
+        "columns": {name: list(cols) for name, cols in columns.items()},
     }
     manifest_path = out_dir / "manifest.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("stamp") == json.loads(json.dumps(stamp)):
+        if manifest.get("stamp") == stamp:
             return manifest
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
 
-    assert CONVERSATION_COLUMNS[-1] == "search_text", "the normaliser's conversation columns changed"
-    assert FEEDBACK_COLUMNS[0] == "position", "the normaliser's feedback columns changed"
+    conv_in = list(columns["conversation"])
+    conv_keep = [i for i, name in enumerate(conv_in) if name not in ("k", "search_text")]
+    turn_in = list(columns["turn"])
+    fb_in = list(columns["feedback"])
+    fb_position = fb_in.index("position")
+    fb_conversation = fb_in.index("conversation_id")
+    fb_keep = [i for i, name in enumerate(fb_in) if name not in ("position", "conversation_id")]
     now = dt.datetime.now(dt.UTC).isoformat()
-    conv_columns = ["id", *CONVERSATION_COLUMNS[:-1], "imported_at", "updated_at"]
-    turn_columns = ["id", "conversation_id", *TURN_COLUMNS]
-    feedback_columns = ["conversation_id", "turn_id", *FEEDBACK_COLUMNS[1:]]
+    conv_columns = ["id", *(conv_in[i] for i in conv_keep), "imported_at", "updated_at"]
+    turn_columns = ["id", *turn_in]
+    feedback_columns = ["conversation_id", "turn_id", *(fb_in[i] for i in fb_keep)]
     conv_id = turn_id = feedback_rows = rejected = 0
     with (
         ImportFile(jsonl, max_file_bytes=settings.IMPORT_MAX_FILE_BYTES,
@@ -86,19 +104,22 @@ def prepare(jsonl: Path, out_dir: Path, *, source: str = "bench") -> dict[str, A
         open(out_dir / "turn.copy", "w", encoding="utf-8", buffering=1 << 20) as turn_out,
         open(out_dir / "feedback.copy", "w", encoding="utf-8", buffering=1 << 20) as fb_out,
     ):
-        for item in native.iter_items(f, default_source=source):
+        for item in pipeline.iter_file(f, native, source):
             if not isinstance(item, Conversation):
                 rejected += 1
                 continue
             conv_id += 1
-            conv_out.write(_line((conv_id, *item.row[:-1], now, now)))
+            rows = pipeline.copy_rows(item, conv_id)
+            for row in rows["conversation"]:
+                conv_out.write(_line((conv_id, *(row[i] for i in conv_keep), now, now)))
             first_turn = turn_id + 1
-            for turn in item.turns:
+            for row in rows["turn"]:
                 turn_id += 1
-                turn_out.write(_line((turn_id, conv_id, *turn)))
-            for event in item.feedback:
+                turn_out.write(_line((turn_id, *row)))
+            for row in rows["feedback"]:
                 feedback_rows += 1
-                fb_out.write(_line((conv_id, first_turn + event[0], *event[1:])))
+                fb_out.write(_line((row[fb_conversation], first_turn + row[fb_position],
+                                    *(row[i] for i in fb_keep))))
     manifest = {
         "stamp": stamp,
         "rejected": rejected,

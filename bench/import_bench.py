@@ -1,10 +1,13 @@
 """Import speed and memory: the real pipeline on generated native JSONL, against a raw COPY of the same rows.
 
-For each file size (by default 20k and 100k conversations, about 10 turns each) and each repeat:
+Two file sizes (20k and 100k conversations, about 10 turns each). In each repeat, for the 100k file:
 
 1. empty the import database, then import the file through ``sessions.services.import_file`` (fresh import);
 2. import the same file again: every conversation is unchanged (re-import);
 3. empty the database, then ``COPY`` the same rows straight into the same tables (baseline, see bench.copy_rows).
+
+The 20k file is imported fresh in each repeat too, to show that the import's peak memory does not grow with the
+file.
 
 Each step runs in its own process (bench.import_child); its peak RSS comes from ``wait4``'s resource usage, so
 it covers everything the import process touched. Rates are turns stored per second of the step's wall time.
@@ -156,16 +159,20 @@ def run(ctx: common.Context) -> dict[str, Any]:
     for size in sorted(sizes, reverse=True):
         ctx.log(f"generating (or reusing) the native JSONL file of {size:,} conversations")
         files[size] = datagen.cached_file(ctx.work_dir, size)
-        ctx.log(f"preparing (or reusing) the COPY rows of {size:,} conversations")
-        manifests[size] = prepare_copy_files(files[size][0], db_url, ctx.work_dir / f"copy-{size}")
+        if size == max(sizes) or not have_pipeline:
+            ctx.log(f"preparing (or reusing) the COPY rows of {size:,} conversations")
+            manifests[size] = prepare_copy_files(files[size][0], db_url, ctx.work_dir / f"copy-{size}")
 
     ctx.log("baseline process memory (Django set up and connected, nothing imported)")
     idle = run_child("idle", files[sizes[0]][0], db_url, work_dir=ctx.work_dir)
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
+    largest = max(sizes)
     for repeat in range(1, ctx.repeats + 1):
         for size in sizes:
             path, stats = files[size]
+            # Smaller files only show that memory stays flat; the rates and the ratio are taken on the largest.
+            full = size == largest
             if have_pipeline:
                 reset(db_url)
                 ctx.log(f"repeat {repeat}: import {size:,} conversations ({stats['turns']:,} turns)")
@@ -174,19 +181,22 @@ def run(ctx: common.Context) -> dict[str, Any]:
                 problems += _check(row, stats)
                 rows.append(row)
                 ctx.log(f"  {row['turns_per_s']:,} turns/s, peak RSS {row['peak_rss_mib']} MiB")
-                ctx.log(f"repeat {repeat}: re-import the same {size:,} conversations")
-                row = _step_row(repeat, size, "re-import",
-                                run_child("pipeline", path, db_url, work_dir=ctx.work_dir), stats)
-                problems += _check(row, stats, expect_unchanged=True)
+                if full:
+                    ctx.log(f"repeat {repeat}: re-import the same {size:,} conversations")
+                    row = _step_row(repeat, size, "re-import",
+                                    run_child("pipeline", path, db_url, work_dir=ctx.work_dir), stats)
+                    problems += _check(row, stats, expect_unchanged=True)
+                    rows.append(row)
+                    ctx.log(f"  {row['turns_per_s']:,} turns/s, peak RSS {row['peak_rss_mib']} MiB")
+            if full or not have_pipeline:
+                reset(db_url)
+                ctx.log(f"repeat {repeat}: raw COPY of the same rows ({size:,} conversations)")
+                row = _step_row(repeat, size, "raw COPY",
+                                run_child("copy", ctx.work_dir / f"copy-{size}", db_url, work_dir=ctx.work_dir),
+                                stats)
+                problems += _check(row, stats)
                 rows.append(row)
                 ctx.log(f"  {row['turns_per_s']:,} turns/s, peak RSS {row['peak_rss_mib']} MiB")
-            reset(db_url)
-            ctx.log(f"repeat {repeat}: raw COPY of the same rows ({size:,} conversations)")
-            row = _step_row(repeat, size, "raw COPY",
-                            run_child("copy", ctx.work_dir / f"copy-{size}", db_url, work_dir=ctx.work_dir), stats)
-            problems += _check(row, stats)
-            rows.append(row)
-            ctx.log(f"  {row['turns_per_s']:,} turns/s, peak RSS {row['peak_rss_mib']} MiB")
     reset(db_url)
     return summarise(ctx, sizes, files, rows, idle, problems, notes)
 
@@ -234,7 +244,9 @@ def summarise(
                  big["ratio_to_copy"], lambda v: v >= TARGET_RATIO, "{:.2f}"),
         _verdict(f"Peak RSS of the import process, any size ({' / '.join(f'{s:,}' for s in sizes)} conversations)",
                  f"< {RSS_LIMIT_MIB} MiB", max(rss_values) if rss_values else None,
-                 lambda v: v < RSS_LIMIT_MIB, "{} MiB"),
+                 lambda v: v < RSS_LIMIT_MIB,
+                 "max {:.0f} MiB (" + ", ".join(f"{p['conversations']:,}: {p['import_peak_rss_mib']:.0f}"
+                                               for p in per_size if p["import_peak_rss_mib"] is not None) + ")"),
         _verdict("Re-import of the unchanged file (all unchanged), median", "(reported)",
                  big["reimport_turns_per_s"], None, "{:,} turns/s"),
     ]
@@ -269,17 +281,18 @@ def summarise(
             f"On this machine a raw COPY of these rows into these tables reaches {big['copy_turns_per_s']:,} "
             f"turns/s, below the {TARGET_TURNS_PER_S:,} turns/s target: with turns of this size (about "
             f"{files[largest][1]['bytes'] / files[largest][1]['turns']:,.0f} bytes of JSONL each, system prompt and "
-            "retrieved documents included) no pipeline writing them into these tables can reach the target here; "
-            "the ratio to COPY is the measure of the pipeline's own overhead."
+            "retrieved documents included) a pipeline that writes them into these tables is bounded by about that "
+            "rate here, so the ratio to COPY is the measure of the pipeline's own overhead."
         )
     notes.append(
         f"An idle import process (Django set up and connected) peaks at {idle['peak_rss_mib']:.0f} MiB; the "
         "import's peak above that is what it holds while streaming."
     )
     notes.append(
-        "The raw COPY loads the rows the importer's normaliser produces for the same file, with ids assigned in "
-        "advance and no search vector; it skips parsing, validation, staging and the idempotent merge, so it is "
-        "the floor for writing these rows, measured on the same tables with the same indexes."
+        "The raw COPY loads the rows the pipeline COPYs for the same file (sessions.importers.pipeline.copy_rows), "
+        "with ids assigned in advance and no search vector, in one transaction; it skips parsing, validation, "
+        "staging and the idempotent merge, so it is the floor for writing these rows, measured on the same tables "
+        "with the same indexes and foreign keys."
     )
     notes += [f"Problem: {p}" for p in problems]
     return {
