@@ -12,21 +12,24 @@ TARGETS_INTRO = """\
 Targets from the foundation issue ("Must show"): importing a generated native-JSONL file of 100k conversations
 (about 1M turns) at **>= 50,000 turns/s** through the real pipeline, at least **0.3x** the rate of a raw `COPY` of
 the same rows measured in the same run, with **peak memory under 500 MB** whatever the file size; and the session
-list at **p95 <= 80 ms** with filters at **1M conversations**."""
+list at **p95 <= 80 ms** with filters at **1M conversations**. From the review workspace issue: the review page of a
+50-turn conversation with 200 annotations at **p95 <= 60 ms** server time and an annotation save at **p95 <= 30 ms**."""
 
 HOW_TO = """\
 ## Running them
 
 ```
-make bench                          # everything, full sizes (about 10 minutes once the data sets exist)
-python -m bench.run --only import   # one benchmark (import or list); the others' last results stay in the report
+make bench                          # everything, full sizes (15-20 minutes on this machine)
+python -m bench.run --only import   # one benchmark (import, list or review); the others' last results stay
+python -m bench.run --repeats 3     # more repeats (default 2)
 python -m bench.run --quick         # tiny sizes, a smoke run; writes to .data/bench/quick/, not to this file
 ```
 
 Benchmarks use their own databases on the same PostgreSQL server (`feedbackhub_bench` for the list,
 `feedbackhub_bench_import` for imports; `BENCH_DATABASE_URL` overrides), never the development or test
 databases. The million-conversation list data set is built once (about two minutes) and reused while the
-conversation migrations stay the same. Generated import files are cached under `.data/bench/`.
+conversation migrations stay the same. Generated import files (about 1 GB) and their COPY rows are cached under
+`.data/bench/`. The exit status is 1 when a target was missed, 2 when a benchmark could not run.
 Each benchmark prints its tables and writes `bench/results/<name>.json`; this page is regenerated from those
 files, so it always shows the latest full run of each benchmark."""
 
@@ -72,12 +75,20 @@ def _machine_table(machine: dict[str, Any]) -> str:
         ["Python", machine.get("python")],
         ["PostgreSQL", f"{machine.get('postgresql')} ({machine.get('postgresql_settings', '')})"],
         ["Django", machine.get("django")],
-        ["Commit", machine.get("git_commit")],
-        ["Date", machine.get("date")],
-        ["Load average at start (1/5/15 min)", " / ".join(str(x) for x in machine.get("load_average_at_start", []))],
-        ["Load average at end (1/5/15 min)", " / ".join(str(x) for x in machine.get("load_average_at_end", []))],
     ]
     return _md_table(["", ""], rows)
+
+
+def _run_line(result: dict[str, Any]) -> str:
+    machine = result.get("machine") or {}
+    start = machine.get("load_average_at_start") or ["?"]
+    end = machine.get("load_average_at_end") or ["?"]
+    took = f", took {result['seconds']:.0f} s" if result.get("seconds") else ""
+    return (
+        f"Run: {machine.get('date', '?')}, commit {machine.get('git_commit', '?')}{took}; "
+        f"1-minute load average {start[0]} at the start, {end[0]} at the end (2 cores: above 2 means waiting for a "
+        "CPU)."
+    )
 
 
 def markdown(results: dict[str, dict[str, Any]]) -> str:
@@ -92,6 +103,10 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
     if summary_rows:
         parts += ["## Summary", "", _md_table(["benchmark", "check", "target", "measured", "result"], summary_rows),
                   ""]
+    latest = max((r for r in results.values() if r.get("machine")), key=lambda r: r["machine"].get("date", ""),
+                 default=None)
+    if latest is not None:
+        parts += ["## Machine", "", _machine_table(latest["machine"]), ""]
     for result in results.values():
         parts += [f"## {result['title']}", ""]
         module_doc = result.get("description")
@@ -101,16 +116,16 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
             parts += [f"**{table['title']}**", "", _md_table(table["columns"], table["rows"]), ""]
         if result.get("notes"):
             parts += [*(f"- {note}" for note in result["notes"]), ""]
-        machine = result.get("machine")
-        if machine:
-            parts += ["Machine and run:", "", _machine_table(machine), ""]
+        if result.get("machine"):
+            parts += [_run_line(result), ""]
     parts += [
         "## Reading these numbers",
         "",
         "The machine is shared and noisy (other processes run tests against the same PostgreSQL server), so "
         "every step is repeated and the import is compared with a raw `COPY` measured in the same repeat: the "
         "ratio is steadier than either rate. The list is measured in interleaved rounds; 'round p95' shows how "
-        "much one round differed from another.",
+        "much one round differed from another, and 'app CPU p50' is the code's own cost per request, which load "
+        "from other processes barely changes.",
         "",
         HOW_TO,
         "",

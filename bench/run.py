@@ -37,8 +37,8 @@ BENCHMARKS = _benchmarks()
 
 
 def _description(module: Any) -> str:
-    """The module docstring minus its first line, paragraphs unwrapped for Markdown."""
-    doc = (module.__doc__ or "").strip().split("\n", 1)
+    """The module docstring minus its summary (first paragraph), paragraphs unwrapped for Markdown."""
+    doc = (module.__doc__ or "").strip().split("\n\n", 1)
     body = doc[1] if len(doc) > 1 else ""
     paragraphs = [" ".join(p.split()) for p in body.strip().split("\n\n") if p.strip()]
     out = []

@@ -79,6 +79,6 @@ def test_report_shows_targets_results_and_machine():
     assert "| Session list | p95 | <= 80 ms | 91.0 ms | **FAIL** |" in text
     assert "| Session list | pages | all match | all match | pass |" in text
     assert "| a \\| b | 91.0 |" in text
-    assert "Test CPU (2 cores)" in text and "18.0" in text
+    assert "Test CPU (2 cores)" in text and "18.0" in text and "## Machine" in text
     assert "- one note" in text
     assert "No results yet" in report.markdown({})
