@@ -3,6 +3,8 @@ run in a child process, store exactly what the file holds, and report the child'
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 from django.conf import settings
 
@@ -12,8 +14,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _test_db_url() -> str:
+    """The test database as a URL, for the child processes (settings name it once the test database exists)."""
     db = settings.DATABASES["default"]
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    auth = quote(db["USER"], safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{quote(db['NAME'], safe='')}"
 
 
 def test_pipeline_reimport_and_raw_copy_store_the_same_rows(tmp_path):
