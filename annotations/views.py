@@ -55,6 +55,7 @@ def _perm_context(request: HttpRequest) -> dict:
         # URL prefixes for the per-card forms, built once per response instead of one reverse() per form.
         "a_base": reverse("annotations:card", args=[1])[: -len("1/")],
         "r_base": reverse("annotations:reply_edit", args=[1])[: -len("1/edit")],
+        "t_base": reverse("annotations:annotation_create", args=[1])[: -len("1/annotations")],
     }
 
 
@@ -91,7 +92,7 @@ def _template_digest() -> str:
     return hashlib.sha256(Path(origin).read_bytes()).hexdigest()[:12]
 
 
-def render_cards(request: HttpRequest, rows: list, tags: list[Tag]) -> None:
+def render_cards(request: HttpRequest, rows: list, tags: list[Tag], *, known_missing: bool = False) -> None:
     """Give each row (an Annotation or a ``selectors.AnnotationRow``) ``card_html``: its rendered card, from the
     cache when that exact state was rendered for this viewer before; only the rest are read in full and rendered.
     The key holds everything a card depends on: the annotation's ``updated_at`` (moved by every change to it or its
@@ -100,13 +101,14 @@ def render_cards(request: HttpRequest, rows: list, tags: list[Tag]) -> None:
     taxonomy = hashlib.sha256("|".join(f"{t.pk}:{t.name}" for t in tags).encode()).hexdigest()[:12]
     prefix = f"review:card:{_template_digest()}:{request.user.pk}:{flags}:{taxonomy}"
     keys = {row.pk: f"{prefix}:{row.pk}:{row.updated_at.timestamp()}" for row in rows}
+    cached = {}
     try:
-        cached = cache.get_many(list(keys.values()))
+        if not known_missing:
+            cached = cache.get_many(list(keys.values()))
     except Exception:  # the cache is an optimisation: render everything when it is down
         logger.warning("review card cache unavailable", exc_info=True)
-        cached = {}
     missing = [row.pk for row in rows if keys[row.pk] not in cached]
-    full = selectors.annotations_full(missing) if missing else {}
+    full = selectors.annotations_full(missing, tags) if missing else {}
     context = _perm_context(request)
     fresh = {}
     for row in rows:
@@ -126,12 +128,47 @@ def render_cards(request: HttpRequest, rows: list, tags: list[Tag]) -> None:
             logger.warning("review card cache unavailable", exc_info=True)
 
 
+def render_turns(request: HttpRequest, data: selectors.ReviewData) -> None:
+    """Give each turn view ``html``: the reply (or user/system turn) with its context and corrected reply, from the
+    cache when rendered before. It depends on the turn's text (hash), the conversation's content hash (moved by any
+    re-import that edits it), the correction's version, the viewer's permissions and the template, not on who the
+    viewer is, so reviewers with the same role share it."""
+    flags = f"{int(perms.can_annotate(request.user))}{int(perms.can_decide(request.user))}"
+    conversation = data.conversation
+    prefix = f"review:turn:{_template_digest()}:{flags}:{conversation.pk}:{conversation.content_hash}"
+    keys = {}
+    for tv in data.turns:
+        c = tv.correction
+        keys[tv.turn.pk] = (f"{prefix}:{tv.turn.pk}:{tv.text_hash}:"
+                            f"{c.version if c else 0}:{c.updated_at.timestamp() if c else 0}")
+    try:
+        cached = cache.get_many(list(keys.values()))
+    except Exception:
+        logger.warning("review turn cache unavailable", exc_info=True)
+        cached = {}
+    context = _perm_context(request)
+    fresh = {}
+    for tv in data.turns:
+        html = cached.get(keys[tv.turn.pk])
+        if html is None:
+            ctx = {"turn": tv.turn, "text_hash": tv.text_hash, "correction": tv.correction, **context}
+            html = render_to_string(f"{TEMPLATE}#turn", ctx, request=request)
+            fresh[keys[tv.turn.pk]] = html
+        tv.html = html
+    if fresh:
+        try:
+            cache.set_many(fresh, timeout=CARD_CACHE_SECONDS)
+        except Exception:
+            logger.warning("review turn cache unavailable", exc_info=True)
+
+
 def _card(
     request: HttpRequest, annotation_id: int, *, saved: Annotation | None = None, extra: str = "", status: int = 200
 ) -> HttpResponse:
     """The card of one annotation; ``saved`` is the instance a service just wrote (saves a read)."""
     annotation = saved or get_object_or_404(Annotation.objects.only("pk", "updated_at"), pk=annotation_id)
-    render_cards(request, [annotation], selectors.active_tags())
+    # A card just saved has a new updated_at: it cannot be in the cache yet.
+    render_cards(request, [annotation], selectors.all_tags(), known_missing=saved is not None)
     return HttpResponse(annotation.card_html + extra, status=status)  # type: ignore[attr-defined]
 
 
@@ -175,7 +212,8 @@ def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
             services.annotations_reanchor(turn=turn)
         data = selectors.review_data(conversation_id)
     tags = data.tags
-    render_cards(request, [a for tv in data.turns for a in tv.annotations] + data.orphans, tags)
+    render_cards(request, [a for tv in data.turns for a in tv.annotations] + data.orphans, data.all_tags)
+    render_turns(request, data)
     config = {
         "changesUrl": reverse("annotations:changes", args=[conversation_id]),
         "canAnnotate": perms.can_annotate(request.user),
@@ -195,9 +233,8 @@ def changes(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     found = selectors.changes_since(conversation_id, since)
     if found is None:
         return HttpResponse(status=204)
-    tags = selectors.active_tags()
-    render_cards(request, found.annotations, tags)
-    ctx = {"conversation_id": conversation_id, "changes": found, "tags": tags, **_perm_context(request)}
+    render_cards(request, found.annotations, selectors.all_tags())
+    ctx = {"conversation_id": conversation_id, "changes": found, **_perm_context(request)}
     return render(request, f"{TEMPLATE}#changes", ctx)
 
 
@@ -241,9 +278,10 @@ def annotation_create(request: HtmxHttpRequest, turn_id: int) -> HttpResponse:
 def annotation_edit(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
     """GET: the edit form of one's own annotation, with its current version. POST: save it."""
     if request.method == "GET":
-        annotation = selectors.annotation_for_card(annotation_id)
+        tags = selectors.all_tags()
+        annotation = selectors.annotation_for_card(annotation_id, tags)
         perms.require_author(request.user, annotation)
-        return render(request, f"{TEMPLATE}#edit_form", {"a": annotation, "tags": selectors.active_tags()})
+        return render(request, f"{TEMPLATE}#edit_form", {"a": annotation, "tags": selectors.active(tags)})
     post = request.POST
     tag_ids = [_int(t, "tags") for t in post.getlist("tags") if t] if "tags_present" in post else None
     saved = services.annotation_update(
