@@ -476,6 +476,9 @@ function moveReply(step) {
   index = Math.max(0, Math.min(replies.length - 1, index));
   replies[index].focus({ preventScroll: true });
   replies[index].scrollIntoView({ block: "nearest" });
+  // Keyboard selection (Shift+arrows) starts at the beginning of the reply just moved to.
+  const first = document.createTreeWalker(replyText(replies[index]), NodeFilter.SHOW_TEXT).nextNode();
+  if (first) document.getSelection().collapse(first, 0);
 }
 
 /** Keyboard selection inside the focused reply: Shift+arrows extend by character, Ctrl+Shift+arrows by word. */

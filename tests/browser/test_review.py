@@ -3,9 +3,11 @@ suggestions into corrections, keyboard-only use, conflicts between two reviewers
 
 from __future__ import annotations
 
+import importlib
 import re
 
 import pytest
+from django.apps import apps
 from playwright.sync_api import Page, expect
 
 from annotations.models import Annotation, AnnotationStatus, Correction, Tag
@@ -13,8 +15,14 @@ from sessions.models import TurnRole
 from tests.annotations.conftest import make_conversation
 from tests.browser.conftest import login
 
-# serialized_rollback: the roles and the tag taxonomy come from data migrations, which a flush would remove.
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def taxonomy(transactional_db) -> None:
+    """The seeded tags: another transactional test's flush removes what the data migration created (and a serialized
+    rollback cannot be relied on once Playwright runs, whose context gets its own database connection object)."""
+    importlib.import_module("annotations.migrations.0002_seed_tags").seed(apps, None)
 
 REPLY = "The Eiffel Tower is in Berlin. It was completed in 1889 and is 330 metres tall."
 FAMILY = "\U0001f469\u200d\U0001f469\u200d\U0001f467"
