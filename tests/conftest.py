@@ -8,6 +8,18 @@ from django.contrib.auth.models import Group, User
 from feedbackhub import roles
 
 
+def pytest_collection_modifyitems(items) -> None:
+    # A transactional test ends with a flush that empties every table, rows made by data migrations included
+    # (the role groups, the tag taxonomy), and later tests then miss them. Serialized rollback puts them back;
+    # one transactional test without it also breaks the ones with it (its flush re-creates content types that
+    # their restore then inserts again), so every transactional test gets it.
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker and marker.kwargs.get("transaction") and "serialized_rollback" not in marker.kwargs:
+            serialized = pytest.mark.django_db(*marker.args, **marker.kwargs, serialized_rollback=True)
+            item.add_marker(serialized, append=False)
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2 is slow on purpose: over a second per test user on a busy machine. Tests need no such strength.
