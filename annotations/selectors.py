@@ -104,6 +104,18 @@ def annotations_full(ids: list[int], tags: list[Tag]) -> dict[int, Annotation]:
     return {a.pk: a for a in with_tag_lists(list(annotation_queryset().filter(pk__in=ids)), tags)}
 
 
+def prepare_for_card(annotation: Annotation, tags: list[Tag], viewer) -> Annotation:
+    """Complete an annotation a service just saved for rendering its card, with two plain queries (tag ids, thread)
+    instead of re-reading it through ``annotation_queryset``; the author is the viewer when they wrote it."""
+    annotation.tag_pk_list = list(annotation.tags.values_list("pk", flat=True))  # type: ignore[attr-defined]
+    annotation.thread = list(  # type: ignore[attr-defined]
+        AnnotationReply.objects.filter(annotation=annotation).select_related("author").order_by("created_at", "id")
+    )
+    if annotation.author_id == viewer.pk:
+        annotation.author = viewer
+    return with_tag_lists([annotation], tags)[0]
+
+
 def all_tags() -> list[Tag]:
     """The whole taxonomy, inactive tags included (annotations keep showing a tag that was retired)."""
     return list(Tag.objects.all())

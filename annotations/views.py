@@ -92,7 +92,9 @@ def _template_digest() -> str:
     return hashlib.sha256(Path(origin).read_bytes()).hexdigest()[:12]
 
 
-def render_cards(request: HttpRequest, rows: list, tags: list[Tag], *, known_missing: bool = False) -> None:
+def render_cards(
+    request: HttpRequest, rows: list, tags: list[Tag], *, prepared: dict[int, Annotation] | None = None
+) -> None:
     """Give each row (an Annotation or a ``selectors.AnnotationRow``) ``card_html``: its rendered card, from the
     cache when that exact state was rendered for this viewer before; only the rest are read in full and rendered.
     The key holds everything a card depends on: the annotation's ``updated_at`` (moved by every change to it or its
@@ -103,12 +105,14 @@ def render_cards(request: HttpRequest, rows: list, tags: list[Tag], *, known_mis
     keys = {row.pk: f"{prefix}:{row.pk}:{row.updated_at.timestamp()}" for row in rows}
     cached = {}
     try:
-        if not known_missing:
+        if not prepared:
             cached = cache.get_many(list(keys.values()))
     except Exception:  # the cache is an optimisation: render everything when it is down
         logger.warning("review card cache unavailable", exc_info=True)
-    missing = [row.pk for row in rows if keys[row.pk] not in cached]
-    full = selectors.annotations_full(missing, tags) if missing else {}
+    full = dict(prepared or {})
+    missing = [row.pk for row in rows if keys[row.pk] not in cached and row.pk not in full]
+    if missing:
+        full.update(selectors.annotations_full(missing, tags))
     context = _perm_context(request)
     fresh = {}
     for row in rows:
@@ -166,9 +170,14 @@ def _card(
     request: HttpRequest, annotation_id: int, *, saved: Annotation | None = None, extra: str = "", status: int = 200
 ) -> HttpResponse:
     """The card of one annotation; ``saved`` is the instance a service just wrote (saves a read)."""
-    annotation = saved or get_object_or_404(Annotation.objects.only("pk", "updated_at"), pk=annotation_id)
-    # A card just saved has a new updated_at: it cannot be in the cache yet.
-    render_cards(request, [annotation], selectors.all_tags(), known_missing=saved is not None)
+    tags = selectors.all_tags()
+    if saved is not None:
+        # Just saved: a new updated_at, so not in the cache; complete the instance rather than read it again.
+        annotation = selectors.prepare_for_card(saved, tags, request.user)
+        render_cards(request, [annotation], tags, prepared={annotation.pk: annotation})
+    else:
+        annotation = get_object_or_404(Annotation.objects.only("pk", "updated_at"), pk=annotation_id)
+        render_cards(request, [annotation], tags)
     return HttpResponse(annotation.card_html + extra, status=status)  # type: ignore[attr-defined]
 
 

@@ -16,7 +16,6 @@ const review = document.getElementById("review");
 const toolbar = document.getElementById("sel-toolbar");
 const composerTemplate = document.getElementById("composer-template");
 const shortcutsDialog = document.getElementById("shortcuts");
-const inbox = document.getElementById("review-inbox");
 const segmenter = typeof Intl.Segmenter === "function" ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
 const tagByHotkey = new Map(config.tags.filter((t) => t.hotkey).map((t) => [t.hotkey, t]));
 
