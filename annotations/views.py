@@ -24,8 +24,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from annotations import anchoring, selectors, services
 from annotations import permissions as perms
-from annotations import selectors, services
 from annotations.models import Annotation, AnnotationReply, Correction, Tag
 from sessions.models import Turn
 
@@ -135,15 +135,17 @@ def render_cards(
 def render_turns(request: HttpRequest, data: selectors.ReviewData) -> None:
     """Give each turn view ``html``: the reply (or user/system turn) with its context and corrected reply, from the
     cache when rendered before. It depends on the turn's text (hash), the conversation's content hash (moved by any
-    re-import that edits it), the correction's version, the viewer's permissions and the template, not on who the
-    viewer is, so reviewers with the same role share it."""
+    re-import that edits it, and so by any change of a turn's role, position or context), the correction's version,
+    the viewer's permissions and the template, not on who the viewer is, so reviewers with the same role share it."""
     flags = f"{int(perms.can_annotate(request.user))}{int(perms.can_decide(request.user))}"
     conversation = data.conversation
-    prefix = f"review:turn:{_template_digest()}:{flags}:{conversation.pk}:{conversation.content_hash}"
+    # imported_at pins the conversation row itself: ids can come back (a recreated database), timestamps do not.
+    prefix = (f"review:turn:{_template_digest()}:{flags}:{conversation.pk}:{conversation.imported_at.timestamp()}:"
+              f"{conversation.content_hash}")
     keys = {}
     for tv in data.turns:
         c = tv.correction
-        keys[tv.turn.pk] = (f"{prefix}:{tv.turn.pk}:{tv.text_hash}:"
+        keys[tv.turn.pk] = (f"{prefix}:{tv.turn.pk}:{tv.text_hash or anchoring.text_hash(tv.turn.content)}:"
                             f"{c.version if c else 0}:{c.updated_at.timestamp() if c else 0}")
     try:
         cached = cache.get_many(list(keys.values()))
