@@ -204,3 +204,26 @@ def test_history_shows_who_did_what_with_before_and_after(client, moderator, rep
     html = client.get(reverse("annotations:annotation_history", args=[a.pk])).content.decode()
     assert html.count("<li>") == 2 and "mod</strong> create" in html and "mod</strong> edit" in html
     assert "&quot;body&quot;: &quot;first &lt;i&gt;&quot;" in html and "&quot;body&quot;: &quot;second&quot;" in html
+
+
+def test_cached_fragments_follow_every_change(client, moderator, expert, conversation, reply_turn):
+    a = services.annotation_create(actor=moderator, turn=reply_turn, body="first", **span(reply_turn, "Berlin"))
+    s = services.annotation_create(
+        actor=moderator, turn=reply_turn, kind="suggestion", replacement="Paris", **span(reply_turn, "Berlin")
+    )
+    client.force_login(expert)
+    url = reverse("annotations:review", args=[conversation.pk])
+    assert "first" in client.get(url).content.decode()  # now cached
+    services.reply_create(actor=moderator, annotation_id=a.pk, body="a reply by someone else")
+    services.annotation_update(actor=moderator, annotation_id=a.pk, version=1, body="edited")
+    services.suggestion_decide(actor=expert, annotation_id=s.pk, version=1, accept=True)
+    services.annotation_create(
+        actor=moderator, turn=reply_turn, kind="suggestion", replacement="three hundred", **span(reply_turn, "330")
+    )
+    html = client.get(url).content.decode()
+    assert "a reply by someone else" in html and "edited" in html and ">first<" not in html
+    assert "The Eiffel Tower is in Paris." in html  # the corrected reply under the turn
+    assert 'data-action="accept"' in html and "Write a corrected reply" in html  # expert controls (2nd reply)
+    client.force_login(moderator)  # another viewer with other permissions gets their own fragments
+    html = client.get(url).content.decode()
+    assert 'data-action="accept"' not in html and "Write a corrected reply" not in html
