@@ -234,15 +234,6 @@ def test_keyboard_only_pass(page, live_server, moderator, expert, conversation):
     expect(card.locator(".badge-resolved")).to_be_visible()
     expect(card).to_be_focused()
 
-    # A tag hotkey on the focused reply (no selection) tags the whole reply.
-    page.keyboard.press("j")
-    expect(page.locator(f"#turn-{second.pk}")).to_be_focused()
-    unsafe = Tag.objects.get(slug="unsafe")
-    page.keyboard.press(unsafe.hotkey)
-    expect(page.locator(f"#cards-{second.pk} .card .chip")).to_have_text("unsafe")
-    whole = Annotation.objects.get(turn=second)
-    assert whole.start is None and list(whole.tags.all()) == [unsafe]
-
     # Suggest by keyboard, then accept it with "a" on the focused card.
     page.keyboard.press("k")
     page.keyboard.press("Shift+ArrowRight")
