@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from sessions.importers.errors import RecordError
+from sessions.importers.errors import FileError, RecordError
 from sessions.importers.normalise import Conversation
 from sessions.importers.reader import ImportFile, human_bytes, utf8_error
 
@@ -70,6 +70,21 @@ def parse_json(data: bytes, line: int) -> tuple[Any, Rejected | None]:
     if b"\\u0000" in data:
         value = scrub_nul(value)
     return value, None
+
+
+def jsonl_records(f: ImportFile) -> Iterator[tuple[int, bytes, Any] | Rejected]:
+    """Each line of a JSONL file as ``(line number, raw line, parsed JSON)``, or :class:`Rejected` for a bad line.
+
+    Raises FileError for a JSON array, which JSONL formats don't take.
+    """
+    if f.is_json_array():
+        raise FileError(f"{f.name}: line 1: a JSON array; this format has one JSON object per line (JSONL)")
+    for lineno, line in f.lines():
+        if line is None:
+            yield too_long(f, lineno)
+            continue
+        rec, bad = parse_json(line, lineno)
+        yield (lineno, line, rec) if bad is None else bad
 
 
 def scrub_nul(value: Any) -> Any:

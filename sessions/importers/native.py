@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sessions.importers.base import Item, Parsed, Rejected, parse_json, rejected, too_long
-from sessions.importers.errors import FileError, RecordError
+from sessions.importers.base import Item, Parsed, Rejected, jsonl_records, rejected
+from sessions.importers.errors import RecordError
 from sessions.importers.normalise import content_hash, normalise
 from sessions.importers.reader import ImportFile
 
@@ -20,16 +20,11 @@ def sniff(first: Any) -> bool:
 
 def iter_parsed(f: ImportFile, *, default_source: str) -> Iterator[Parsed | Rejected]:
     """Parse each line and tell its key and hash; :func:`finish` validates it."""
-    if f.is_json_array():
-        raise FileError(f"{f.name}: line 1: a JSON array; this format has one JSON object per line (JSONL)")
-    for lineno, line in f.lines():
-        if line is None:
-            yield too_long(f, lineno)
+    for entry in jsonl_records(f):
+        if isinstance(entry, Rejected):
+            yield entry
             continue
-        rec, bad = parse_json(line, lineno)
-        if bad is not None:
-            yield bad
-            continue
+        lineno, line, rec = entry
         key = None
         if rec.__class__ is dict:
             rid, source = rec.get("id"), rec.get("source") or default_source

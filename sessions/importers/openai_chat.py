@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sessions.importers.base import Item, parse_json, rejected, too_long
-from sessions.importers.errors import FileError, RecordError
+from sessions.importers.base import Item, Rejected, jsonl_records, rejected
+from sessions.importers.errors import RecordError
 from sessions.importers.normalise import ENVIRONMENTS, content_hash, normalise, stable_id
 from sessions.importers.reader import ImportFile
 
@@ -36,16 +36,11 @@ def sniff(first: Any) -> bool:
 
 
 def iter_items(f: ImportFile, *, default_source: str) -> Iterator[Item]:
-    if f.is_json_array():
-        raise FileError(f"{f.name}: line 1: a JSON array; this format has one JSON object per line (JSONL)")
-    for lineno, line in f.lines():
-        if line is None:
-            yield too_long(f, lineno)
+    for entry in jsonl_records(f):
+        if isinstance(entry, Rejected):
+            yield entry
             continue
-        rec, bad = parse_json(line, lineno)
-        if bad is not None:
-            yield bad
-            continue
+        lineno, line, rec = entry
         try:
             native, origins = to_native(rec)
             ext_id = None if native.get("id") else stable_id(rec.get("messages"))
