@@ -75,8 +75,46 @@ function cardVisible(card) {
   return !card.hidden && !card.dataset.deleted;
 }
 
+/** The selection's boundaries inside `textEl` as UTF-16 offsets (or null), to survive re-rendering the marks. */
+function saveSelection(textEl) {
+  const sel = document.getSelection();
+  if (!sel || sel.isCollapsed || !textEl.contains(sel.anchorNode) || !textEl.contains(sel.focusNode)) return null;
+  // Setting a selection focuses its focusable ancestor (the reply): only restore while focus is there already.
+  const active = document.activeElement;
+  if (active && active !== document.body && !active.contains(textEl)) return null;
+  return [utf16Offset(textEl, sel.anchorNode, sel.anchorOffset), utf16Offset(textEl, sel.focusNode, sel.focusOffset)];
+}
+
+/** The text node and offset at UTF-16 offset `at` of `textEl`'s text. */
+function pointAt(textEl, at) {
+  const walker = document.createTreeWalker(textEl, NodeFilter.SHOW_TEXT);
+  let node = walker.nextNode();
+  let seen = 0;
+  while (node) {
+    if (at <= seen + node.length) return [node, at - seen];
+    seen += node.length;
+    node = walker.nextNode();
+  }
+  return [textEl, textEl.childNodes.length];
+}
+
+function restoreSelection(textEl, saved) {
+  if (!saved) return;
+  document.getSelection().setBaseAndExtent(...pointAt(textEl, saved[0]), ...pointAt(textEl, saved[1]));
+}
+
 async function paintReply(reply) {
   const textEl = replyText(reply);
+  // Repainting replaces the text nodes; a selection someone is making (mouse or Shift+arrows) must not be lost.
+  const saved = saveSelection(textEl);
+  try {
+    await paintMarks(reply, textEl);
+  } finally {
+    restoreSelection(textEl, saved);
+  }
+}
+
+async function paintMarks(reply, textEl) {
   clearMarks(textEl);
   const text = textEl.textContent;
   const cards = cardsOf(reply.dataset.turnId);
@@ -361,23 +399,37 @@ document.body.addEventListener("htmx:beforeRequest", (ev) => {
   refocusId = card ? card.id : null;
 });
 
-document.body.addEventListener("htmx:afterSettle", (ev) => {
+// Focus moves in afterSwap, in the same task as the swap: after the 20 ms settle delay the user may already have
+// moved on (pressed j/k), and focus must not be pulled back from there. htmx wires up swapped-in content only when it
+// settles, so a card that takes focus now is processed now: its shortcuts (a, r, e) must work at once.
+document.body.addEventListener("htmx:afterSwap", (ev) => {
   const target = ev.detail.target;
-  observeCards(document);
-  document.querySelectorAll(".card").forEach(ensureAuthorOption);
   if (refocusId) {
     const card = document.getElementById(refocusId);
-    if (card && !card.contains(document.activeElement)) card.focus({ preventScroll: true });
+    // Only give focus back when the swap took it away.
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (card && lost) {
+      htmx.process(card);
+      card.focus({ preventScroll: true });
+    }
     refocusId = null;
   }
   if (target && target.matches?.("aside.cards")) {
-    // A new card was appended by the composer: focus it.
+    // A new card was appended by the composer: focus it. Live updates may have brought the same card a moment
+    // earlier; keep only the one just swapped in.
     const fresh = target.lastElementChild;
     if (fresh?.classList.contains("card")) {
+      for (const twin of target.querySelectorAll(`#${CSS.escape(fresh.id)}`)) if (twin !== fresh) twin.remove();
+      htmx.process(fresh);
       fresh.focus({ preventScroll: true });
       activate(fresh.dataset.annotationId);
     }
   }
+});
+
+document.body.addEventListener("htmx:afterSettle", () => {
+  observeCards(document);
+  document.querySelectorAll(".card").forEach(ensureAuthorOption);
   applyFiltersQuiet();
   repaint();
 });
@@ -422,7 +474,9 @@ async function poll() {
   for (const card of root.querySelectorAll(":scope > .card")) {
     const existing = document.getElementById(card.id);
     if (existing) {
-      if (existing.dataset.updated === card.dataset.updated || busy(existing)) continue;
+      // A poll response can cross a newer local save: never replace a card with an older state of itself. The stamps
+      // are UTC ISO 8601 from the server, so they order as strings.
+      if (card.dataset.updated <= existing.dataset.updated || busy(existing)) continue;
       const wasFocused = existing.contains(document.activeElement);
       existing.replaceWith(card);
       if (wasFocused) card.focus({ preventScroll: true });

@@ -3,12 +3,14 @@ suggestions into corrections, keyboard-only use, conflicts between two reviewers
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 
 import pytest
 from django.apps import apps
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from annotations.models import Annotation, AnnotationStatus, Correction, Tag
 from sessions.models import TurnRole
@@ -90,11 +92,20 @@ def select_range(page: Page, turn_id: int, quote: str) -> None:
     )
 
 
+HIGHLIGHTED = (
+    "(id) => [...document.querySelectorAll(`mark[data-annotation-id='${id}']`)].map(m => m.textContent).join('')"
+)
+
+
 def highlighted_text(page: Page, annotation_id: int) -> str:
-    return page.evaluate(
-        "(id) => [...document.querySelectorAll(`mark[data-annotation-id='${id}']`)].map(m => m.textContent).join('')",
-        annotation_id,
-    )
+    return page.evaluate(HIGHLIGHTED, annotation_id)
+
+
+def assert_highlighted(page: Page, annotation_id: int, expected: str) -> None:
+    """Highlights are painted asynchronously after a card appears: wait for the paint, then compare."""
+    with contextlib.suppress(PlaywrightTimeoutError):
+        page.wait_for_function(f"([id, expected]) => ({HIGHLIGHTED})(id) === expected", arg=[annotation_id, expected])
+    assert highlighted_text(page, annotation_id) == expected
 
 
 @pytest.fixture
@@ -125,11 +136,11 @@ def test_select_comment_with_tag_then_reload_keeps_the_same_characters(page, liv
     annotation = Annotation.objects.get()
     assert (annotation.exact, annotation.start, annotation.end) == ("in Berlin", 20, 29)
     expect(page.locator(f"mark[data-annotation-id='{annotation.pk}']").first).to_be_visible()
-    assert highlighted_text(page, annotation.pk) == "in Berlin"
+    assert_highlighted(page, annotation.pk, "in Berlin")
 
     page.reload()
     page.wait_for_selector("#review[data-ready='1']")
-    assert highlighted_text(page, annotation.pk) == "in Berlin"
+    assert_highlighted(page, annotation.pk, "in Berlin")
     # The reply's text is still exactly the turn content (marks wrap, never alter, the text).
     assert page.locator(f"#turn-{turn.pk} [data-reply-text]").text_content() == REPLY
 
@@ -234,6 +245,15 @@ def test_keyboard_only_pass(page, live_server, moderator, expert, conversation):
     expect(card.locator(".badge-resolved")).to_be_visible()
     expect(card).to_be_focused()
 
+    # A tag hotkey on the focused reply (no selection) tags the whole reply.
+    page.keyboard.press("j")
+    expect(page.locator(f"#turn-{second.pk}")).to_be_focused()
+    unsafe = Tag.objects.get(slug="unsafe")
+    page.keyboard.press(unsafe.hotkey)
+    expect(page.locator(f"#cards-{second.pk} .card .chip")).to_have_text("unsafe")
+    whole = Annotation.objects.get(turn=second)
+    assert whole.start is None and list(whole.tags.all()) == [unsafe]
+
     # Suggest by keyboard, then accept it with "a" on the focused card.
     page.keyboard.press("k")
     page.keyboard.press("Shift+ArrowRight")
@@ -300,7 +320,7 @@ def test_new_annotations_by_others_appear_without_reload(page, live_server, mode
     a = services.annotation_create(actor=moderator, turn=turn, body="Appears live", **span(turn, "330 metres"))
     expect(page.locator(f"#card-{a.pk}")).to_contain_text("Appears live", timeout=15_000)
     expect(page.locator(f"mark[data-annotation-id='{a.pk}']").first).to_be_visible()
-    assert highlighted_text(page, a.pk) == "330 metres"
+    assert_highlighted(page, a.pk, "330 metres")
 
 
 def test_reply_with_emoji_and_zwj_sequences_anchors_exactly(page, live_server, moderator):
@@ -319,7 +339,7 @@ def test_reply_with_emoji_and_zwj_sequences_anchors_exactly(page, live_server, m
     a = Annotation.objects.get()
     start = text.index(quote)  # Python indices are code points
     assert (a.start, a.end, a.exact) == (start, start + len(quote), quote)
-    assert highlighted_text(page, a.pk) == quote
+    assert_highlighted(page, a.pk, quote)
 
     # A selection that cuts through a ZWJ sequence or a combining mark widens to whole characters.
     page.evaluate(
@@ -344,7 +364,7 @@ def test_reply_with_emoji_and_zwj_sequences_anchors_exactly(page, live_server, m
 
     page.reload()
     page.wait_for_selector("#review[data-ready='1']")
-    assert highlighted_text(page, a.pk) == quote
+    assert_highlighted(page, a.pk, quote)
     assert page.locator(f"#turn-{turn.pk} [data-reply-text]").text_content() == text
 
 
@@ -407,8 +427,8 @@ def test_overlapping_highlights_tag_button_and_filters(page, live_server, modera
     expect(page.locator(f"#cards-{turn.pk} .card")).to_have_count(2)
     narrow = Annotation.objects.exclude(pk=wide.pk).get()
     assert narrow.exact == "Berlin" and narrow.body == ""
-    assert highlighted_text(page, wide.pk) == "is in Berlin. It was"
-    assert highlighted_text(page, narrow.pk) == "Berlin"
+    assert_highlighted(page, wide.pk, "is in Berlin. It was")
+    assert_highlighted(page, narrow.pk, "Berlin")
 
     # Clicking inside the overlap focuses the innermost highlight's card; outside it, the wide one's.
     page.locator(f"mark[data-annotation-id='{narrow.pk}']").first.click()
