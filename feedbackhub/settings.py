@@ -34,6 +34,10 @@ INSTALLED_APPS = [
     "feedbackhub",
     "sessions.apps.ConversationsConfig",
     "annotations",
+    "annotations.recall.apps.RecallConfig",
+    "annotations.triage.apps.TriageConfig",
+    "annotations.curation.apps.CurationConfig",
+    "sessions.insights.apps.InsightsConfig",
 ]
 
 MIDDLEWARE = [

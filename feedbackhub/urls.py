@@ -12,4 +12,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("sessions/", include("sessions.urls")),
     path("review/", include("annotations.urls")),
+    path("recall/", include("annotations.recall.urls")),
+    path("api/v1/", include("annotations.recall.api_urls")),
+    path("triage/", include("annotations.triage.urls")),
+    path("curation/", include("annotations.curation.urls")),
+    path("insights/", include("sessions.insights.urls")),
 ]
