@@ -1,0 +1,135 @@
+"""API tokens: creation, revocation and ``Authorization: Bearer`` authentication for the JSON API.
+
+A token reads ``fh_<random>``; only its sha256 is stored (a random 256-bit secret needs no slow hash), so a
+database leak gives no usable token. API views are decorated with ``token_required(scope)``: it exempts them from
+the login middleware and CSRF (no cookies are involved) and answers 401 (with ``WWW-Authenticate: Bearer``) for a
+missing, unknown, expired or revoked token and 403 for a token without the scope, always as JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Callable, Iterable
+from functools import wraps
+
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from feedbackhub.models import ApiScope, ApiToken
+
+TOKEN_PREFIX = "fh_"  # noqa: S105 (a public marker, not a secret)
+PREFIX_LENGTH = len(TOKEN_PREFIX) + 8
+#: ``last_used_at`` is written at most this often per token, so a busy client does not turn every read into a write.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _clean_scopes(scopes: Iterable[str]) -> list[str]:
+    cleaned = sorted(set(scopes))
+    unknown = [s for s in cleaned if s not in ApiScope.values]
+    if unknown:
+        known = ", ".join(ApiScope.values)
+        raise ValidationError({"scopes": f"Unknown scope(s) {', '.join(unknown)}; known: {known}."})
+    if not cleaned:
+        raise ValidationError({"scopes": "Give at least one scope."})
+    return cleaned
+
+
+@transaction.atomic
+def api_token_create(
+    *,
+    name: str,
+    scopes: Iterable[str],
+    created_by: AbstractBaseUser | None = None,
+    expires_at: dt.datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token; returns the row and the secret token, which exists nowhere else afterwards."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the token a name."})
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken.objects.create(
+        name=name,
+        prefix=token[:PREFIX_LENGTH],
+        digest=token_digest(token),
+        scopes=_clean_scopes(scopes),
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    return row, token
+
+
+@transaction.atomic
+def api_token_revoke(*, token_id: int) -> ApiToken:
+    row = ApiToken.objects.select_for_update().get(pk=token_id)
+    if row.revoked_at is None:
+        row.revoked_at = timezone.now()
+        row.save(update_fields=["revoked_at"])
+    return row
+
+
+class TokenError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def authenticate(authorization: str | None, *, scope: str) -> ApiToken:
+    """The active token named by an ``Authorization`` header value that holds ``scope``; else ``TokenError``."""
+    scheme, _, value = (authorization or "").partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value:
+        raise TokenError(401, "missing_token", "Send an API token as 'Authorization: Bearer <token>'.")
+    row = ApiToken.objects.filter(digest=token_digest(value)).first()
+    if row is None:
+        raise TokenError(401, "invalid_token", "Unknown API token.")
+    if row.revoked_at is not None:
+        raise TokenError(401, "invalid_token", "This API token was revoked.")
+    now = timezone.now()
+    if row.expires_at is not None and row.expires_at <= now:
+        raise TokenError(401, "invalid_token", "This API token has expired.")
+    if scope not in row.scopes:
+        raise TokenError(403, "insufficient_scope", f"This API token lacks the '{scope}' scope.")
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
+        row.last_used_at = now
+    return row
+
+
+def json_error(status: int, code: str, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+def token_required(scope: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Decorate an API view: token auth with ``scope``; ``request.api_token`` is the token row."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            try:
+                request.api_token = authenticate(  # type: ignore[attr-defined]
+                    request.headers.get("Authorization"), scope=scope
+                )
+            except TokenError as exc:
+                response = json_error(exc.status, exc.code, exc.message)
+                error = "invalid_token" if exc.status == 401 else "insufficient_scope"
+                challenge = f'Bearer realm="feedbackhub", scope="{scope}"'
+                if exc.code != "missing_token":
+                    challenge += f', error="{error}"'
+                response["WWW-Authenticate"] = challenge
+                return response
+            return view(request, *args, **kwargs)
+
+        return csrf_exempt(login_not_required(wrapper))
+
+    return decorator
