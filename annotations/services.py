@@ -24,6 +24,7 @@ from annotations.models import (
     SuggestionState,
     Tag,
 )
+from annotations.recall.services import feedback_item_sync_on_commit
 from sessions.models import Turn, TurnRole
 
 MAX_BODY_CHARS = 10_000
@@ -193,6 +194,7 @@ def annotation_create(
     if tags:
         annotation.tags.set(tags)
     _audit(actor=actor, action="create", obj=annotation, after=_annotation_state(annotation, [t.pk for t in tags]))
+    feedback_item_sync_on_commit(annotation_id=annotation.pk)
     return annotation
 
 
@@ -230,6 +232,7 @@ def annotation_update(
     annotation.save()
     _audit(actor=actor, action="edit", obj=annotation, before=before,
            after=_annotation_state(annotation, current_tags))
+    feedback_item_sync_on_commit(annotation_id=annotation.pk)
     return annotation
 
 
@@ -250,6 +253,7 @@ def annotation_set_status(*, actor, annotation_id: int, version: int | None, res
     annotation.save()
     _audit(actor=actor, action="resolve" if resolved else "reopen", obj=annotation, before=before,
            after=_annotation_state(annotation))
+    feedback_item_sync_on_commit(annotation_id=annotation.pk)
     return annotation
 
 
@@ -266,6 +270,7 @@ def annotation_delete(*, actor, annotation_id: int, version: int | None) -> Anno
     annotation.version += 1
     annotation.save()
     _audit(actor=actor, action="delete", obj=annotation, before=before, after=_annotation_state(annotation))
+    feedback_item_sync_on_commit(annotation_id=annotation.pk)
     return annotation
 
 
@@ -281,6 +286,7 @@ def annotation_restore(*, actor, annotation_id: int) -> Annotation:
     annotation.version += 1
     annotation.save()
     _audit(actor=actor, action="undo_delete", obj=annotation, before=before, after=_annotation_state(annotation))
+    feedback_item_sync_on_commit(annotation_id=annotation.pk)
     return annotation
 
 
@@ -410,6 +416,8 @@ def suggestion_decide(*, actor, annotation_id: int, version: int | None, accept:
     annotation.save()
     _audit(actor=actor, action="accept" if accept else "reject", obj=annotation, before=before,
            after=_annotation_state(annotation))
+    # The item is resolved now; an accept may also have sent an approved correction back to draft.
+    feedback_item_sync_on_commit(annotation_id=annotation.pk, turn_id=annotation.turn_id)
     return annotation
 
 
@@ -444,6 +452,7 @@ def correction_save(
     correction.version += 1
     correction.save()
     _audit(actor=actor, action="edit", obj=correction, before=before, after=_correction_state(correction))
+    feedback_item_sync_on_commit(turn_id=correction.turn_id)
     return correction
 
 
@@ -465,6 +474,7 @@ def correction_approve(*, actor, correction_id: int, version: int | None) -> Cor
     correction.version += 1
     correction.save()
     _audit(actor=actor, action="approve", obj=correction, before=before, after=_correction_state(correction))
+    feedback_item_sync_on_commit(turn_id=correction.turn_id)
     return correction
 
 

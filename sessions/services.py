@@ -93,6 +93,11 @@ def import_batch_run(
         batch.error = f"{path.name}: the import stopped on an unexpected error: {type(exc).__name__}: {exc}"[:2000]
     batch.finished_at = timezone.now()
     batch.save()
+    if batch.conversations_created or batch.conversations_updated:
+        # Feedback items (semantic recall) for the events this import created or changed, set-based in one task.
+        from annotations.recall.tasks import sync_import_batch  # noqa: PLC0415
+
+        sync_import_batch.delay_on_commit(batch.pk)
     if progress is not None:
         progress(batch)
     return batch

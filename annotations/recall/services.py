@@ -1,0 +1,459 @@
+"""Writes of semantic recall: feedback items follow their sources, vectors follow the items' text.
+
+* ``feedback_item_sync_for_annotation`` / ``feedback_items_sync_for_feedback_events`` build or update the items of
+  annotations and of end-user feedback events (set-based for events); ``feedback_items_sync_for_import`` does the
+  latter for everything an import batch created or changed. Whatever writes feedback calls them after its commit
+  (``feedback_item_sync_on_commit``) and they enqueue the embed task after theirs.
+* ``embeddings_embed_pending`` embeds, in batches, the active items whose current text has no vector for a model.
+  It is idempotent: a vector is unique by (item, model, text hash) and inserted with ON CONFLICT DO NOTHING, each
+  batch commits on its own, and rows are claimed with FOR UPDATE SKIP LOCKED so concurrent runs share the work.
+  A run killed mid-batch rolls that batch back and the next run does it.
+* ``embedding_model_activate`` switches search to another model (after ``reembed`` embedded everything with it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import BooleanField as BooleanOutput
+from django.db.models import Exists, ExpressionWrapper, F, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from annotations.models import (
+    Annotation,
+    AnnotationKind,
+    AnnotationStatus,
+    Correction,
+    CorrectionStatus,
+    Tag,
+)
+from annotations.recall import text as item_text
+from annotations.recall.models import DIMENSIONS, Embedding, EmbeddingModel, FeedbackItem, SourceKind
+from sessions.models import FeedbackEvent, FeedbackKind, Turn, TurnRole
+
+logger = logging.getLogger(__name__)
+
+#: Items embedded per batch (one forward pass, one transaction).
+EMBED_BATCH_SIZE = 64
+#: One run of the embed task stops after about this long and re-enqueues itself if more is pending, so a large
+#: backlog never holds one task (and its unacknowledged message) for long.
+EMBED_RUN_SECONDS = 60.0
+#: Feedback events synced per query.
+SYNC_CHUNK = 2_000
+
+#: Fields an item sync writes (besides the source keys).
+ITEM_FIELDS = (
+    "source", "conversation_id", "turn_id", "environment", "model_version", "user_role", "app_version", "occurred_at",
+    "tag_ids", "kind", "is_negative", "is_resolved", "is_active", "text", "text_hash",
+)  # fmt: skip
+
+
+def _user_query() -> Subquery:
+    """The content of the last user turn before OuterRef("turn") in its conversation (what the reply answered)."""
+    return Subquery(
+        Turn.objects.filter(
+            conversation_id=OuterRef("conversation_id"), position__lt=OuterRef("turn__position"), role=TurnRole.USER
+        )
+        .order_by("-position")
+        .values("content")[:1]
+    )
+
+
+def _approved_correction() -> Exists:
+    return Exists(Correction.objects.filter(turn_id=OuterRef("turn_id"), status=CorrectionStatus.APPROVED))
+
+
+def _exchange(turn: Turn, query: str | None) -> tuple[str, str]:
+    """(user query, reply) around ``turn``: a reply is answered to the user turn before it."""
+    if turn.role == TurnRole.USER:
+        return turn.content, ""
+    return query or "", turn.content
+
+
+def _enqueue_embedding() -> None:
+    from annotations.recall.tasks import embed_pending  # noqa: PLC0415 (tasks import this module)
+
+    embed_pending.delay_on_commit()
+
+
+# --- items ----------------------------------------------------------------------------------------------------------
+
+
+def _annotation_values(annotation: Annotation, *, query: str | None, approved: bool) -> dict[str, Any]:
+    turn, conv = annotation.turn, annotation.conversation
+    tags = sorted(annotation.tags.all(), key=lambda t: t.name)
+    query_text, reply = _exchange(turn, query)
+    text = item_text.annotation_text(
+        tag_names=[t.name for t in tags],
+        body=annotation.body,
+        exact=annotation.exact,
+        replacement=annotation.replacement,
+        is_suggestion=annotation.kind == AnnotationKind.SUGGESTION,
+        query=query_text,
+        reply=reply,
+        start=annotation.start,
+        end=annotation.end,
+    )
+    return {
+        "source": SourceKind.ANNOTATION,
+        "conversation_id": annotation.conversation_id,
+        "turn_id": annotation.turn_id,
+        "environment": conv.environment,
+        "model_version": turn.model_version or conv.model_version,
+        "user_role": conv.user_role,
+        "app_version": conv.app_version,
+        "occurred_at": annotation.created_at,
+        "tag_ids": [t.pk for t in tags],
+        "kind": annotation.kind,
+        # A reviewer annotates what is wrong (or could be better).
+        "is_negative": True,
+        "is_resolved": annotation.status == AnnotationStatus.RESOLVED or approved,
+        "is_active": annotation.deleted_at is None,
+        "text": text,
+        "text_hash": item_text.text_hash(text),
+    }
+
+
+@transaction.atomic
+def feedback_item_sync_for_annotation(*, annotation_id: int) -> FeedbackItem | None:
+    """Create or update the item of annotation ``annotation_id``; a deleted annotation's item is deactivated (kept
+    with its vectors, so an undo costs nothing); a vanished annotation has none. Enqueues embedding when the text
+    changed. Returns the item (None when the annotation does not exist)."""
+    annotation = (
+        Annotation.objects.select_related("turn", "conversation")
+        .prefetch_related("tags")
+        .annotate(query_text=_user_query(), approved=_approved_correction())
+        .filter(pk=annotation_id)
+        .first()
+    )
+    if annotation is None:
+        FeedbackItem.objects.filter(annotation_id=annotation_id).delete()
+        return None
+    values = _annotation_values(annotation, query=annotation.query_text, approved=annotation.approved)
+    item = FeedbackItem.objects.select_for_update().filter(annotation_id=annotation_id).first()
+    if item is None:
+        item = FeedbackItem.objects.create(annotation_id=annotation_id, **values)
+        changed_text = True
+    else:
+        changed_text = item.text_hash != values["text_hash"]
+        changed = {k: v for k, v in values.items() if getattr(item, k) != v}
+        if changed:
+            for k, v in changed.items():
+                setattr(item, k, v)
+            item.save(update_fields=[*changed, "updated_at"])
+    if changed_text and item.is_active:
+        _enqueue_embedding()
+    return item
+
+
+def _event_is_item(event: FeedbackEvent) -> bool:
+    """End-user feedback worth remembering: it says something, or it is a negative signal."""
+    return bool(event.is_negative or event.text.strip() or event.correction.strip())
+
+
+def _tag_lookup() -> dict[str, int]:
+    """Lower-cased tag names and slugs to tag ids, so "Too vague" as an end user's category means that tag."""
+    lookup: dict[str, int] = {}
+    for pk, name, slug in Tag.objects.values_list("pk", "name", "slug"):
+        lookup[name.casefold()] = pk
+        lookup[slug.casefold()] = pk
+    return lookup
+
+
+def _event_values(event: FeedbackEvent, *, tags: dict[str, int]) -> dict[str, Any]:
+    turn, conv = event.turn, event.conversation
+    query, reply = _exchange(turn, event.query_text)  # type: ignore[attr-defined]
+    try:
+        kind_label = FeedbackKind(event.kind).label
+    except ValueError:
+        kind_label = event.kind
+    text = item_text.feedback_event_text(
+        kind_label=kind_label,
+        rating=event.rating,
+        categories=event.categories,
+        text=event.text,
+        correction=event.correction,
+        query=query,
+        reply=reply,
+    )
+    tag_ids = sorted({tags[c.casefold()] for c in event.categories if c.casefold() in tags})
+    return {
+        "source": SourceKind.FEEDBACK_EVENT,
+        "conversation_id": event.conversation_id,
+        "turn_id": event.turn_id,
+        "environment": conv.environment,
+        "model_version": turn.model_version or conv.model_version,
+        "user_role": conv.user_role,
+        "app_version": conv.app_version,
+        "occurred_at": event.created_at or turn.created_at or conv.started_at,
+        "tag_ids": tag_ids,
+        "kind": event.kind,
+        "is_negative": event.is_negative,
+        "is_resolved": event.approved,  # type: ignore[attr-defined]
+        "is_active": True,
+        "text": text,
+        "text_hash": item_text.text_hash(text),
+    }
+
+
+@dataclass
+class SyncResult:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    #: Items whose text is new or changed (they need a vector).
+    to_embed: int = 0
+
+    def __iadd__(self, other: SyncResult) -> SyncResult:
+        self.created += other.created
+        self.updated += other.updated
+        self.deleted += other.deleted
+        self.to_embed += other.to_embed
+        return self
+
+
+def _sync_events_chunk(event_ids: Sequence[int], tags: dict[str, int]) -> SyncResult:
+    result = SyncResult()
+    events = list(
+        FeedbackEvent.objects.filter(pk__in=event_ids)
+        .select_related("turn", "conversation")
+        .annotate(query_text=_user_query(), approved=_approved_correction())
+    )
+    existing = {
+        item.feedback_event_id: item
+        for item in FeedbackItem.objects.filter(feedback_event_id__in=event_ids).only(
+            "id", "feedback_event_id", *(f for f in ITEM_FIELDS)
+        )
+    }
+    gone = [pk for pk in existing if pk not in {e.pk for e in events}]
+    new: list[FeedbackItem] = []
+    changed: list[FeedbackItem] = []
+    drop: list[int] = []
+    for event in events:
+        item = existing.get(event.pk)
+        if not _event_is_item(event):
+            if item is not None:
+                drop.append(item.pk)
+            continue
+        values = _event_values(event, tags=tags)
+        if item is None:
+            new.append(FeedbackItem(feedback_event_id=event.pk, **values))
+            result.to_embed += 1
+        elif any(getattr(item, k) != v for k, v in values.items()):
+            if item.text_hash != values["text_hash"]:
+                result.to_embed += 1
+            for k, v in values.items():
+                setattr(item, k, v)
+            item.updated_at = timezone.now()
+            changed.append(item)
+    if new:
+        # ON CONFLICT: an item another sync created meanwhile is updated instead of failing the chunk.
+        FeedbackItem.objects.bulk_create(
+            new, update_conflicts=True, unique_fields=["feedback_event"], update_fields=[*ITEM_FIELDS, "updated_at"]
+        )
+    if changed:
+        FeedbackItem.objects.bulk_update(changed, [*ITEM_FIELDS, "updated_at"])
+    if drop or gone:
+        result.deleted = FeedbackItem.objects.filter(
+            Q(pk__in=drop) | Q(feedback_event_id__in=gone)
+        ).delete()[1].get(FeedbackItem._meta.label, 0)
+    result.created, result.updated = len(new), len(changed)
+    return result
+
+
+@transaction.atomic
+def feedback_items_sync_for_feedback_events(*, event_ids: Iterable[int]) -> SyncResult:
+    """Create, update or remove the items of feedback events ``event_ids`` (set-based: a few queries per
+    ``SYNC_CHUNK`` events). An event becomes an item when it is negative or carries text or a correction; the item
+    goes when the event no longer qualifies or no longer exists. Enqueues embedding when any text changed."""
+    ids = sorted({int(pk) for pk in event_ids})
+    tags = _tag_lookup()
+    result = SyncResult()
+    for i in range(0, len(ids), SYNC_CHUNK):
+        result += _sync_events_chunk(ids[i : i + SYNC_CHUNK], tags)
+    if result.to_embed:
+        _enqueue_embedding()
+    return result
+
+
+def feedback_items_sync_for_import(*, batch_id: int) -> SyncResult:
+    """Sync the items of everything import batch ``batch_id`` created or changed: the feedback events (and the
+    annotations, whose exchange text may have changed) of the conversations it last wrote. Each chunk commits on
+    its own; running it again changes nothing."""
+    from sessions.models import Conversation  # noqa: PLC0415
+
+    conversations = Conversation.objects.filter(last_import_id=batch_id).values("pk")
+    result = SyncResult()
+    last = 0
+    while True:
+        ids = list(
+            FeedbackEvent.objects.filter(conversation_id__in=conversations, pk__gt=last)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:SYNC_CHUNK]
+        )
+        if not ids:
+            break
+        result += feedback_items_sync_for_feedback_events(event_ids=ids)
+        last = ids[-1]
+    # Items of events the import deleted went with them (on_delete CASCADE). Annotations on re-imported turns:
+    annotation_ids = Annotation.objects.filter(conversation_id__in=conversations).values_list("pk", flat=True)
+    for annotation_id in annotation_ids.iterator():
+        feedback_item_sync_for_annotation(annotation_id=annotation_id)
+    return result
+
+
+@transaction.atomic
+def feedback_items_refresh_resolution(*, turn_ids: Iterable[int]) -> int:
+    """Recompute ``is_resolved`` of the items on ``turn_ids`` (after a correction was approved or went back to
+    draft). Returns how many items changed."""
+    resolved = ExpressionWrapper(
+        Q(Exists(Annotation.objects.filter(pk=OuterRef("annotation_id"), status=AnnotationStatus.RESOLVED)))
+        | Q(_approved_correction()),
+        output_field=BooleanOutput(),
+    )
+    items = FeedbackItem.objects.filter(turn_id__in=list(turn_ids))
+    stale = list(
+        items.annotate(now_resolved=resolved).exclude(is_resolved=F("now_resolved")).values_list("pk", flat=True)
+    )
+    if not stale:
+        return 0
+    return FeedbackItem.objects.filter(pk__in=stale).update(is_resolved=resolved, updated_at=timezone.now())
+
+
+def feedback_item_sync_on_commit(*, annotation_id: int | None = None, turn_id: int | None = None) -> None:
+    """For writers of feedback: once the current transaction commits, sync the item of ``annotation_id`` and/or
+    the resolution of the items on ``turn_id``. A failure there is logged, never undoes the writer's work (the
+    next change, or ``manage.py reembed``, catches up)."""
+    if annotation_id is not None:
+        transaction.on_commit(partial(feedback_item_sync_for_annotation, annotation_id=annotation_id), robust=True)
+    if turn_id is not None:
+        transaction.on_commit(partial(feedback_items_refresh_resolution, turn_ids=[turn_id]), robust=True)
+
+
+# --- embeddings -----------------------------------------------------------------------------------------------------
+
+
+def active_model_name() -> str:
+    from annotations.recall.selectors import active_model_name as selected  # noqa: PLC0415
+
+    return selected()
+
+
+_PENDING_SQL = f"""
+SELECT i.id, i.text, i.text_hash FROM {FeedbackItem._meta.db_table} i
+WHERE i.is_active AND i.id > %s AND NOT EXISTS (
+    SELECT 1 FROM {Embedding._meta.db_table} e WHERE e.item_id = i.id AND e.model = %s AND e.text_hash = i.text_hash)
+ORDER BY i.id LIMIT %s
+FOR UPDATE OF i SKIP LOCKED
+"""  # noqa: S608 (table names are constants)
+
+_INSERT_SQL = f"""
+INSERT INTO {Embedding._meta.db_table} (item_id, model, text_hash, vector, created_at)
+SELECT u.item_id, %s, u.text_hash, u.vector::vector({DIMENSIONS}), now()
+FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS u(item_id, text_hash, vector)
+ON CONFLICT (item_id, model, text_hash) DO NOTHING
+"""  # noqa: S608
+
+_DROP_STALE_SQL = f"""
+DELETE FROM {Embedding._meta.db_table} e USING {FeedbackItem._meta.db_table} i
+WHERE e.item_id = i.id AND e.item_id = ANY(%s) AND e.model = %s AND e.text_hash <> i.text_hash
+"""  # noqa: S608
+
+
+def vector_literal(vector: Any) -> str:
+    """pgvector's text form of one vector."""
+    return "[" + ",".join(map(repr, vector.tolist())) + "]"
+
+
+@dataclass
+class EmbedResult:
+    embedded: int = 0
+    batches: int = 0
+    #: Whether items may still be waiting (the run stopped on its time or batch budget).
+    more: bool = False
+
+
+def embeddings_embed_pending(
+    *,
+    model: str | None = None,
+    batch_size: int = EMBED_BATCH_SIZE,
+    max_batches: int | None = None,
+    max_seconds: float | None = None,
+    encode: Callable[[list[str]], Any] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> EmbedResult:
+    """Embed active items whose current text has no vector for ``model`` (default: the active model), ``batch_size``
+    at a time, each batch in its own transaction, until none is left or a budget (``max_batches``, ``max_seconds``)
+    is spent. ``encode`` replaces the model call (benchmarks pass a timed one); ``progress(n)`` is called with the
+    number embedded after each batch. Stale vectors of an embedded item (same model, older text) are removed."""
+    from feedbackhub import embeddings  # noqa: PLC0415 (loads torch: only where embedding happens)
+
+    model = model or active_model_name()
+    encode = encode or partial(embeddings.encode, name=model, batch_size=batch_size)
+    result = EmbedResult()
+    started = time.monotonic()
+    last_id = 0
+    while True:
+        if max_batches is not None and result.batches >= max_batches:
+            result.more = True
+            break
+        if max_seconds is not None and time.monotonic() - started > max_seconds:
+            result.more = True
+            break
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_PENDING_SQL, [last_id, model, batch_size])
+            rows = cursor.fetchall()
+            if not rows:
+                break
+            ids = [r[0] for r in rows]
+            vectors = encode([r[1] for r in rows])
+            if len(vectors) != len(rows) or (len(vectors) and len(vectors[0]) != DIMENSIONS):
+                raise ValueError(
+                    f"model {model!r} made {len(vectors)} vectors of width {len(vectors[0]) if len(vectors) else 0} "
+                    f"for {len(rows)} texts; the table stores width {DIMENSIONS}"
+                )
+            cursor.execute(_INSERT_SQL, [model, ids, [r[2] for r in rows], [vector_literal(v) for v in vectors]])
+            result.embedded += cursor.rowcount
+            cursor.execute(_DROP_STALE_SQL, [ids, model])
+        last_id = ids[-1]
+        result.batches += 1
+        if progress is not None:
+            progress(len(rows))
+    return result
+
+
+def embeddings_pending_count(*, model: str | None = None) -> int:
+    """How many active items lack a vector of their current text for ``model`` (default: the active model)."""
+    model = model or active_model_name()
+    has_vector = Embedding.objects.filter(item_id=OuterRef("pk"), model=model, text_hash=OuterRef("text_hash"))
+    return FeedbackItem.objects.filter(is_active=True).exclude(Exists(has_vector)).count()
+
+
+@transaction.atomic
+def embedding_model_activate(*, name: str, drop_others: bool = False) -> EmbeddingModel:
+    """Make ``name`` the model searches use (and the embed task keeps up to date). ``drop_others`` deletes every
+    other model's vectors. The caller makes sure ``name`` has vectors first (``manage.py reembed`` does)."""
+    now = timezone.now()
+    EmbeddingModel.objects.filter(is_active=True).exclude(name=name).update(is_active=False)
+    record, _ = EmbeddingModel.objects.get_or_create(name=name, defaults={"dimensions": DIMENSIONS})
+    if not record.is_active:
+        record.is_active = True
+        record.activated_at = now
+        record.save(update_fields=["is_active", "activated_at"])
+    if drop_others:
+        Embedding.objects.exclude(model=name).delete()
+    return record
+
+
+def embeddings_drop(*, model: str) -> int:
+    """Delete every vector of ``model`` (not the active one). Returns how many."""
+    if model == active_model_name():
+        raise ValueError(f"{model!r} is the active model; activate another one first")
+    with transaction.atomic():
+        return Embedding.objects.filter(model=model).delete()[0]
