@@ -113,7 +113,7 @@ def annotation_records(
     ``version``; every annotation when both are None. Tag names are aggregated in the same query."""
     rows = (
         _annotation_rows(dataset=dataset, version=version)
-        .annotate(tag_names=ArrayAgg("tags__name", filter=Q(tags__isnull=False), ordering="tags__name",
+        .annotate(tag_names=ArrayAgg("tags__name", filter=Q(tags__isnull=False), order_by="tags__name",
                                      default=Value([])))
         .order_by("id")
         .values_list(
