@@ -1,1 +1,198 @@
-"""Models of the triage app."""
+"""Triage: clusters of similar negative feedback that moderators work through as one item each.
+
+A :class:`Cluster` groups :class:`recall.FeedbackItem` rows through :class:`ClusterMember` (an item belongs to at
+most one cluster; the member row is also the "already clustered" marker, committed together with its assignment).
+The clustering job (``services.triage_run``) writes members, centroids and the derived numbers (size, growth,
+priority...); moderators and experts change status, owner, claim, routing and guidance through ``services``.
+:class:`ClusterProposal` holds the periodic re-cluster's merge and split suggestions until someone decides.
+:class:`OutboxTask` keeps Celery messages that could not be sent while the broker was unreachable.
+
+Rows are written only by ``annotations.triage.services`` (and ``feedbackhub.outbox`` for the outbox).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+DIMENSIONS = 384
+
+
+class Status(models.TextChoices):
+    NEW = "new", "New"
+    TRIAGING = "triaging", "Triaging"
+    NEEDS_EXPERT = "needs_expert", "Needs expert"
+    CORRECTED = "corrected", "Corrected"
+    CLOSED = "closed", "Closed"
+
+
+class Resolution(models.TextChoices):
+    NONE = "", "—"
+    FIXED = "fixed", "Fixed"
+    WONT_FIX = "wont_fix", "Won't fix"
+    DUPLICATE = "duplicate", "Duplicate"
+
+
+class Cluster(models.Model):
+    """One problem: similar feedback items, worked on as one triage item."""
+
+    title = models.CharField(max_length=200, default="Untitled cluster")
+    terms = ArrayField(models.CharField(max_length=80), default=list, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True, default="")
+    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    #: Not closed: new items may join it, and it is in the default queue.
+    is_open = models.BooleanField(default=True)
+
+    # Unit-length mean of the members' vectors, and the plain sum it is derived from (updated per batch).
+    centroid = VectorField(dimensions=DIMENSIONS)
+    vector_sum = VectorField(dimensions=DIMENSIONS)
+
+    size = models.PositiveIntegerField(default=0)
+    negative_count = models.PositiveIntegerField(default=0)
+    growth_24h = models.PositiveIntegerField(default=0, help_text="Members whose feedback is from the last 24 hours.")
+    max_severity = models.PositiveSmallIntegerField(default=0, help_text="Highest severity of the members' tags.")
+    environments = ArrayField(models.CharField(max_length=16), default=list, blank=True)
+    model_versions = ArrayField(models.CharField(max_length=128), default=list, blank=True)
+    tag_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    representative_ids = ArrayField(models.BigIntegerField(), default=list, blank=True,
+                                    help_text="Feedback item ids nearest the centroid, nearest first.")
+    priority = models.FloatField(default=0.0, db_index=False)
+    titled_size = models.PositiveIntegerField(default=0, help_text="Size when the title was last computed.")
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="triage_clusters")
+    claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    routed_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    guidance = models.TextField(blank=True, help_text="Returned by the recall API with this cluster's cases.")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    last_item_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-priority", "-id"], name="cluster_priority",
+                         condition=models.Q(is_open=True)),
+            models.Index(fields=["status", "-priority", "-id"], name="cluster_status_priority"),
+            models.Index(fields=["updated_at"], name="cluster_updated"),
+            HnswIndex(fields=["centroid"], name="cluster_centroid_hnsw", opclasses=["vector_cosine_ops"],
+                      m=16, ef_construction=64, condition=models.Q(is_open=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+
+class ClusterMember(models.Model):
+    """A feedback item's place in a cluster; its existence marks the item as clustered."""
+
+    class Via(models.TextChoices):
+        JOB = "job", "Clustering job"
+        MOVED = "moved", "Moved by hand"
+        MERGED = "merged", "Merged"
+        SPLIT = "split", "Split out"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="members", db_index=False)
+    item = models.OneToOneField("recall.FeedbackItem", on_delete=models.CASCADE, related_name="triage_member")
+    distance = models.FloatField(help_text="Cosine distance to the cluster's centroid when the item joined.")
+    item_at = models.DateTimeField(help_text="When the feedback was given (or the item created).")
+    via = models.CharField(max_length=8, choices=Via.choices, default=Via.JOB)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["cluster", "distance"], name="cluster_member_distance"),
+            models.Index(fields=["cluster", "item_at"], name="cluster_member_item_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} in cluster {self.cluster_id}"
+
+
+class ProposalKind(models.TextChoices):
+    MERGE = "merge", "Merge"
+    SPLIT = "split", "Split"
+
+
+class ProposalStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    STALE = "stale", "Out of date"
+
+
+class ClusterProposal(models.Model):
+    """A suggestion: merge ``cluster`` into ``other``, or split ``item_ids`` out of ``cluster`` into a new cluster."""
+
+    kind = models.CharField(max_length=8, choices=ProposalKind.choices)
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="proposals")
+    other = models.ForeignKey(Cluster, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    item_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    score = models.FloatField(help_text="Merge: centroid distance. Split: distance between the two parts.")
+    status = models.CharField(max_length=8, choices=ProposalStatus.choices, default=ProposalStatus.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["score", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "cluster", "other"], condition=models.Q(status="pending"),
+                                    name="cluster_proposal_pending_uniq", nulls_distinct=False),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} proposal #{self.pk} ({self.status})"
+
+
+class ClusterEvent(models.Model):
+    """Who did what to a cluster, when (claims, status changes, routing, merges, moves, tagging)."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    action = models.CharField(max_length=32)
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["cluster", "-at"], name="cluster_event_at")]
+
+    def __str__(self) -> str:
+        return f"{self.action} on cluster {self.cluster_id}"
+
+
+class ClusterTagging(models.Model):
+    """An annotation the bulk "tag all members" action created; its feedback item is not clustered again."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="+")
+    annotation = models.OneToOneField("annotations.Annotation", on_delete=models.CASCADE, related_name="+")
+
+    def __str__(self) -> str:
+        return f"annotation {self.annotation_id} from cluster {self.cluster_id}"
+
+
+class OutboxTask(models.Model):
+    """A Celery task that could not be sent (broker unreachable); ``feedbackhub.outbox.drain`` sends it later."""
+
+    task_name = models.CharField(max_length=200)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} (outbox #{self.pk})"

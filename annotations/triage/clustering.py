@@ -1,0 +1,170 @@
+"""Clustering on plain arrays: no database, no Django. The triage services feed it vectors and store what it returns.
+
+All vectors are L2-normalised sentence embeddings, so cosine distance is ``1 - a·b``.
+
+* :func:`group` puts vectors into clusters with average-linkage agglomerative clustering and a cosine distance
+  threshold (two groups join while their members' mean pairwise distance is below it). Up to ``DIRECT_MAX`` vectors
+  are clustered directly; above that, MiniBatchKMeans first summarises them into micro-clusters (about
+  ``MICRO_SIZE`` vectors each) whose centroids are then clustered the same way, which keeps memory linear and
+  100k vectors within seconds.
+* :func:`nearest` finds each vector's nearest centroid (used when the database search is not available, e.g. in
+  the quality benchmark).
+* :func:`titles` names clusters by their distinctive terms: c-TF-IDF, i.e. TF-IDF where each cluster's members are
+  one document, so a term scores high when it is frequent in this cluster and rare in the others.
+* :func:`purity` and :func:`adjusted_rand` score a clustering against labels.
+
+Everything is deterministic for the same input in the same order (fixed random_state), so a run that is interrupted
+and repeated produces the same clusters.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+#: Above this many vectors, cluster micro-cluster centroids instead of the vectors themselves.
+DIRECT_MAX = 4000
+#: Target number of vectors per micro-cluster when summarising large inputs.
+MICRO_SIZE = 25
+MAX_MICRO_CLUSTERS = 4000
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    x = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return x / norms
+
+
+def _agglomerate(x: np.ndarray, threshold: float) -> np.ndarray:
+    from sklearn.cluster import AgglomerativeClustering  # noqa: PLC0415 (sklearn is slow to import)
+
+    if len(x) == 1:
+        return np.zeros(1, dtype=np.int64)
+    model = AgglomerativeClustering(
+        n_clusters=None, metric="cosine", linkage="average", distance_threshold=threshold, compute_full_tree=True
+    )
+    return model.fit_predict(x).astype(np.int64)
+
+
+def _canonical(labels: np.ndarray) -> np.ndarray:
+    """Relabel so cluster numbers follow the first appearance of each cluster (stable across equal runs)."""
+    mapping: dict[int, int] = {}
+    out = np.empty_like(labels)
+    for i, label in enumerate(labels.tolist()):
+        out[i] = mapping.setdefault(label, len(mapping))
+    return out
+
+
+def group(vectors: np.ndarray, *, threshold: float) -> np.ndarray:
+    """Cluster labels (0..k-1, in order of first member) for ``vectors`` (n x d, normalised).
+
+    ``threshold`` is the cosine distance below which average linkage joins two groups. Every vector gets a label;
+    a vector unlike all others is a cluster of its own.
+    """
+    x = normalise(vectors)
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if n <= DIRECT_MAX:
+        return _canonical(_agglomerate(x, threshold))
+    from sklearn.cluster import MiniBatchKMeans  # noqa: PLC0415
+
+    k = min(MAX_MICRO_CLUSTERS, max(2, n // MICRO_SIZE))
+    kmeans = MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=1, max_iter=20, random_state=0, max_no_improvement=3)
+    micro = kmeans.fit_predict(x)
+    used = np.unique(micro)
+    centres = normalise(kmeans.cluster_centers_[used])
+    remap = np.full(k, -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    macro = _agglomerate(centres, threshold)
+    return _canonical(macro[remap[micro]])
+
+
+def centroids(vectors: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sums, counts) per label: the unnormalised sum of each cluster's vectors and its size."""
+    k = int(labels.max()) + 1 if len(labels) else 0
+    sums = np.zeros((k, vectors.shape[1]), dtype=np.float64)
+    np.add.at(sums, labels, vectors)
+    counts = np.bincount(labels, minlength=k)
+    return sums, counts
+
+
+def nearest(vectors: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each vector: index of the nearest centre and the cosine distance to it (both normalised)."""
+    if len(centres) == 0:
+        return np.full(len(vectors), -1, dtype=np.int64), np.full(len(vectors), np.inf)
+    sims = normalise(vectors) @ normalise(centres).T
+    best = sims.argmax(axis=1)
+    return best.astype(np.int64), 1.0 - sims[np.arange(len(vectors)), best]
+
+
+def representatives(vectors: np.ndarray, centre: np.ndarray, k: int = 3) -> list[int]:
+    """Indexes of the ``k`` vectors nearest ``centre``, nearest first."""
+    if len(vectors) == 0:
+        return []
+    sims = normalise(vectors) @ normalise(centre[None, :])[0]
+    order = np.argsort(-sims, kind="stable")
+    return [int(i) for i in order[:k]]
+
+
+def titles(documents: Sequence[Sequence[str]], *, terms: int = 4) -> list[list[str]]:
+    """The most distinctive terms of each cluster (c-TF-IDF).
+
+    ``documents[i]`` is the texts of cluster ``i``'s members (a sample is enough). The texts of a cluster are joined
+    into one document, counted with CountVectorizer (English stop words, words and two-word phrases) and weighted
+    with TfidfTransformer across the clusters given, so give the clusters being named *and* their neighbours: a term
+    found in every cluster ("model", "response") then scores low. A word already inside a chosen phrase is skipped.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer  # noqa: PLC0415
+
+    joined = [" ".join(texts) for texts in documents]
+    if not any(j.strip() for j in joined):
+        return [[] for _ in joined]
+    vectorizer = CountVectorizer(
+        stop_words="english", ngram_range=(1, 2), token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9'-]+\b", lowercase=True
+    )
+    try:
+        counts = vectorizer.fit_transform(joined)
+    except ValueError:  # only stop words
+        return [[] for _ in joined]
+    weights = TfidfTransformer(sublinear_tf=True).fit_transform(counts).tocsr()
+    vocabulary = vectorizer.get_feature_names_out()
+    out: list[list[str]] = []
+    for row in range(weights.shape[0]):
+        start, end = weights.indptr[row], weights.indptr[row + 1]
+        cols, vals = weights.indices[start:end], weights.data[start:end]
+        order = np.lexsort((cols, -vals))  # highest weight first, ties by term order: deterministic
+        chosen: list[str] = []
+        for j in order:
+            term = str(vocabulary[cols[j]])
+            words = set(term.split())
+            if any(term in c or words <= set(c.split()) or set(c.split()) <= words for c in chosen):
+                continue
+            chosen.append(term)
+            if len(chosen) == terms:
+                break
+        out.append(chosen)
+    return out
+
+
+def title_text(terms: Sequence[str]) -> str:
+    return ", ".join(terms) if terms else "Untitled cluster"
+
+
+def purity(labels: Sequence[int], truth: Sequence[object]) -> float:
+    """Share of vectors whose cluster's majority label is their own label."""
+    by_cluster: dict[int, Counter] = {}
+    for label, true in zip(labels, truth, strict=True):
+        by_cluster.setdefault(int(label), Counter())[true] += 1
+    total = sum(sum(c.values()) for c in by_cluster.values())
+    return sum(c.most_common(1)[0][1] for c in by_cluster.values()) / total if total else 0.0
+
+
+def adjusted_rand(labels: Sequence[int], truth: Sequence[object]) -> float:
+    from sklearn.metrics import adjusted_rand_score  # noqa: PLC0415
+
+    return float(adjusted_rand_score([str(t) for t in truth], list(labels)))
