@@ -1,4 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from annotations.recall import views
 
 app_name = "recall"
-urlpatterns: list = []
+urlpatterns = [
+    path("search/", views.search, name="search"),
+    path("similar/turn/<int:turn_id>/", views.similar_to_turn, name="similar_turn"),
+    path("similar/annotation/<int:annotation_id>/", views.similar_to_annotation, name="similar_annotation"),
+]

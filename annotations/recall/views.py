@@ -1,0 +1,84 @@
+"""Reviewer-facing recall: the semantic search page and the "Similar past cases" panels of the review workspace.
+
+Every logged-in role may read them (LoginRequiredMiddleware sends anonymous visitors to the login page). The
+panels are fragments loaded by htmx when opened; they exclude the turn's (or annotation's) own items.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.middleware import HtmxDetails
+
+from annotations.models import Annotation
+from annotations.recall import selectors, text
+from annotations.recall.cases import cases_for
+from annotations.recall.forms import MAX_RESULTS, RecallSearchForm
+from annotations.recall.models import FeedbackItem
+from feedbackhub import embeddings
+from sessions import selectors as session_selectors
+from sessions.models import Turn, TurnRole
+
+PANEL_K = 6
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def search(request: HtmxHttpRequest) -> HttpResponse:
+    """/recall/search/?q=...: feedback similar to free text across all sessions. htmx requests (the form's
+    submit and changes) get only the ``results`` fragment; the URL carries the text and every filter."""
+    partial = bool(request.htmx) and not request.htmx.history_restore_request
+    choices = session_selectors.FilterChoices() if partial else session_selectors.conversation_filter_choices()
+    form = RecallSearchForm(request.GET, choices=choices)
+    cases = None
+    if form.is_valid() and form.cleaned_data["q"].strip():
+        similar = selectors.similar_to_text(text=form.cleaned_data["q"].strip(), k=MAX_RESULTS, filters=form.filters())
+        cases = cases_for(similar)
+    context = {"nav": "recall", "form": form, "cases": cases}
+    return render(request, "recall/search.html#results" if partial else "recall/search.html", context)
+
+
+def _exchange_text(turn: Turn) -> str:
+    """The text a reply is searched by: the user's query and the reply, shaped like the items' own texts."""
+    query = (
+        Turn.objects.filter(conversation_id=turn.conversation_id, role=TurnRole.USER, position__lt=turn.position)
+        .order_by("-position")
+        .values_list("content", flat=True)
+        .first()
+    )
+    return "\n".join(
+        part for part in (
+            f"User asked: {text.clip(query, text.QUERY_CHARS)}" if query else "",
+            f"Reply: {text.clip(turn.content, text.REPLY_CHARS)}",
+        ) if part
+    )
+
+
+@require_GET
+def similar_to_turn(request: HtmxHttpRequest, turn_id: int) -> HttpResponse:
+    """The panel beside a model reply: feedback on other replies similar to this exchange."""
+    turn = get_object_or_404(Turn.objects.only("pk", "conversation_id", "position", "content"), pk=turn_id)
+    own = list(FeedbackItem.objects.filter(turn_id=turn.pk).values_list("pk", flat=True))
+    vector = embeddings.encode([_exchange_text(turn)])[0]
+    similar = selectors.similar_items(query_vector=vector, k=PANEL_K, exclude_item_ids=own)
+    # Other feedback on this same reply is not a "past case" of it.
+    similar = [s for s in similar if s.item.turn_id != turn.pk]
+    return render(request, "recall/panel.html", {"cases": cases_for(similar), "scope": "reply"})
+
+
+@require_GET
+def similar_to_annotation(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
+    """The panel of an annotation card: items similar to the annotation's own item (itself excluded)."""
+    annotation = get_object_or_404(Annotation.objects.only("pk", "turn_id"), pk=annotation_id, deleted_at=None)
+    item_id = FeedbackItem.objects.filter(annotation_id=annotation.pk).values_list("pk", flat=True).first()
+    if item_id is None:
+        return render(request, "recall/panel.html", {"cases": [], "scope": "annotation", "pending": True})
+    similar = selectors.similar_to_item(item_id=item_id, k=PANEL_K)
+    similar = [s for s in similar if s.item.pk != item_id]
+    return render(request, "recall/panel.html", {"cases": cases_for(similar), "scope": "annotation"})

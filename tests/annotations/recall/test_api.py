@@ -1,0 +1,172 @@
+"""POST /api/v1/recall: token auth (401/403), validation (400 naming the field), and ranked few-shot examples from
+really embedded past cases."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from feedbackhub import auth_tokens
+from feedbackhub.models import ApiToken
+from tests.annotations.recall.recall_cases import REFUND_QUERY, build_cases
+
+URL = "/api/v1/recall"
+
+
+@pytest.fixture
+def token(db) -> str:
+    return auth_tokens.api_token_create(name="support bot", scopes=["recall"])[1]
+
+
+@pytest.fixture
+def api():
+    # CSRF is enforced as in production: token requests carry no cookie and need no CSRF token.
+    return Client(enforce_csrf_checks=True)
+
+
+def _post(api, body, token: str | None = None, **extra):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    data = body if isinstance(body, str | bytes) else json.dumps(body)
+    return api.post(URL, data=data, content_type="application/json", **headers, **extra)
+
+
+@pytest.mark.django_db
+def test_no_token_is_401(api):
+    response = _post(api, {"input": "hello"})
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert response.json()["error"]["code"] == "missing_token"
+
+
+@pytest.mark.django_db
+def test_unknown_and_revoked_tokens_are_401(api, token):
+    assert _post(api, {"input": "hello"}, "fh_made-up").status_code == 401
+    auth_tokens.api_token_revoke(token_id=ApiToken.objects.get().pk)
+    response = _post(api, {"input": "hello"}, token)
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response["WWW-Authenticate"]
+
+
+@pytest.mark.django_db
+def test_wrong_scope_is_403(api):
+    row, secret = auth_tokens.api_token_create(name="exports", scopes=["recall"])
+    ApiToken.objects.filter(pk=row.pk).update(scopes=["exports"])
+    response = _post(api, {"input": "hello"}, secret)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "insufficient_scope"
+
+
+@pytest.mark.django_db
+def test_a_logged_in_session_is_not_enough(api, moderator):
+    api.force_login(moderator)
+    assert _post(api, {"input": "hello"}).status_code == 401
+
+
+@pytest.mark.django_db
+def test_get_is_not_allowed(api, token):
+    assert api.get(URL, HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 405
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ("{not json", None, "not valid JSON"),
+        ("[1, 2]", None, "JSON object"),
+        ({}, "input", "required"),
+        ({"input": "   "}, "input", "empty"),
+        ({"input": 42}, "input", "string"),
+        ({"input": "x" * 8001}, "input", "8000"),
+        ({"input": "refund", "k": 0}, "k", "1 to 20"),
+        ({"input": "refund", "k": 21}, "k", "1 to 20"),
+        ({"input": "refund", "k": "5"}, "k", "whole number"),
+        ({"input": "refund", "k": True}, "k", "whole number"),
+        ({"input": "refund", "limit": 3}, "limit", "unknown field"),
+        ({"input": "refund", "filters": []}, "filters", "object"),
+        ({"input": "refund", "filters": {"env": "prod"}}, "filters.env", "unknown filter"),
+        ({"input": "refund", "filters": {"environment": 3}}, "filters.environment", "string"),
+        ({"input": "refund", "filters": {"tags": "unsafe"}}, "filters.tags", "list"),
+        ({"input": "refund", "filters": {"tags": ["unsafe", "no-such-tag"]}}, "filters.tags[1]", "no-such-tag"),
+        ({"input": "refund", "filters": {"since": "last week"}}, "filters.since", "ISO 8601"),
+        ({"input": "refund", "filters": {"since": "2026-02-01", "until": "2026-01-01"}}, "filters.until", "before"),
+    ],
+)
+def test_bad_body_is_400_naming_the_field(api, token, body, field, words):
+    response = _post(api, body, token)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert error["field"] == field
+    assert words in error["message"]
+    if field:
+        assert error["message"].startswith(field)
+
+
+@pytest.fixture
+def cases(moderator, expert):
+    return build_cases(moderator, expert)
+
+
+@pytest.mark.django_db
+def test_examples_are_ranked_and_shaped_as_documented(api, token, cases):
+    response = _post(api, {"input": REFUND_QUERY, "k": 3}, token)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert set(body) == {"model", "examples", "guidance"}
+    assert body["model"] == "all-MiniLM-L6-v2"
+    examples = body["examples"]
+    # Only resolved cases with an approved correction are examples: refund, refund_dev and password.
+    assert [e["turn_id"] for e in examples][:2] == [cases.refund.turn.pk, cases.refund_dev.turn.pk]
+    assert {e["turn_id"] for e in examples} == {cases.refund.turn.pk, cases.refund_dev.turn.pk, cases.password.turn.pk}
+    similarities = [e["similarity"] for e in examples]
+    assert similarities == sorted(similarities, reverse=True)
+    assert all(0 < s <= 1 for s in similarities)
+    first = examples[0]
+    assert set(first) == {"input", "output", "similarity", "conversation_id", "turn_id", "tags", "url"}
+    assert first["input"] == "Can I get a refund on my annual plan after 45 days?"
+    assert first["output"].startswith("Annual plans can be refunded within 30 days of purchase.")
+    assert first["conversation_id"] == cases.refund.conversation.pk
+    assert first["tags"] == ["factually incorrect"]
+    assert first["url"] == (
+        f"http://testserver/review/c/{cases.refund.conversation.pk}/#card-{cases.refund.annotation.pk}"
+    )
+    guidance = body["guidance"]
+    assert {"kind": "correction_rationale", "text": "Refund policy R-12: 30 days."}.items() <= guidance[0].items()
+    texts = [g["text"] for g in guidance]
+    assert "Wrong refund window: annual plans are refundable within 30 days only." in texts
+    # The open tone complaint is never offered: not resolved.
+    assert cases.tone.turn.pk not in {g["turn_id"] for g in guidance}
+
+
+@pytest.mark.django_db
+def test_k_limits_the_examples(api, token, cases):
+    body = _post(api, {"input": REFUND_QUERY, "k": 1}, token).json()
+    assert [e["turn_id"] for e in body["examples"]] == [cases.refund.turn.pk]
+
+
+@pytest.mark.django_db
+def test_filters_narrow_the_examples(api, token, cases):
+    dev = _post(api, {"input": REFUND_QUERY, "filters": {"environment": "dev"}}, token).json()
+    assert [e["turn_id"] for e in dev["examples"]] == [cases.refund_dev.turn.pk]
+    by_tag = _post(api, {"input": REFUND_QUERY, "filters": {"tags": ["Wrong tone"]}}, token).json()
+    assert by_tag["examples"] == []
+    by_role = _post(api, {"input": REFUND_QUERY, "filters": {"user_role": "customer", "model_version": "gpt-test-1",
+                                                             "since": "2000-01-01", "until": "2999-12-31"}}, token)
+    assert by_role.status_code == 200
+    assert by_role.json()["examples"][0]["turn_id"] == cases.refund.turn.pk
+    future = _post(api, {"input": REFUND_QUERY, "filters": {"since": "2999-01-01"}}, token).json()
+    assert future["examples"] == []
+
+
+@pytest.mark.django_db
+def test_user_text_comes_back_as_data(api, token, moderator, expert):
+    cases = build_cases(moderator, expert, embed=False)
+    cases.refund.turn.conversation.turns.filter(position=0).update(content='<script>alert("x")</script> refund?')
+    from annotations.recall import services as recall_services
+
+    recall_services.embeddings_embed_pending()
+    response = _post(api, {"input": REFUND_QUERY, "k": 1}, token)
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["examples"][0]["input"] == '<script>alert("x")</script> refund?'
