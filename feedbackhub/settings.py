@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 from feedbackhub import devstack
 
@@ -142,6 +143,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE: dict = {
     "heartbeat": {"task": "feedbackhub.tasks.beat_heartbeat", "schedule": 15.0},
+    # The dashboard's rollup: catch up with finished imports, and recompute everything nightly (docs/analytics.md).
+    "insights-rollup-pending": {"task": "insights.rollup_refresh_pending", "schedule": 300.0},
+    "insights-rollup-rebuild": {"task": "insights.rollup_rebuild", "schedule": crontab(hour=3, minute=17)},
     # Safety net for the embed task enqueued on commit (a lost message, a worker that died): embeds what is missing.
     "recall-embed-pending": {"task": "recall.embed_pending", "schedule": 60.0},
 }

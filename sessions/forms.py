@@ -52,13 +52,20 @@ class ConversationFilterForm(forms.Form):
     started_to = forms.DateField(required=False, label="Started to", widget=forms.DateInput(attrs={"type": "date"}))
     feedback = forms.ChoiceField(required=False, label="Feedback type", choices=ANY + list(FeedbackKind.choices))
     negative = forms.BooleanField(required=False, label="Has negative feedback")
+    category = forms.CharField(
+        required=False, max_length=100, label="Feedback category",
+        widget=forms.TextInput(attrs={"placeholder": "exact"}),
+    )
+    tag = forms.SlugField(
+        required=False, max_length=80, label="Session tag", widget=forms.TextInput(attrs={"placeholder": "tag slug"})
+    )
     # Pagination cursors: carried by the Next/Previous links, never shown as fields.
     after = forms.CharField(required=False, max_length=64, label="Next page position")
     before = forms.CharField(required=False, max_length=64, label="Previous page position")
 
     FILTER_FIELDS = (
         "q", "environment", "model_version", "user_role", "source", "app_version",
-        "started_from", "started_to", "feedback", "negative",
+        "started_from", "started_to", "feedback", "negative", "category", "tag",
     )
 
     def __init__(self, data=None, *, choices: FilterChoices) -> None:
@@ -110,6 +117,8 @@ class ConversationFilterForm(forms.Form):
             started_before=_day_start(data["started_to"] + dt.timedelta(days=1)) if data["started_to"] else None,
             feedback_kind=data["feedback"],
             negative_only=data["negative"],
+            feedback_category=data["category"].strip(),
+            session_tag=data["tag"],
         )
 
     def error_messages(self) -> list[str]:

@@ -95,6 +95,9 @@ class ConversationFilters:
     feedback_kind: str = ""
     negative_only: bool = False
     q: str = ""
+    #: Product-team session tag (``insights.SessionTag.slug``) and end-user feedback category.
+    session_tag: str = ""
+    feedback_category: str = ""
 
     @property
     def active(self) -> bool:
@@ -134,7 +137,41 @@ def _split_conditions(filters: ConversationFilters) -> tuple[list[_Cond], list[_
         residual.append(("c.feedback_kinds @> %s::varchar(16)[]", [[filters.feedback_kind]]))
     if filters.q:
         residual.append(("c.search_vector @@ websearch_to_tsquery(%s::regconfig, %s)", [SEARCH_CONFIG, filters.q]))
+    if filters.session_tag or filters.feedback_category:
+        residual.extend(_insight_conditions(filters))
     return index, residual
+
+
+def _insight_conditions(filters: ConversationFilters) -> list[_Cond]:
+    """Session tag and feedback category: EXISTS probes served by the (conversation, ...) indexes."""
+    from sessions.insights.models import SessionTag, SessionTagging  # noqa: PLC0415 (sub-app of this one)
+
+    conds: list[_Cond] = []
+    if filters.session_tag:
+        tagging = connection.ops.quote_name(SessionTagging._meta.db_table)
+        tag = connection.ops.quote_name(SessionTag._meta.db_table)
+        conds.append((
+            f"EXISTS (SELECT 1 FROM {tagging} st WHERE st.conversation_id = c.id "
+            f"AND st.tag_id = (SELECT t.id FROM {tag} t WHERE t.slug = %s))",
+            [filters.session_tag],
+        ))
+    if filters.feedback_category:
+        feedback = connection.ops.quote_name(FeedbackEvent._meta.db_table)
+        conds.append((
+            f"EXISTS (SELECT 1 FROM {feedback} f WHERE f.conversation_id = c.id "
+            f"AND f.categories @> %s::varchar(100)[])",
+            [[filters.feedback_category]],
+        ))
+    return conds
+
+
+def conversation_match_sql(filters: ConversationFilters) -> tuple[str, list[Any]]:
+    """``SELECT c.id FROM <conversations> c WHERE <every filter>``: all matches of the list's filters, unordered,
+    for set-based writes (bulk tagging) and counting on demand."""
+    index, residual = _split_conditions(filters)
+    where, params = _where([*index, *residual])
+    table = connection.ops.quote_name(Conversation._meta.db_table)
+    return f"SELECT c.id FROM {table} c WHERE {where}", params
 
 
 # --- The list ------------------------------------------------------------------------------------------------------

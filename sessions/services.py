@@ -98,6 +98,11 @@ def import_batch_run(
         from annotations.recall.tasks import sync_import_batch  # noqa: PLC0415
 
         sync_import_batch.delay_on_commit(batch.pk)
+    if batch.conversations_created or batch.conversations_updated:
+        # The dashboard's daily rollup follows the days this import wrote (docs/analytics.md, freshness).
+        from sessions.insights.tasks import rollup_refresh_batch  # noqa: PLC0415
+
+        rollup_refresh_batch.delay_on_commit(batch.pk)
     if progress is not None:
         progress(batch)
     return batch

@@ -1,0 +1,390 @@
+"""Reads of the insights app: the dashboard's figures (from the daily rollup), reviewer-tag counts, the spans behind
+a reviewer-tag point, session tags for list rows, saved views, and counting the matches of a list filter.
+
+The dashboard runs a fixed number of queries whatever the data size: one over the rollup (every series at once,
+through GROUPING SETS), one over the category rollup, one for reviewer tags, and small look-ups.
+"""
+
+# SQL assembled from module constants and model table names; request values are parameters.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
+from django.db.models import Q
+
+from sessions.insights.models import (
+    DailyCategoryRollup,
+    DailyRollup,
+    RollupState,
+    SavedView,
+    SessionTag,
+    SessionTagging,
+)
+from sessions.models import Conversation, ImportBatch
+from sessions.selectors import ConversationFilters, conversation_match_sql
+
+KINDS = ("thumbs_up", "thumbs_down", "rating", "category", "comment", "correction", "copy", "abandon", "regenerate",
+         "rephrase")  # fmt: skip
+SPLITS = ("model_version", "environment", "user_role")
+DEFAULT_DAYS = 90
+#: Longest range shown by day; longer ones by week, and beyond WEEKLY_MAX_DAYS by month.
+DAILY_MAX_DAYS = 92
+WEEKLY_MAX_DAYS = 730
+SUMS = ("sessions", "turns", "model_turns", "feedback", "negative", "negative_sessions", *KINDS, "abandoned_sessions")
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+@dataclass(frozen=True)
+class DashboardFilters:
+    """The dashboard's filters. ``date_to`` is inclusive; the dates are session start days (UTC)."""
+
+    date_from: dt.date
+    date_to: dt.date
+    environment: str = ""
+    user_role: str = ""
+    app_version: str = ""
+    split: str = "model_version"
+    model_a: str = ""
+    model_b: str = ""
+
+    @property
+    def unit(self) -> str:
+        days = (self.date_to - self.date_from).days + 1
+        if days <= DAILY_MAX_DAYS:
+            return "day"
+        return "week" if days <= WEEKLY_MAX_DAYS else "month"
+
+    def where(self, alias: str = "r", day_column: str = "day") -> tuple[str, list[Any]]:
+        conds = [f"{alias}.{day_column} >= %s", f"{alias}.{day_column} <= %s"]
+        params: list[Any] = [self.date_from, self.date_to]
+        for name in ("environment", "user_role", "app_version"):
+            value = getattr(self, name)
+            if value:
+                conds.append(f"{alias}.{name} = %s")
+                params.append(value)
+        return " AND ".join(conds), params
+
+
+def bucket_start(day: dt.date, unit: str) -> dt.date:
+    if unit == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if unit == "month":
+        return day.replace(day=1)
+    return day
+
+
+def buckets(filters: DashboardFilters) -> list[tuple[dt.date, dt.date]]:
+    """The chart's x positions: (first day, last day) of each bucket, clipped to the filter's range."""
+    unit = filters.unit
+    out = []
+    start = bucket_start(filters.date_from, unit)
+    while start <= filters.date_to:
+        if unit == "day":
+            nxt = start + dt.timedelta(days=1)
+        elif unit == "week":
+            nxt = start + dt.timedelta(days=7)
+        else:
+            nxt = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        out.append((max(start, filters.date_from), min(nxt - dt.timedelta(days=1), filters.date_to)))
+        start = nxt
+    return out
+
+
+@dataclass
+class Figures:
+    """Summed rollup columns, with the dashboard's rates."""
+
+    values: dict[str, int] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> int:
+        if name in SUMS:
+            return self.values.get(name, 0)
+        raise AttributeError(name)
+
+    @property
+    def negative_per_1k_turns(self) -> float | None:
+        return 1000 * self.negative / self.turns if self.turns else None
+
+    @property
+    def abandonment_pct(self) -> float | None:
+        return 100 * self.abandoned_sessions / self.sessions if self.sessions else None
+
+    @property
+    def regenerate_pct(self) -> float | None:
+        return 100 * self.regenerate / self.model_turns if self.model_turns else None
+
+    @property
+    def copy_pct(self) -> float | None:
+        return 100 * self.copy / self.model_turns if self.model_turns else None
+
+    def rate(self, name: str) -> float | None:
+        return getattr(self, name)
+
+
+RATES = {
+    "negative_per_1k_turns": ("Negative feedback per 1,000 turns", "per 1k turns"),
+    "abandonment_pct": ("Abandonment", "% of sessions"),
+    "regenerate_pct": ("Regenerate", "% of model replies"),
+    "copy_pct": ("Copy", "% of model replies"),
+}
+
+
+@dataclass
+class Dashboard:
+    filters: DashboardFilters
+    buckets: list[tuple[dt.date, dt.date]]
+    totals: Figures
+    by_bucket: dict[dt.date, Figures]
+    #: split dimension value -> bucket -> figures
+    by_split: dict[str, dict[dt.date, Figures]]
+    by_model: dict[str, Figures]
+    #: model version -> bucket -> figures
+    by_model_bucket: dict[str, dict[dt.date, Figures]]
+    categories: list[tuple[str, int]]
+    #: reviewer tag id -> bucket -> annotations
+    reviewer_tags: dict[int, dict[dt.date, int]]
+    reviewer_tag_names: dict[int, str]
+
+
+# What each grouping set is, by its GROUPING() bits: totals per bucket, per (bucket, split value), per model over the
+# range, per (bucket, model).
+_TOTAL, _SPLIT, _MODEL, _MODEL_BUCKET = "total", "split", "model", "model_bucket"
+
+
+def _rollup_query(filters: DashboardFilters) -> tuple[str, list[Any], dict[int, tuple[str, ...]]]:
+    where, params = filters.where()
+    sums = ", ".join(f"sum(r.{name})::bigint AS {name}" for name in SUMS)
+    split = filters.split if filters.split in SPLITS else "model_version"
+    if split == "model_version":
+        # (bucket, model) serves both the split chart and the A/B comparison.
+        grouping = "GROUPING(r.b, r.model_version)"
+        sets = "(r.b), (r.b, r.model_version), (r.model_version)"
+        kinds = {1: (_TOTAL,), 0: (_SPLIT, _MODEL_BUCKET), 2: (_MODEL,)}
+    else:
+        grouping = f"GROUPING(r.b, r.{split}, r.model_version)"
+        sets = f"(r.b), (r.b, r.{split}), (r.model_version), (r.b, r.model_version)"
+        kinds = {3: (_TOTAL,), 1: (_SPLIT,), 6: (_MODEL,), 2: (_MODEL_BUCKET,)}
+    sql = f"""
+        SELECT {grouping} AS g, r.b, r.{split} AS split_value, r.model_version, {sums}
+        FROM (
+            SELECT date_trunc(%s, r.day::timestamp)::date AS b, r.*
+            FROM {_q(DailyRollup._meta.db_table)} r WHERE {where}
+        ) r
+        GROUP BY GROUPING SETS ({sets})
+    """
+    return sql, [filters.unit, *params], kinds
+
+
+def dashboard(filters: DashboardFilters) -> Dashboard:
+    """Every figure the dashboard shows, for ``filters``. Three queries, all over aggregated tables (and the
+    reviewers' annotations, which are human-made and few)."""
+    sql, params, kinds = _rollup_query(filters)
+    unit = filters.unit
+    totals = Figures()
+    by_bucket: dict[dt.date, Figures] = {}
+    by_split: dict[str, dict[dt.date, Figures]] = defaultdict(dict)
+    by_model: dict[str, Figures] = {}
+    by_model_bucket: dict[str, dict[dt.date, Figures]] = defaultdict(dict)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for g, bucket, split_value, model, *sums in cursor.fetchall():
+            figures = Figures(dict(zip(SUMS, (int(v or 0) for v in sums), strict=True)))
+            for kind in kinds[g]:
+                if kind == _TOTAL:
+                    by_bucket[bucket] = figures
+                    for name, value in figures.values.items():
+                        totals.values[name] = totals.values.get(name, 0) + value
+                elif kind == _SPLIT:
+                    by_split[split_value][bucket] = figures
+                elif kind == _MODEL:
+                    by_model[model] = figures
+                else:
+                    by_model_bucket[model][bucket] = figures
+
+        where, params = filters.where()
+        cursor.execute(
+            f"SELECT r.category, sum(r.events)::bigint FROM {_q(DailyCategoryRollup._meta.db_table)} r "
+            f"WHERE {where} GROUP BY r.category ORDER BY 2 DESC, 1 LIMIT 15",
+            params,
+        )
+        categories = [(name, int(n)) for name, n in cursor.fetchall()]
+        reviewer_tags, names = _reviewer_tags(cursor, filters, unit)
+    return Dashboard(
+        filters=filters,
+        buckets=buckets(filters),
+        totals=totals,
+        by_bucket=by_bucket,
+        by_split=dict(by_split),
+        by_model=by_model,
+        by_model_bucket=dict(by_model_bucket),
+        categories=categories,
+        reviewer_tags=reviewer_tags,
+        reviewer_tag_names=names,
+    )
+
+
+def _annotation_tables() -> tuple[str, str, str]:
+    from annotations.models import Annotation, Tag  # noqa: PLC0415 (the review app is optional to this one)
+
+    return (
+        _q(Annotation._meta.db_table),
+        _q(Annotation.tags.through._meta.db_table),
+        _q(Tag._meta.db_table),
+    )
+
+
+def _session_conditions(filters: DashboardFilters, alias: str = "c") -> tuple[str, list[Any]]:
+    """The dashboard filters on sessions themselves (start day range in UTC, dimensions)."""
+    conds = [
+        f"{alias}.started_at >= (%s::timestamp AT TIME ZONE 'UTC')",
+        f"{alias}.started_at < (%s::timestamp AT TIME ZONE 'UTC')",
+    ]
+    params: list[Any] = [filters.date_from, filters.date_to + dt.timedelta(days=1)]
+    for name in ("environment", "user_role", "app_version"):
+        value = getattr(filters, name)
+        if value:
+            conds.append(f"{alias}.{name} = %s")
+            params.append(value)
+    return " AND ".join(conds), params
+
+
+def _reviewer_tags(cursor: Any, filters: DashboardFilters, unit: str) -> tuple[dict, dict]:
+    annotation, through, tag = _annotation_tables()
+    conv = _q(Conversation._meta.db_table)
+    where, params = _session_conditions(filters)
+    cursor.execute(
+        f"""
+        SELECT date_trunc(%s, (c.started_at AT TIME ZONE 'UTC'))::date AS b, at.tag_id, t.name, count(*)
+        FROM {annotation} a
+        JOIN {through} at ON at.annotation_id = a.id
+        JOIN {tag} t ON t.id = at.tag_id
+        JOIN {conv} c ON c.id = a.conversation_id
+        WHERE a.deleted_at IS NULL AND {where}
+        GROUP BY 1, 2, 3
+        """,
+        [unit, *params],
+    )
+    counts: dict[int, dict[dt.date, int]] = defaultdict(dict)
+    names: dict[int, str] = {}
+    for bucket, tag_id, name, n in cursor.fetchall():
+        counts[tag_id][bucket] = int(n)
+        names[tag_id] = name
+    return dict(counts), names
+
+
+@dataclass(frozen=True)
+class SpanRow:
+    annotation_id: int
+    conversation_id: int
+    conversation_title: str
+    exact: str
+    body: str
+    author: str
+    created_at: dt.datetime
+    model_version: str
+
+
+def reviewer_tag_spans(*, filters: DashboardFilters, tag_id: int, limit: int = 200) -> list[SpanRow]:
+    """The live annotations carrying reviewer tag ``tag_id`` on sessions matching ``filters`` (newest first)."""
+    from annotations.models import Annotation  # noqa: PLC0415
+
+    start = dt.datetime.combine(filters.date_from, dt.time.min, tzinfo=dt.UTC)
+    end = dt.datetime.combine(filters.date_to + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+    qs = Annotation.objects.filter(
+        tags=tag_id, deleted_at__isnull=True,
+        conversation__started_at__gte=start, conversation__started_at__lt=end,
+    )
+    for name in ("environment", "user_role", "app_version"):
+        value = getattr(filters, name)
+        if value:
+            qs = qs.filter(**{f"conversation__{name}": value})
+    rows = qs.select_related("author", "conversation").order_by("-created_at", "-id")[:limit]
+    return [
+        SpanRow(
+            annotation_id=a.pk,
+            conversation_id=a.conversation_id,
+            conversation_title=a.conversation.title or a.conversation.external_id,
+            exact=a.exact,
+            body=a.body,
+            author=a.author.get_username(),
+            created_at=a.created_at,
+            model_version=a.conversation.model_version,
+        )
+        for a in rows
+    ]
+
+
+def rollup_last_day() -> dt.date | None:
+    """The newest session day in the rollup (the dashboard's default range ends there)."""
+    row = DailyRollup.objects.order_by("-day").values_list("day", flat=True).first()
+    return row
+
+
+@dataclass(frozen=True)
+class Freshness:
+    refreshed_at: dt.datetime | None
+    full_rebuild_at: dt.datetime | None
+    #: Imports finished after the rollup's last catch-up (their days may not be counted yet).
+    pending_imports: int
+
+
+def rollup_freshness() -> Freshness:
+    state = RollupState.objects.filter(pk=1).first()
+    last = state.last_batch_id if state else 0
+    refreshed = state.refreshed_at if state else None
+    # Imports finished after the last refresh whose days may be missing (the per-import task usually ran).
+    pending = ImportBatch.objects.filter(pk__gt=last)
+    if refreshed is not None:
+        pending = pending.filter(finished_at__gt=refreshed)
+    return Freshness(
+        refreshed_at=refreshed,
+        full_rebuild_at=state.full_rebuild_at if state else None,
+        pending_imports=pending.count(),
+    )
+
+
+# --- Session tags and saved views ------------------------------------------------------------------------------------
+
+
+def session_tags() -> list[SessionTag]:
+    return list(SessionTag.objects.order_by("name"))
+
+
+def session_tags_for(conversation_ids: list[int]) -> dict[int, list[SessionTag]]:
+    """The session tags of the given sessions, by session id, each list sorted by tag name; one query."""
+    found: dict[int, list[SessionTag]] = defaultdict(list)
+    if not conversation_ids:
+        return {}
+    taggings = (
+        SessionTagging.objects.filter(conversation_id__in=conversation_ids)
+        .select_related("tag")
+        .order_by("tag__name")
+    )
+    for tagging in taggings:
+        found[tagging.conversation_id].append(tagging.tag)
+    return dict(found)
+
+
+def count_matching(filters: ConversationFilters) -> int:
+    """Exact number of sessions matching a list filter: run on demand (the bulk bar), never on a list page."""
+    sql, params = conversation_match_sql(filters)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql}) m", params)
+        return int(cursor.fetchone()[0])
+
+
+def saved_views_for(user: AbstractBaseUser) -> list[SavedView]:
+    """The user's own saved views and everyone's shared ones."""
+    return list(
+        SavedView.objects.filter(Q(owner=user) | Q(shared=True)).select_related("owner").order_by("name", "id")
+    )

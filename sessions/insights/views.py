@@ -1,0 +1,245 @@
+"""Insights views: the analytics dashboard (+ CSV of each chart, reviewer-tag spans), bulk session tagging from the
+session list, tag chips for list rows, and saved views.
+
+Everyone logged in reads (LoginRequiredMiddleware); tagging is for product analysts and admins, checked here and
+again in the services.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
+from django_htmx.middleware import HtmxDetails
+
+from sessions.forms import ConversationFilterForm
+from sessions.insights import charts, selectors, services
+from sessions.insights.forms import BulkTagForm, DashboardFilterForm, SaveViewForm, SpanFilterForm
+from sessions.insights.models import SavedView
+from sessions.selectors import FilterChoices, conversation_filter_choices
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+# --- Dashboard -------------------------------------------------------------------------------------------------------
+
+
+def _dashboard_data(request: HttpRequest) -> tuple[DashboardFilterForm, selectors.Dashboard | None]:
+    choices = conversation_filter_choices()
+    form = DashboardFilterForm(request.GET, model_versions=choices.model_versions, user_roles=choices.user_roles)
+    if not form.is_valid():
+        return form, None
+    last_day = selectors.rollup_last_day() or timezone.now().date()
+    filters = form.filters(last_day=last_day)
+    data = selectors.dashboard(filters)
+    if not (filters.model_a and filters.model_b):
+        # Compare the two busiest model versions of the range unless A and B were picked.
+        busiest = [m for m, _ in sorted(data.by_model.items(), key=lambda i: (-i[1].turns, i[0] or "")) if m]
+        a = filters.model_a or next((m for m in busiest if m != filters.model_b), "")
+        b = filters.model_b or next((m for m in busiest if m != a), "")
+        filters = dataclasses.replace(filters, model_a=a, model_b=b)
+        data.filters = filters
+    return form, data
+
+
+@require_GET
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    form, data = _dashboard_data(request)
+    chart_list = charts.all_charts(data) if data else []
+    context = {
+        "nav": "insights",
+        "form": form,
+        "data": data,
+        "charts": chart_list,
+        "charts_json": [c.as_json() for c in chart_list if not c.is_empty],
+        "compare_rows": charts.compare_table(data) if data and data.filters.model_a and data.filters.model_b else [],
+        "freshness": selectors.rollup_freshness(),
+        "rates": [
+            (label, unit, data.totals.rate(name)) for name, (label, unit) in selectors.RATES.items()
+        ] if data else [],
+    }
+    return render(request, "insights/dashboard.html", context)
+
+
+def _csv_cell(value: object) -> object:
+    """Spreadsheets run a cell that starts with = + - @ (or a tab/CR) as a formula: prefix such text with '."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+@require_GET
+def chart_csv(request: HttpRequest, chart_id: str) -> HttpResponse:
+    """One chart's data as CSV (the same rows as its table), for the same filters as the dashboard URL."""
+    form, data = _dashboard_data(request)
+    if data is None:
+        return HttpResponseBadRequest("; ".join(form.error_messages()), content_type="text/plain; charset=utf-8")
+    chart = next((c for c in charts.all_charts(data) if c.id == chart_id), None)
+    if chart is None:
+        return HttpResponse(f"No chart called {chart_id!r}.", status=404, content_type="text/plain; charset=utf-8")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([_csv_cell(h) for h in chart.table_heading()])
+    for row in chart.table_rows():
+        writer.writerow([_csv_cell(v) for v in row])
+    f = data.filters
+    name = f"{chart.id}_{f.date_from.isoformat()}_{f.date_to.isoformat()}.csv"
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@require_GET
+def spans(request: HttpRequest) -> HttpResponse:
+    """The spans behind a reviewer-tag point: tagged annotations on sessions of the period, linked into the review
+    workspace."""
+    form = SpanFilterForm(request.GET)
+    rows: list[selectors.SpanRow] = []
+    tag_name = ""
+    if form.is_valid():
+        from annotations.models import Tag  # noqa: PLC0415
+
+        tag = Tag.objects.filter(pk=form.cleaned_data["tag"]).first()
+        tag_name = tag.name if tag else ""
+        rows = selectors.reviewer_tag_spans(filters=form.filters(), tag_id=form.cleaned_data["tag"])
+    try:
+        review_base = reverse("annotations:review", args=[1])[: -len("1/")]
+    except NoReverseMatch:
+        review_base = ""
+    return render(request, "insights/spans.html", {
+        "nav": "insights", "form": form, "rows": rows, "tag_name": tag_name, "review_base": review_base,
+        "back": reverse("insights:dashboard"),
+    })
+
+
+# --- Session tags on the list ----------------------------------------------------------------------------------------
+
+
+def _list_filters(params: QueryDict):  # noqa: ANN202
+    """The session list's filters from ``params`` (its own form), or raise ValidationError naming the field."""
+    form = ConversationFilterForm(params, choices=FilterChoices())
+    if not form.is_valid():
+        raise ValidationError("; ".join(form.error_messages()))
+    return form.filters()
+
+
+def _require_tagger(request: HttpRequest) -> None:
+    if not services.can_tag(request.user):
+        raise PermissionDenied("Only product analysts and admins tag sessions.")
+
+
+@require_GET
+def bulk_panel(request: HtmxHttpRequest) -> HttpResponse:
+    """The bulk-tag panel for the list filter in the query string, with the number of matches counted now (on
+    demand, so list pages never count)."""
+    _require_tagger(request)
+    try:
+        filters = _list_filters(request.GET)
+    except ValidationError as exc:
+        return render(request, "insights/_bulk_panel.html", {"error": " ".join(exc.messages)}, status=400)
+    context = {
+        "count": selectors.count_matching(filters),
+        "filters_active": filters.active,
+        "tags": selectors.session_tags(),
+        "query": services.view_query_string(request.GET),
+        "form": BulkTagForm(),
+    }
+    return render(request, "insights/_bulk_panel.html", context)
+
+
+@require_POST
+def bulk_apply(request: HtmxHttpRequest) -> HttpResponse:
+    """Add or remove a tag on every match of the list filter (query string) or on the selected rows (``ids``)."""
+    _require_tagger(request)
+    data = request.POST.copy()
+    data["ids"] = " ".join(request.POST.getlist("ids"))
+    op = request.POST.get("op", "")
+    action, _, scope = op.partition(":")
+    data["action"], data["scope"] = action, scope
+    form = BulkTagForm(data)
+    context: dict = {"tags": selectors.session_tags(), "query": services.view_query_string(request.GET), "form": form}
+    if not form.is_valid():
+        errors = [f"{form.fields[k].label or k}: {e}" if k != "__all__" else str(e)
+                  for k, errs in form.errors.items() for e in errs]
+        return render(request, "insights/_bulk_panel.html", {**context, "error": " ".join(errors)}, status=400)
+    try:
+        tag = services.session_tag_get_or_create(actor=request.user, name=form.cleaned_data["tag"])
+        remove = form.cleaned_data["action"] == "remove"
+        if form.cleaned_data["scope"] == "selected":
+            result = services.session_tag_apply_ids(
+                actor=request.user, tag=tag, conversation_ids=form.cleaned_data["ids"], remove=remove
+            )
+        else:
+            filters = _list_filters(request.GET)
+            apply = services.session_tag_remove_matching if remove else services.session_tag_apply_matching
+            result = apply(actor=request.user, tag=tag, filters=filters)
+    except ValidationError as exc:
+        return render(request, "insights/_bulk_panel.html", {**context, "error": " ".join(exc.messages)}, status=400)
+    response = render(request, "insights/_bulk_panel.html", {**context, "result": result,
+                                                             "scope": form.cleaned_data["scope"]})
+    # The rows shown reload their chips.
+    return trigger_client_event(response, "sessionTagsChanged")
+
+
+@require_GET
+def chips(request: HttpRequest) -> HttpResponse:
+    """Tag chips for the list rows ``ids`` as out-of-band fragments (the list itself runs no extra query)."""
+    ids = [int(p) for p in request.GET.get("ids", "").split(",") if p.isdigit() and len(p) <= 18][:500]
+    by_id = selectors.session_tags_for(ids)
+    return render(request, "insights/_chips.html", {"rows": [(pk, by_id.get(pk, [])) for pk in ids]})
+
+
+# --- Saved views -----------------------------------------------------------------------------------------------------
+
+
+@require_GET
+def view_list(request: HttpRequest) -> HttpResponse:
+    views = selectors.saved_views_for(request.user)
+    rows = [(v, QueryDict(v.query_string)) for v in views]
+    return render(request, "insights/views.html", {"nav": "views", "rows": rows})
+
+
+@require_POST
+def view_save(request: HtmxHttpRequest) -> HttpResponse:
+    form = SaveViewForm(request.POST)
+    params = QueryDict(request.POST.get("query", ""))
+    if not form.is_valid():
+        errors = [e for errs in form.errors.values() for e in errs]
+        return render(request, "insights/_view_saved.html", {"error": " ".join(errors)}, status=400)
+    try:
+        view = services.saved_view_create(
+            actor=request.user, name=form.cleaned_data["name"], params=params, shared=form.cleaned_data["shared"]
+        )
+    except ValidationError as exc:
+        return render(request, "insights/_view_saved.html", {"error": " ".join(exc.messages)}, status=400)
+    if not request.htmx:
+        messages.success(request, f"Saved view “{view.name}”.")
+        return redirect("insights:views")
+    return render(request, "insights/_view_saved.html", {"view": view})
+
+
+@require_GET
+def view_open(request: HttpRequest, slug: str) -> HttpResponse:
+    """A saved view's shareable URL: redirects to the session list with its filter. Anyone logged in may open
+    a link they were given."""
+    view = get_object_or_404(SavedView, slug=slug)
+    return redirect(view.list_url)
+
+
+@require_POST
+def view_delete(request: HttpRequest, slug: str) -> HttpResponse:
+    view = get_object_or_404(SavedView, slug=slug)
+    services.saved_view_delete(actor=request.user, view=view)
+    messages.success(request, f"Deleted view “{view.name}”.")
+    return redirect("insights:views")
