@@ -90,6 +90,11 @@ class Example(ExampleFields):
     def __str__(self) -> str:
         return f"example #{self.pk} in {self.dataset_id} ({self.status})"
 
+    @property
+    def question(self) -> str:
+        """The last user message before the reply."""
+        return next((m.get("content", "") for m in reversed(self.messages) if m.get("role") == "user"), "")
+
 
 class DatasetVersion(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="versions")
