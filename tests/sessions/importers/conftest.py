@@ -8,9 +8,10 @@ from typing import Any
 
 import orjson
 import pytest
-from django.conf import settings
 
-SHAREGPT_DUMMY = Path(settings.BASE_DIR).parent / "shared/data/sharegpt/dummy_conversation.json"
+from tests.shared_data import SHARED_DATA
+
+SHAREGPT_DUMMY = SHARED_DATA / "sharegpt" / "dummy_conversation.json"
 
 
 def conversation(conv_id: str = "conv-1", turns: int = 2, **extra: Any) -> dict:

@@ -13,10 +13,12 @@ from sessions.importers.reader import ImportFile
 from sessions.models import Conversation, FeedbackEvent, ImportStatus, Turn
 from sessions.services import import_file
 from tests.sessions.importers.conftest import SHAREGPT_DUMMY, conversation
+from tests.shared_data import requires
 
 # --- ShareGPT -------------------------------------------------------------------------------------------------
 
 
+@requires(SHAREGPT_DUMMY)
 @pytest.mark.django_db
 def test_sharegpt_dummy_file_gives_500_conversations_and_again_changes_nothing():
     first = import_file(path=SHAREGPT_DUMMY, source="fastchat")
@@ -33,6 +35,7 @@ def test_sharegpt_dummy_file_gives_500_conversations_and_again_changes_nothing()
     assert (Conversation.objects.count(), Turn.objects.count(), FeedbackEvent.objects.count()) == rows
 
 
+@requires(SHAREGPT_DUMMY)
 @pytest.mark.django_db
 def test_sharegpt_gzip_copy_of_the_dummy_file(tmp_path):
     path = tmp_path / "dummy.json.gz"
