@@ -112,9 +112,11 @@ def nearest_ids(
     exclude_item_ids: Iterable[int] = (),
     model: str | None = None,
     ef_search: int = EF_SEARCH,
+    iterative: bool = True,
 ) -> list[tuple[int, float]]:
     """(item id, cosine distance) of the ``k`` nearest active items, nearest first (index search; benchmarks and
-    ``similar_items`` use it)."""
+    ``similar_items`` use it). ``iterative=False`` turns iterative scans off (for comparisons only: a selective
+    filter then returns fewer than ``k``)."""
     k = max(1, min(int(k), MAX_K))
     where, params = _where(filters, list(exclude_item_ids))
     params.update(q=_vector_literal(query_vector), k=k, model=model or active_model_name())
@@ -128,9 +130,9 @@ def nearest_ids(
     """  # noqa: S608 (the WHERE parts are constants; values are parameters)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+            "SELECT set_config('hnsw.iterative_scan', %s, true),"
             " set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)",
-            [str(max(ef_search, k)), str(MAX_SCAN_TUPLES)],
+            ["relaxed_order" if iterative else "off", str(max(ef_search, k)), str(MAX_SCAN_TUPLES)],
         )
         cursor.execute(sql, params)
         rows = cursor.fetchall()
