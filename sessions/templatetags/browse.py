@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 from django import template
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from sessions.models import IMPLICIT_KINDS, NEGATIVE_KINDS, RATING_NEGATIVE_MAX, FeedbackKind
 
@@ -30,6 +33,24 @@ def kind_tone(kind: str) -> str:
     if kind in _POSITIVE:
         return "pos"
     return "neutral"
+
+
+@lru_cache(maxsize=512)
+def _badges(kinds: tuple[str, ...]) -> SafeString:
+    if not kinds:
+        return format_html('<span class="muted">{}</span>', "\u2014")
+    return format_html_join(
+        "", '<span class="badge kind kind-{} tone-{}">{}</span>', ((k, kind_tone(k), kind_label(k)) for k in kinds)
+    )
+
+
+@register.simple_tag
+def kind_badges(kinds: list[str] | None) -> SafeString:
+    """The feedback-kind badges of a session list row (a dash when there are none), every value escaped.
+
+    A page shows fifty rows drawn from a few distinct kind sets, so each set's markup is built once and reused.
+    """
+    return _badges(tuple(kinds or ()))
 
 
 @register.filter
