@@ -29,6 +29,8 @@ DIRECT_MAX = 4000
 #: Target number of vectors per micro-cluster when summarising large inputs.
 MICRO_SIZE = 25
 MAX_MICRO_CLUSTERS = 4000
+#: Words of two or more characters that start with a letter (no bare numbers in titles).
+WORD_PATTERN = r"(?u)\b[a-zA-Z][a-zA-Z0-9'-]+\b"
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -116,22 +118,28 @@ def titles(documents: Sequence[Sequence[str]], *, terms: int = 4) -> list[list[s
 
     ``documents[i]`` is the texts of cluster ``i``'s members (a sample is enough). The texts of a cluster are joined
     into one document, counted with CountVectorizer (English stop words, words and two-word phrases) and weighted
-    with TfidfTransformer across the clusters given, so give the clusters being named *and* their neighbours: a term
+    by c-TF-IDF across the clusters given, so give the clusters being named *and* their neighbours: a term
     found in every cluster ("model", "response") then scores low. A word already inside a chosen phrase is skipped.
     """
-    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer  # noqa: PLC0415
+    from sklearn.feature_extraction.text import CountVectorizer  # noqa: PLC0415
+    from sklearn.preprocessing import normalize  # noqa: PLC0415
 
     joined = [" ".join(texts) for texts in documents]
     if not any(j.strip() for j in joined):
         return [[] for _ in joined]
     vectorizer = CountVectorizer(
-        stop_words="english", ngram_range=(1, 2), token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9'-]+\b", lowercase=True
+        stop_words="english", ngram_range=(1, 2), token_pattern=WORD_PATTERN, lowercase=True
     )
     try:
         counts = vectorizer.fit_transform(joined)
     except ValueError:  # only stop words
         return [[] for _ in joined]
-    weights = TfidfTransformer(sublinear_tf=True).fit_transform(counts).tocsr()
+    # c-TF-IDF (as in BERTopic): term frequency within the cluster times log(1 + A / f_t), where A is the average
+    # number of words per cluster and f_t the term's frequency over all clusters given.
+    tf = normalize(counts, norm="l1", axis=1)
+    frequency = np.asarray(counts.sum(axis=0)).ravel()
+    average = counts.sum() / counts.shape[0]
+    weights = tf.multiply(np.log1p(average / frequency)[None, :]).tocsr()
     vocabulary = vectorizer.get_feature_names_out()
     out: list[list[str]] = []
     for row in range(weights.shape[0]):

@@ -1,0 +1,192 @@
+"""Reads of the triage app: the queue, a cluster with its members, the change stamp, guidance for the recall API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.db.models import Max, Q, QuerySet
+from django.utils import timezone
+
+from annotations.triage.models import Cluster, ClusterEvent, ClusterMember, ClusterProposal, ProposalStatus, Status
+from annotations.triage.services import can_triage, claim_is_active, setting
+from feedbackhub import roles
+
+QUEUE_LIMIT = 100
+MEMBERS_LIMIT = 200
+#: A cluster is "fast-growing" when at least this many members, and at least half of them, arrived in 24 hours.
+FAST_GROWTH_MIN = 3
+
+
+@dataclass
+class QueueFilters:
+    status: str = "open"  # "open" (every status but closed), "all", or one status
+    owner: str = ""  # "", "me", "none" or a user id
+    environment: str = ""
+    model_version: str = ""
+    tag: int | None = None
+    sla_breached: bool = False
+
+
+def visible_clusters(viewer) -> QuerySet[Cluster]:
+    """Every cluster for moderators; for domain experts the ones routed to their groups or owned by them."""
+    qs = Cluster.objects.all()
+    if can_triage(viewer):
+        return qs
+    if not roles.has_role(viewer, roles.DOMAIN_EXPERT):
+        return qs.none()
+    groups = list(roles.user_roles(viewer))
+    return qs.filter(Q(owner_id=viewer.pk) | Q(status=Status.NEEDS_EXPERT, routed_group__name__in=groups))
+
+
+def sla_deadline(now: dt.datetime | None = None) -> dt.datetime:
+    """Open clusters created before this are past the SLA."""
+    return (now or timezone.now()) - dt.timedelta(hours=float(setting("TRIAGE_SLA_HOURS")))
+
+
+def queue(viewer, filters: QueueFilters, *, limit: int = QUEUE_LIMIT) -> list[Cluster]:
+    """The queue, highest priority first, with owner and claimer loaded; annotated for display."""
+    qs = visible_clusters(viewer)
+    if filters.status == "open":
+        qs = qs.filter(is_open=True)
+    elif filters.status in Status.values:
+        qs = qs.filter(status=filters.status)
+    if filters.owner == "me":
+        qs = qs.filter(owner_id=viewer.pk)
+    elif filters.owner == "none":
+        qs = qs.filter(owner__isnull=True)
+    elif filters.owner.isdigit():
+        qs = qs.filter(owner_id=int(filters.owner))
+    if filters.environment:
+        qs = qs.filter(environments__contains=[filters.environment])
+    if filters.model_version:
+        qs = qs.filter(model_versions__contains=[filters.model_version])
+    if filters.tag:
+        qs = qs.filter(tag_ids__contains=[filters.tag])
+    if filters.sla_breached:
+        qs = qs.filter(is_open=True, created_at__lt=sla_deadline())
+    rows = list(
+        qs.select_related("owner", "claimed_by", "routed_group")
+        .defer("centroid", "vector_sum", "guidance")
+        .order_by("-priority", "-id")[:limit]
+    )
+    decorate(rows)
+    return rows
+
+
+def decorate(clusters: Iterable[Cluster]) -> None:
+    """Display helpers: badges (new, fast-growing), claim state, SLA."""
+    now = timezone.now()
+    deadline = sla_deadline(now)
+    for c in clusters:
+        c.is_new_badge = c.status == Status.NEW and c.created_at > now - dt.timedelta(hours=24)
+        c.is_fast_growing = c.growth_24h >= FAST_GROWTH_MIN and 2 * c.growth_24h >= c.size
+        c.claim_active = claim_is_active(c, now)
+        c.sla_breached = c.is_open and c.created_at < deadline
+        c.age = now - c.created_at
+
+
+def changed_stamp() -> str:
+    """A cheap stamp that changes whenever any cluster changes (max updated_at, an index-only look-up)."""
+    latest = Cluster.objects.aggregate(at=Max("updated_at"))["at"]
+    return latest.isoformat() if latest else "0"
+
+
+@dataclass
+class MemberRow:
+    item_id: int
+    conversation_id: int
+    turn_id: int
+    annotation_id: int | None
+    source: str
+    kind: str
+    text: str
+    environment: str
+    model_version: str
+    is_negative: bool
+    distance: float
+    item_at: dt.datetime
+    via: str
+
+
+@dataclass
+class ClusterPage:
+    cluster: Cluster
+    members: list[MemberRow]
+    representatives: list[MemberRow]
+    events: list[ClusterEvent]
+    proposals: list[ClusterProposal]
+    tags: list = field(default_factory=list)
+
+
+def _member_rows(qs: QuerySet[ClusterMember]) -> list[MemberRow]:
+    return [
+        MemberRow(item_id=r[0], conversation_id=r[1], turn_id=r[2], annotation_id=r[3], source=r[4], kind=r[5],
+                  text=r[6], environment=r[7], model_version=r[8], is_negative=r[9], distance=r[10], item_at=r[11],
+                  via=r[12])
+        for r in qs.values_list(
+            "item_id", "item__conversation_id", "item__turn_id", "item__annotation_id", "item__source", "item__kind",
+            "item__text", "item__environment", "item__model_version", "item__is_negative", "distance", "item_at", "via",
+        )
+    ]
+
+
+def cluster_page(viewer, cluster_id: int) -> ClusterPage | None:
+    """A cluster the viewer may see, its members (nearest the centroid first), history and open proposals."""
+    from annotations.models import Tag  # noqa: PLC0415
+
+    cluster = (visible_clusters(viewer).select_related("owner", "claimed_by", "routed_group", "duplicate_of")
+               .defer("centroid", "vector_sum").filter(pk=cluster_id).first())
+    if cluster is None:
+        return None
+    decorate([cluster])
+    members = _member_rows(ClusterMember.objects.filter(cluster=cluster).order_by("distance", "item_id")
+                           [:MEMBERS_LIMIT])
+    by_id = {m.item_id: m for m in members}
+    representatives = [by_id[i] for i in cluster.representative_ids if i in by_id]
+    events = list(ClusterEvent.objects.filter(cluster=cluster).select_related("actor")[:30])
+    proposals = list(ClusterProposal.objects.filter(Q(cluster=cluster) | Q(other=cluster),
+                                                    status=ProposalStatus.PENDING)
+                     .select_related("cluster", "other").defer("cluster__centroid", "cluster__vector_sum",
+                                                               "other__centroid", "other__vector_sum"))
+    tags = list(Tag.objects.filter(pk__in=cluster.tag_ids)) if cluster.tag_ids else []
+    return ClusterPage(cluster=cluster, members=members, representatives=representatives, events=events,
+                       proposals=proposals, tags=tags)
+
+
+def assignable_users() -> list:
+    """Moderators and domain experts, for the assign and route pickers."""
+    return list(
+        get_user_model().objects.filter(is_active=True, groups__name__in=[roles.MODERATOR, roles.DOMAIN_EXPERT])
+        .distinct().order_by("username").only("pk", "username")
+    )
+
+
+def filter_choices() -> dict[str, list]:
+    """Environments and model versions present in open clusters (for the filter pickers)."""
+    from django.db import connection  # noqa: PLC0415
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT 'env', v FROM (SELECT DISTINCT unnest(environments) AS v FROM triage_cluster WHERE is_open) e
+               UNION ALL
+               SELECT 'model', v FROM (SELECT DISTINCT unnest(model_versions) AS v FROM triage_cluster
+                                       WHERE is_open) m"""
+        )
+        rows = cursor.fetchall()
+    return {"environments": sorted(v for k, v in rows if k == "env"),
+            "model_versions": sorted(v for k, v in rows if k == "model")}
+
+
+def guidance_for_items(item_ids: Iterable[int]) -> dict[int, str]:
+    """For the recall API: item id -> the guidance note of the cluster the item is in (items in clusters without a
+    note are left out). One query."""
+    ids = [int(i) for i in item_ids]
+    if not ids:
+        return {}
+    return dict(
+        ClusterMember.objects.filter(item_id__in=ids).exclude(cluster__guidance="")
+        .values_list("item_id", "cluster__guidance")
+    )

@@ -1,0 +1,38 @@
+"""Celery adapters of the triage app: the clustering job and the re-cluster, both sent by beat.
+
+Beat sends ``triage.cluster_new`` every TRIAGE_CLUSTER_INTERVAL seconds (default 60) and ``triage.recluster`` every
+TRIAGE_RECLUSTER_INTERVAL seconds (default 3600). Both are idempotent and take the triage advisory lock, so a late
+or doubled message costs one look-up. Late acks: a worker killed mid-run leaves the message to be delivered again,
+and the per-batch transactions make the rerun exact. The outbox drain task (``feedbackhub.outbox``) is registered
+here too, so every worker that runs triage also drains.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from feedbackhub import outbox  # noqa: F401 (registers feedbackhub.outbox.drain)
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="triage.cluster_new", ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def cluster_new() -> int:
+    from annotations.triage.services import triage_run  # noqa: PLC0415
+
+    result = triage_run()
+    if result.items:
+        logger.info("triage: %s items clustered (%s joined open clusters, %s new clusters) in %s batches",
+                    result.items, result.assigned, result.new_clusters, result.batches)
+    return result.items
+
+
+@shared_task(name="triage.recluster", ignore_result=True, acks_late=True)
+def recluster() -> int:
+    from annotations.triage.services import triage_recluster  # noqa: PLC0415
+
+    result = triage_recluster()
+    logger.info("triage re-cluster: %s merge and %s split proposals", result.merges, result.splits)
+    return result.merges + result.splits
