@@ -70,6 +70,14 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
 
 
 STATUS_FILTERS = [("", "All"), *ExampleStatus.choices]
+#: (format, button text, tooltip) of the export buttons.
+EXPORT_BUTTONS = [
+    (ExportFormat.OPENAI, "OpenAI", ExportFormat.OPENAI.label),
+    (ExportFormat.DPO, "DPO", ExportFormat.DPO.label),
+    (ExportFormat.HF, "HF zip", ExportFormat.HF.label),
+    (ExportFormat.W3C, "W3C", "W3C Web Annotation JSON-LD of the review annotations on these replies"),
+    (ExportFormat.CSV, "CSV", ExportFormat.CSV.label),
+]
 
 
 @require_GET
@@ -99,7 +107,7 @@ def dataset_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     context.update(
         versions=selectors.dataset_versions(dataset),
         jobs=selectors.dataset_jobs(dataset),
-        formats=ExportFormat.choices,
+        formats=EXPORT_BUTTONS,
         approved=page.counts.get(ExampleStatus.APPROVED, 0),
         stream_max=services._stream_max(),
     )

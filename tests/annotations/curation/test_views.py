@@ -66,8 +66,11 @@ def test_expert_creates_reviews_and_cuts(expert_client, curated):
     assert response.status_code == 302 and response["Location"] == "/curation/d/tone-fixes/"
     assert expert_client.post(reverse("curation:datasets"), {"name": "tone fixes"}).status_code == 400
     proposed = curated.examples.get(status=ExampleStatus.PROPOSED)
-    response = expert_client.post(reverse("curation:example_review", args=[proposed.pk]),
-                                  {"decision": "approve", "notes": "<script>x</script>"}, headers={"HX-Request": "true"})
+    response = expert_client.post(
+        reverse("curation:example_review", args=[proposed.pk]),
+        {"decision": "approve", "notes": "<script>x</script>"},
+        headers={"HX-Request": "true"},
+    )
     assert response.status_code == 200
     assert b"badge-approved" in response.content and b"&lt;script&gt;x&lt;/script&gt;" in response.content
     response = expert_client.post(reverse("curation:version_cut", args=[curated.slug]), {"note": "all three"})

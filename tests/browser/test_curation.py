@@ -1,0 +1,78 @@
+"""Curating in Debian's chromium: add an approved correction to a dataset, approve the example, cut a version and
+download its export."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+
+import pytest
+from django.apps import apps
+from playwright.sync_api import Page, expect
+
+from annotations.curation import services
+from annotations.curation.models import Example, ExampleStatus
+from tests.annotations.curation.conftest import FIXED, SYSTEM, approve, make_reply
+from tests.browser.conftest import login
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def taxonomy(transactional_db) -> None:
+    importlib.import_module("annotations.migrations.0002_seed_tags").seed(apps, None)
+
+
+def test_curate_add_approve_cut_version_and_download(page: Page, live_server, expert, tmp_path):
+    turn = make_reply(question="Where is the <b>Eiffel</b> Tower?")
+    correction = approve(turn, expert)
+    dataset = services.dataset_create(actor=expert, name="Geography fixes")
+
+    login(page, live_server.url, "expert")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Datasets").click()
+    expect(page.get_by_role("heading", name="Datasets")).to_be_visible()
+    page.get_by_role("link", name="Approved corrections").click()
+
+    page.get_by_label("Add to dataset").select_option(label="Geography fixes")
+    page.get_by_label(f"Select correction {correction.pk}").check()
+    page.get_by_role("button", name="Add checked").click()
+    expect(page.get_by_role("listitem").filter(has_text="Geography fixes: 1 added.")).to_be_visible()
+    expect(page.locator(f"#correction-row-{correction.pk}")).to_contain_text("Geography fixes")
+
+    page.goto(f"{live_server.url}/curation/d/{dataset.slug}/")
+    example = page.locator("article.example")
+    expect(example).to_have_count(1)
+    expect(example.locator(".badge")).to_have_text("Proposed")
+    expect(example.locator(".question")).to_contain_text("Where is the <b>Eiffel</b> Tower?")  # shown as text
+    example.get_by_label("Reviewer notes").fill("Checked against the atlas.")
+    example.get_by_role("button", name="Approve").click()
+    expect(page.locator("article.example .badge")).to_have_text("Approved")
+    assert Example.objects.get().status == ExampleStatus.APPROVED
+
+    page.get_by_label("Note", exact=True).fill("first release")
+    page.get_by_role("button", name="Cut version").click()
+    version = page.locator("#version-1")
+    expect(version).to_contain_text("Version 1")
+    expect(version).to_contain_text("1 example")
+
+    with page.expect_download() as info:
+        version.get_by_role("button", name="OpenAI").click()
+    download = info.value
+    assert download.suggested_filename == "geography-fixes-v1-openai.jsonl"
+    path = tmp_path / download.suggested_filename
+    download.save_as(path)
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert rows == [{"messages": [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "Hello 0"},
+        {"role": "assistant", "content": "Hi 0, how can I help?"},
+        {"role": "user", "content": "Where is the <b>Eiffel</b> Tower?"},
+        {"role": "assistant", "content": FIXED},
+    ]}]
+
+    with page.expect_download() as info:
+        version.get_by_role("button", name="DPO").click()
+    pair = json.loads(open(info.value.path(), encoding="utf-8").read())
+    assert pair["chosen"] == FIXED and pair["rejected"] == turn.content
+    expect(page).to_have_url(re.compile(rf"/curation/d/{dataset.slug}/$"))
