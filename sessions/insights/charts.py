@@ -12,6 +12,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from sessions.insights.selectors import KINDS, RATES, Dashboard, DashboardFilters, Figures
 from sessions.models import FeedbackKind
@@ -33,20 +35,36 @@ RATE_DRILL = {
     "regenerate_pct": {"feedback": "regenerate"},
     "copy_pct": {"feedback": "copy"},
 }
+RATE_SHORT = {
+    "negative_per_1k_turns": "Negative per 1k turns",
+    "abandonment_pct": "Abandonment %",
+    "regenerate_pct": "Regenerate %",
+    "copy_pct": "Copy %",
+}
 SPLIT_LABELS = {"model_version": "model version", "environment": "environment", "user_role": "user role"}
 NONE_LABEL = "(none)"
+
+
+Params = dict[str, str]
 
 
 @dataclass
 class Series:
     label: str
     data: list[float | int | None]
-    links: list[str]
     colour: str
+    #: Drill-down parameters of every point of the series (e.g. the feedback kind)...
+    link_params: Params = field(default_factory=dict)
+    #: ...and of each point on its own (e.g. the category of a bar), when they differ.
+    point_params: list[Params] | None = None
 
 
 @dataclass
 class Chart:
+    """A chart's data. A point's drill-down URL is ``link_base`` with the parameters of the chart
+    (``link_common``), of its x position (``link_x``), of its series and of the point itself merged in that order;
+    the page's script builds it the same way (``link``), so no URL is rendered per point."""
+
     id: str
     title: str
     unit: str
@@ -58,16 +76,28 @@ class Chart:
     description: str = ""
     #: What the first column of the table/CSV holds.
     label_heading: str = "Period"
+    link_base: str = ""
+    link_common: Params = field(default_factory=dict)
+    link_x: list[Params] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
         return not any(v for s in self.series for v in s.data)
 
+    def link(self, series_index: int, index: int) -> str:
+        """The drill-down URL of one point (what static/js/insights.js opens on a click)."""
+        s = self.series[series_index]
+        params = {**self.link_common, **(self.link_x[index] if self.link_x else {}), **s.link_params,
+                  **(s.point_params[index] if s.point_params else {})}
+        return f"{self.link_base}?{urlencode(params)}"
+
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "title": self.title, "unit": self.unit, "kind": self.kind, "labels": self.labels,
-            "stacked": self.stacked, "horizontal": self.horizontal,
-            "series": [{"label": s.label, "data": s.data, "links": s.links, "colour": s.colour} for s in self.series],
+            "stacked": self.stacked, "horizontal": self.horizontal, "link_base": self.link_base,
+            "link_common": self.link_common, "link_x": self.link_x,
+            "series": [{"label": s.label, "data": s.data, "colour": s.colour, "link_params": s.link_params,
+                        "point_params": s.point_params} for s in self.series],
         }  # fmt: skip
 
     def table_rows(self) -> list[list[Any]]:
@@ -76,6 +106,20 @@ class Chart:
 
     def table_heading(self) -> list[str]:
         return [self.label_heading, *(s.label for s in self.series)]
+
+    def table_html(self) -> SafeString:
+        """The accessible table of the chart, built here rather than by template loops (a 90-day chart has
+        hundreds of cells); every value is escaped by format_html."""
+        head = format_html_join("", '<th scope="col">{}</th>', ((h,) for h in self.table_heading()))
+        body = format_html_join(
+            "",
+            "<tr><th scope=\"row\">{}</th>{}</tr>",
+            (
+                (row[0], format_html_join("", '<td class="num">{}</td>', (("—" if v is None else v,) for v in row[1:])))
+                for row in self.table_rows()
+            ),
+        )
+        return format_html('<table class="data-table"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
 
 
 def _bucket_label(start: dt.date, unit: str) -> str:
@@ -90,60 +134,55 @@ def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def _common(filters: DashboardFilters) -> Params:
+    names = ("environment", "user_role", "app_version")
+    return {name: getattr(filters, name) for name in names if getattr(filters, name)}
+
+
 def sessions_url(filters: DashboardFilters, start: dt.date, end: dt.date, **extra: str) -> str:
     """The session list filtered to sessions started in [start, end] (inclusive days) and the dashboard filters."""
-    params = {"started_from": start.isoformat(), "started_to": end.isoformat()}
-    for name in ("environment", "user_role", "app_version"):
-        value = getattr(filters, name)
-        if value:
-            params[name] = value
+    params = {"started_from": start.isoformat(), "started_to": end.isoformat(), **_common(filters)}
     params.update({k: v for k, v in extra.items() if v})
     return f"{reverse('conversations:list')}?{urlencode(params)}"
 
 
-def spans_url(filters: DashboardFilters, start: dt.date, end: dt.date, tag_id: int) -> str:
-    params = {"tag": str(tag_id), "date_from": start.isoformat(), "date_to": end.isoformat()}
-    for name in ("environment", "user_role", "app_version"):
-        value = getattr(filters, name)
-        if value:
-            params[name] = value
-    return f"{reverse('insights:spans')}?{urlencode(params)}"
-
-
-def _keyed(d: Dashboard) -> list[tuple[dt.date, dt.date, str]]:
-    """(bucket key, last day, label) for each x position; the key is the bucket's own first day."""
-    unit = d.filters.unit
+def _time_chart(d: Dashboard, *, spans: bool = False, **kwargs: Any) -> tuple[Chart, list[dt.date]]:
+    """A chart over the dashboard's periods, drilling down to the session list (or the reviewer-tag spans) of
+    each period; returns it with the bucket keys of its x positions."""
     from sessions.insights.selectors import bucket_start  # noqa: PLC0415
 
-    keys = [(bucket_start(start, unit), end) for start, end in d.buckets]
-    return [(key, end, _bucket_label(key, unit)) for key, end in keys]
+    unit = d.filters.unit
+    keys = [bucket_start(start, unit) for start, _ in d.buckets]
+    names = ("date_from", "date_to") if spans else ("started_from", "started_to")
+    chart = Chart(
+        labels=[_bucket_label(key, unit) for key in keys],
+        link_base=reverse("insights:spans" if spans else "conversations:list"),
+        link_common=_common(d.filters),
+        link_x=[{names[0]: start.isoformat(), names[1]: end.isoformat()} for start, end in d.buckets],
+        **kwargs,
+    )
+    return chart, keys
 
 
 def feedback_by_kind(d: Dashboard) -> Chart:
-    xs = _keyed(d)
-    starts = [start for start, _ in d.buckets]
-    chart = Chart(
-        id="feedback-by-kind", title="Feedback events by type", unit="events", kind="bar", stacked=True,
-        labels=[label for _, _, label in xs],
+    chart, keys = _time_chart(
+        d, id="feedback-by-kind", title="Feedback events by type", unit="events", kind="bar", stacked=True,
         description="End-user feedback events per period, stacked by type. Click a bar segment for its sessions.",
     )
     labels = dict(FeedbackKind.choices)
+    empty = Figures()
     for kind in KINDS:
-        data = [d.by_bucket.get(key, Figures()).values.get(kind, 0) for key, _, _ in xs]
-        if not any(data):
-            continue
-        links = [sessions_url(d.filters, s, e, feedback=kind) for s, (_, e, _) in zip(starts, xs, strict=True)]
-        chart.series.append(Series(str(labels[kind]), data, links, KIND_COLOURS[kind]))
+        data = [d.by_bucket.get(key, empty).values.get(kind, 0) for key in keys]
+        if any(data):
+            chart.series.append(Series(str(labels[kind]), data, KIND_COLOURS[kind], {"feedback": kind}))
     return chart
 
 
 def negative_by_split(d: Dashboard) -> Chart:
     split = d.filters.split
-    xs = _keyed(d)
-    starts = [start for start, _ in d.buckets]
-    chart = Chart(
-        id="negative-by-split", title=f"Negative feedback per 1,000 turns by {SPLIT_LABELS[split]}",
-        unit="per 1k turns", kind="line", labels=[label for _, _, label in xs],
+    chart, keys = _time_chart(
+        d, id="negative-by-split", title=f"Negative feedback per 1,000 turns by {SPLIT_LABELS[split]}",
+        unit="per 1k turns", kind="line",
         description="Negative feedback events (thumbs down, corrections, abandons, regenerates, rephrases, "
         "low ratings) per 1,000 turns. Click a point for the sessions with negative feedback.",
     )
@@ -151,29 +190,24 @@ def negative_by_split(d: Dashboard) -> Chart:
     ranked = sorted(
         d.by_split.items(), key=lambda item: (-sum(f.turns for f in item[1].values()), item[0] or "")
     )[:MAX_SERIES]
+    empty = Figures()
     for i, (value, per_bucket) in enumerate(ranked):
-        data = [_round(per_bucket.get(key, Figures()).negative_per_1k_turns) for key, _, _ in xs]
-        links = [
-            sessions_url(d.filters, s, e, negative="on", **({split: value} if value else {}))
-            for s, (_, e, _) in zip(starts, xs, strict=True)
-        ]
-        chart.series.append(Series(value or NONE_LABEL, data, links, PALETTE[i % len(PALETTE)]))
+        data = [_round(per_bucket.get(key, empty).negative_per_1k_turns) for key in keys]
+        params = {"negative": "on", **({split: value} if value else {})}
+        chart.series.append(Series(value or NONE_LABEL, data, PALETTE[i % len(PALETTE)], params))
     return chart
 
 
 def rates_over_time(d: Dashboard) -> Chart:
-    xs = _keyed(d)
-    starts = [start for start, _ in d.buckets]
-    chart = Chart(
-        id="rates", title="Abandonment, regenerate and copy rates", unit="%", kind="line",
-        labels=[label for _, _, label in xs],
+    chart, keys = _time_chart(
+        d, id="rates", title="Abandonment, regenerate and copy rates", unit="%", kind="line",
         description="Abandonment: % of sessions with an abandon event. Regenerate and copy: events per 100 model "
         "replies. Click a point for the sessions with that event.",
     )
+    empty = Figures()
     for i, name in enumerate(("abandonment_pct", "regenerate_pct", "copy_pct")):
-        data = [_round(d.by_bucket.get(key, Figures()).rate(name)) for key, _, _ in xs]
-        links = [sessions_url(d.filters, s, e, **RATE_DRILL[name]) for s, (_, e, _) in zip(starts, xs, strict=True)]
-        chart.series.append(Series(f"{RATES[name][0]} ({RATES[name][1]})", data, links, PALETTE[i + 1]))
+        data = [_round(d.by_bucket.get(key, empty).rate(name)) for key in keys]
+        chart.series.append(Series(f"{RATES[name][0]} ({RATES[name][1]})", data, PALETTE[i + 1], RATE_DRILL[name]))
     return chart
 
 
@@ -183,28 +217,28 @@ def categories(d: Dashboard) -> Chart:
         id="categories", title="Top feedback categories", unit="events", kind="bar", horizontal=True,
         labels=[name for name, _ in d.categories], label_heading="Category",
         description="Feedback events by the category the end user picked, over the whole range.",
+        link_base=reverse("conversations:list"),
+        link_common={"started_from": f.date_from.isoformat(), "started_to": f.date_to.isoformat(), **_common(f)},
     )
     chart.series.append(Series(
-        "Events", [n for _, n in d.categories],
-        [sessions_url(f, f.date_from, f.date_to, category=name) for name, _ in d.categories], PALETTE[4],
+        "Events", [n for _, n in d.categories], PALETTE[4],
+        point_params=[{"category": name} for name, _ in d.categories],
     ))
     return chart
 
 
 def reviewer_tags(d: Dashboard) -> Chart:
-    xs = _keyed(d)
-    starts = [start for start, _ in d.buckets]
-    chart = Chart(
-        id="reviewer-tags", title="Reviewer tags on spans", unit="tagged spans", kind="bar", stacked=True,
-        labels=[label for _, _, label in xs],
+    chart, keys = _time_chart(
+        d, spans=True, id="reviewer-tags", title="Reviewer tags on spans", unit="tagged spans", kind="bar",
+        stacked=True,
         description="Spans reviewers tagged in the review workspace, by the start day of their session. Click a "
         "segment for the spans.",
     )
     ranked = sorted(d.reviewer_tags.items(), key=lambda item: (-sum(item[1].values()), item[0]))
     for i, (tag_id, per_bucket) in enumerate(ranked[:MAX_SERIES * 2]):
-        data = [per_bucket.get(key, 0) for key, _, _ in xs]
-        links = [spans_url(d.filters, s, e, tag_id) for s, (_, e, _) in zip(starts, xs, strict=True)]
-        chart.series.append(Series(d.reviewer_tag_names[tag_id], data, links, PALETTE[i % len(PALETTE)]))
+        data = [per_bucket.get(key, 0) for key in keys]
+        chart.series.append(Series(d.reviewer_tag_names[tag_id], data, PALETTE[i % len(PALETTE)],
+                                   {"tag": str(tag_id)}))
     return chart
 
 
@@ -214,16 +248,17 @@ def compare_rates(d: Dashboard) -> Chart | None:
         return None
     chart = Chart(
         id="compare-rates", title=f"{f.model_a} (A) and {f.model_b} (B): rates", unit="rate", kind="bar",
-        labels=[f"{label} ({unit})" for label, unit in RATES.values()], label_heading="Rate",
+        labels=[RATE_SHORT[name] for name in RATES], label_heading="Rate",
         description="The same rates for both model versions over the whole range. Click a bar for the sessions.",
+        link_base=reverse("conversations:list"),
+        link_common={"started_from": f.date_from.isoformat(), "started_to": f.date_to.isoformat(), **_common(f)},
+        link_x=[RATE_DRILL[name] for name in RATES],
     )
     for i, model in enumerate((f.model_a, f.model_b)):
         figures = d.by_model.get(model, Figures())
         chart.series.append(Series(
-            f"{'AB'[i]}: {model}",
-            [_round(figures.rate(name)) for name in RATES],
-            [sessions_url(f, f.date_from, f.date_to, model_version=model, **RATE_DRILL[name]) for name in RATES],
-            PALETTE[i],
+            f"{'AB'[i]}: {model}", [_round(figures.rate(name)) for name in RATES], PALETTE[i],
+            {"model_version": model},
         ))
     return chart
 
@@ -232,21 +267,17 @@ def compare_over_time(d: Dashboard) -> Chart | None:
     f = d.filters
     if not (f.model_a and f.model_b):
         return None
-    xs = _keyed(d)
-    starts = [start for start, _ in d.buckets]
-    chart = Chart(
-        id="compare-negative", title="Negative feedback per 1,000 turns: A and B over time", unit="per 1k turns",
-        kind="line", labels=[label for _, _, label in xs],
+    chart, keys = _time_chart(
+        d, id="compare-negative", title="Negative feedback per 1,000 turns: A and B over time", unit="per 1k turns",
+        kind="line",
         description="Click a point for that model version's sessions with negative feedback in the period.",
     )
+    empty = Figures()
     for i, model in enumerate((f.model_a, f.model_b)):
         per_bucket = d.by_model_bucket.get(model, {})
         chart.series.append(Series(
-            f"{'AB'[i]}: {model}",
-            [_round(per_bucket.get(key, Figures()).negative_per_1k_turns) for key, _, _ in xs],
-            [sessions_url(f, s, e, negative="on", model_version=model) for s, (_, e, _) in zip(starts, xs,
-                                                                                             strict=True)],
-            PALETTE[i],
+            f"{'AB'[i]}: {model}", [_round(per_bucket.get(key, empty).negative_per_1k_turns) for key in keys],
+            PALETTE[i], {"negative": "on", "model_version": model},
         ))
     return chart
 

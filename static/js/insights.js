@@ -1,12 +1,24 @@
 // Insights dashboard: draws each chart from the JSON the server put in #insights-charts (json_script), with the
 // vendored Chart.js (no eval, no injected styles). Clicking a point (bar segment, line point) opens the sessions or
-// spans behind it: every series carries one drill-down URL per point.
+// spans behind it, whose URL is built from the chart's, the period's and the series' parameters.
 (() => {
   "use strict";
   const source = document.getElementById("insights-charts");
   if (!source || typeof window.Chart === "undefined") return;
   const specs = JSON.parse(source.textContent);
   const number = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+
+  // The same merge as Chart.link() on the server: chart, x position, series, point.
+  const link = (spec, seriesIndex, index) => {
+    const series = spec.series[seriesIndex];
+    const params = new URLSearchParams({
+      ...spec.link_common,
+      ...(spec.link_x.length ? spec.link_x[index] : {}),
+      ...series.link_params,
+      ...(series.point_params ? series.point_params[index] : {}),
+    });
+    return `${spec.link_base}?${params}`;
+  };
 
   for (const spec of specs) {
     const canvas = document.querySelector(`canvas[data-chart="${CSS.escape(spec.id)}"]`);
@@ -20,7 +32,6 @@
         datasets: spec.series.map((s) => ({
           label: s.label,
           data: s.data,
-          links: s.links,
           backgroundColor: s.colour,
           borderColor: s.colour,
           borderWidth: spec.kind === "line" ? 2 : 0,
@@ -56,8 +67,7 @@
         onClick: (event, elements, c) => {
           const hit = elements[0];
           if (!hit) return;
-          const url = c.data.datasets[hit.datasetIndex].links[hit.index];
-          if (url) window.location.assign(url);
+          window.location.assign(link(spec, hit.datasetIndex, hit.index));
         },
         onHover: (event, elements) => {
           // CSSOM, not a style attribute: allowed by the CSP.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 
 from sessions.insights import selectors, services
 from sessions.insights.models import DailyCategoryRollup, DailyRollup, RollupState
