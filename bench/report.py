@@ -13,7 +13,9 @@ Targets from the foundation issue ("Must show"): importing a generated native-JS
 (about 1M turns) at **>= 50,000 turns/s** through the real pipeline, at least **0.3x** the rate of a raw `COPY` of
 the same rows measured in the same run, with **peak memory under 500 MB** whatever the file size; and the session
 list at **p95 <= 80 ms** with filters at **1M conversations**. From the review workspace issue: the review page of a
-50-turn conversation with 200 annotations at **p95 <= 60 ms** server time and an annotation save at **p95 <= 30 ms**."""
+50-turn conversation with 200 annotations at **p95 <= 60 ms** server time and an annotation save at **p95 <= 30 ms**.
+From the curate-and-analyse issue: the insights dashboard at **p95 <= 200 ms** server time at **1M turns and 100k
+feedback events**, with and without filters."""
 
 HOW_TO = """\
 ## Running them

@@ -30,6 +30,13 @@ def _benchmarks() -> dict[str, Any]:
         print(f"review benchmark unavailable: {exc}", file=sys.stderr)
     else:
         modules.append(review_bench)
+    # The insights dashboard (issue 6) reads its own rollup tables; it needs the insights app.
+    try:
+        from bench import dashboard_bench  # noqa: PLC0415
+    except ImportError as exc:
+        print(f"dashboard benchmark unavailable: {exc}", file=sys.stderr)
+    else:
+        modules.append(dashboard_bench)
     return {module.NAME: module for module in modules}
 
 
