@@ -141,3 +141,16 @@ def test_analysts_cannot_add(client, analyst, expert, dataset):
     assert b"Add checked" not in client.get(reverse("curation:corrections")).content
     response = client.post(reverse("curation:correction_add"), {"dataset": dataset.pk, "correction": [correction.pk]})
     assert response.status_code == 403
+
+
+def test_review_page_links_an_approved_correction_to_the_add_form(client, expert):
+    turn = make_reply()
+    other = approve(make_reply(), expert)
+    correction = approve(turn, expert)
+    client.force_login(expert)
+    page = client.get(reverse("annotations:review", args=[turn.conversation_id]))
+    link = f'href="/curation/corrections/?turn={turn.pk}"'.encode()
+    assert link in page.content
+    listed = client.get(f"/curation/corrections/?turn={turn.pk}")
+    assert f'value="{correction.pk}"'.encode() in listed.content
+    assert f'value="{other.pk}"'.encode() not in listed.content
