@@ -160,6 +160,7 @@ class ExportJob(models.Model):
     path = models.CharField(max_length=1000, blank=True)
     size_bytes = models.BigIntegerField(default=0)
     error = models.TextField(blank=True)
+    base_url = models.CharField(max_length=500, blank=True, help_text="The app's address, for links in the export.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

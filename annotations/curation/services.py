@@ -268,20 +268,23 @@ def export_is_large(*, count: int) -> bool:
 
 @transaction.atomic
 def export_job_create(
-    *, actor, format: str, dataset: Dataset | None, version: DatasetVersion | None = None  # noqa: A002
+    *, actor, format: str, dataset: Dataset | None, version: DatasetVersion | None = None,  # noqa: A002
+    base_url: str = "",
 ) -> ExportJob:
     """Queue an export to a file; a worker runs it (``tasks.export_job_run``) once this transaction commits."""
     perms.require_read(actor)
     if format not in ExportFormat.values:
         raise ValidationError({"format": f"Unknown export format {format!r}."})
-    job = ExportJob.objects.create(dataset=dataset, version=version, format=format, created_by=actor)
+    job = ExportJob.objects.create(
+        dataset=dataset, version=version, format=format, created_by=actor, base_url=base_url[:500]
+    )
     from annotations.curation import tasks  # noqa: PLC0415 (tasks import services)
 
     tasks.export_job_run.delay_on_commit(job.pk)
     return job
 
 
-def export_job_run(*, job_id: int, base_url: str = "") -> ExportJob:
+def export_job_run(*, job_id: int) -> ExportJob:
     """Write job ``job_id``'s export to ``CURATION_EXPORT_DIR`` (via a temporary file renamed at the end), keeping
     ``done``/``total`` current. A job already done or failed is left alone; a running one (its worker was lost) is
     run again from the start."""
@@ -292,8 +295,8 @@ def export_job_run(*, job_id: int, base_url: str = "") -> ExportJob:
         return job  # type: ignore[return-value]
     exporter = exporters.get(job.format)
     source = exporters.ExportSource(
-        dataset=job.dataset, version=job.version, base_url=base_url or getattr(settings, "SITE_URL", "")
-        or "http://localhost:8000"
+        dataset=job.dataset, version=job.version,
+        base_url=job.base_url or os.environ.get("SITE_URL") or "http://localhost:8000",
     )
     total = exporter.count(source)
     file_name = f"{source.label}-{job.format}{exporter.extension}"

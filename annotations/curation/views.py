@@ -174,7 +174,8 @@ def dataset_export(request: HttpRequest, slug: str) -> HttpResponse:
         exporters.get(fmt)
     source = _export_source(request, dataset, version)
     if services.export_is_large(count=source.example_count()):
-        job = services.export_job_create(actor=request.user, format=fmt, dataset=dataset, version=version)
+        job = services.export_job_create(actor=request.user, format=fmt, dataset=dataset, version=version,
+                                         base_url=source.base_url)
         return redirect(job)
     response = StreamingHttpResponse(exporter.chunks(source), content_type=exporter.content_type)
     response["Content-Disposition"] = f'attachment; filename="{source.label}-{fmt}{exporter.extension}"'
