@@ -19,6 +19,7 @@ How one file goes in:
    * turns of created conversations are COPYed straight into the turn table; turns of updated conversations go
      through staging and an upsert on ``(conversation, position)`` that only writes changed rows, and turns beyond
      the new length are deleted (through the ORM, so whatever references them is deleted the way the models say);
+     annotated turns whose text changes are re-anchored by a task sent when the chunk commits;
    * feedback events go through staging and an upsert on ``(turn, event_key)``; events no longer in an updated
      record are deleted;
    * rejected records of the chunk are stored (up to ``IMPORT_MAX_REJECTIONS_STORED`` per import) and the batch's
@@ -34,6 +35,7 @@ the same rows raw.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -146,6 +148,24 @@ WHERE NOT EXISTS (
     SELECT 1 FROM fh_stage_fb s
     WHERE s.conversation_id = u.id AND s.position = t.position AND s.event_key = f.event_key)
 """  # noqa: S608 (table and column names are constants)
+
+# Annotated turns whose text the staged rows change (read before the turn upsert writes the new text).
+TEXT_CHANGED_TURNS = f"""
+SELECT t.id FROM fh_stage_turn s
+CROSS JOIN LATERAL (
+    SELECT id, content FROM {TURN_TABLE} WHERE conversation_id = s.conversation_id AND position = s.position LIMIT 1) t
+WHERE t.content IS DISTINCT FROM s.content
+    AND EXISTS (SELECT 1 FROM {{annotations}} a WHERE a.turn_id = t.id)
+"""  # noqa: S608 (table and column names are constants)
+
+
+@functools.cache
+def _text_changed_turns_sql() -> str:
+    # The review workspace's table, looked up once the app registry is ready (it builds on this app's models).
+    from annotations.models import Annotation  # noqa: PLC0415
+
+    return TEXT_CHANGED_TURNS.format(annotations=connection.ops.quote_name(Annotation._meta.db_table))
+
 
 SURPLUS_TURNS = f"""
 SELECT t.id FROM unnest(%s::bigint[], %s::integer[]) AS u(id, n)
@@ -454,6 +474,7 @@ class Loader:
             updated: list[tuple[int, Conversation]] = []
             surplus: list[int] = []
             stale: list[int] = []
+            text_changed: list[int] = []
             for c in changed:
                 hit = written.get((c.source, c.external_id))
                 if hit is None:
@@ -468,6 +489,8 @@ class Loader:
             if updated:
                 with self.step("upsert turns"):
                     copy_in(cur, COPY_STAGE_TURNS, ((pk, *t) for pk, c in updated for t in c.turns))
+                    cur.execute(_text_changed_turns_sql())
+                    text_changed = [row[0] for row in cur.fetchall()]
                     cur.execute(UPSERT_TURNS)
                 cur.execute(SURPLUS_TURNS, ([pk for pk, _ in updated], [len(c.turns) for _, c in updated]))
                 surplus = [row[0] for row in cur.fetchall()]
@@ -487,6 +510,12 @@ class Loader:
                 FeedbackEvent.objects.filter(pk__in=stale).delete()
             if surplus:
                 Turn.objects.filter(pk__in=surplus).delete()
+        if text_changed:
+            # Annotations on the old text move to the new one, or become orphans, once this chunk is committed
+            # (nothing is sent if it rolls back).
+            from annotations.tasks import reanchor_turns  # noqa: PLC0415
+
+            reanchor_turns.delay_on_commit(text_changed)
         turns = sum(len(c.turns) for _, c in (*created, *updated))
         return [len(created), len(updated), unchanged, turns, len(feedback_rows)]
 
