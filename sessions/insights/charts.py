@@ -109,17 +109,23 @@ class Chart:
 
     def table_html(self) -> SafeString:
         """The accessible table of the chart, built here rather than by template loops (a 90-day chart has
-        hundreds of cells); every value is escaped by format_html."""
+        hundreds of cells). Labels go through format_html (escaped); values are numbers or None, whose text
+        cannot hold markup."""
         head = format_html_join("", '<th scope="col">{}</th>', ((h,) for h in self.table_heading()))
-        body = format_html_join(
-            "",
-            "<tr><th scope=\"row\">{}</th>{}</tr>",
-            (
-                (row[0], format_html_join("", '<td class="num">{}</td>', (("—" if v is None else v,) for v in row[1:])))
-                for row in self.table_rows()
-            ),
+        rows = []
+        for row in self.table_rows():
+            cells = "".join(f'<td class="num">{"—" if v is None else _number(v)}</td>' for v in row[1:])
+            rows.append(format_html('<tr><th scope="row">{}</th>{}</tr>', row[0], SafeString(cells)))
+        return format_html(
+            '<table class="data-table"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+            head, SafeString("".join(rows)),
         )
-        return format_html('<table class="data-table"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
+
+
+def _number(value: float | int) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"chart values are numbers, not {type(value).__name__}")
+    return str(value)
 
 
 def _bucket_label(start: dt.date, unit: str) -> str:

@@ -20,6 +20,7 @@ from django.db import connection
 from django.db.models import Q
 
 from sessions.insights.models import (
+    GRAIN_BITS,
     DailyCategoryRollup,
     DailyRollup,
     RollupState,
@@ -161,10 +162,21 @@ class Dashboard:
 _TOTAL, _SPLIT, _MODEL, _MODEL_BUCKET = "total", "split", "model", "model_bucket"
 
 
+def grain_for(filters: DashboardFilters) -> int:
+    """The coarsest rollup grain that keeps every dimension the dashboard filters or splits by."""
+    bits = sum(bit for name, bit in GRAIN_BITS.items() if getattr(filters, name) or filters.split == name)
+    return int(bits)
+
+
 def _rollup_query(filters: DashboardFilters) -> tuple[str, list[Any], dict[int, tuple[str, ...]]]:
     where, params = filters.where()
+    where = f"r.grain = %s AND {where}"
+    params = [grain_for(filters), *params]
     sums = ", ".join(f"sum(r.{name})::bigint AS {name}" for name in SUMS)
     split = filters.split if filters.split in SPLITS else "model_version"
+    # By day the bucket is the day itself: no date_trunc per row.
+    bucket = "r.day" if filters.unit == "day" else "date_trunc(%s, r.day::timestamp)::date"
+    bucket_params = [] if filters.unit == "day" else [filters.unit]
     if split == "model_version":
         # (bucket, model) serves both the split chart and the A/B comparison.
         grouping = "GROUPING(r.b, r.model_version)"
@@ -177,12 +189,12 @@ def _rollup_query(filters: DashboardFilters) -> tuple[str, list[Any], dict[int, 
     sql = f"""
         SELECT {grouping} AS g, r.b, r.{split} AS split_value, r.model_version, {sums}
         FROM (
-            SELECT date_trunc(%s, r.day::timestamp)::date AS b, r.*
+            SELECT {bucket} AS b, r.*
             FROM {_q(DailyRollup._meta.db_table)} r WHERE {where}
         ) r
         GROUP BY GROUPING SETS ({sets})
     """
-    return sql, [filters.unit, *params], kinds
+    return sql, [*bucket_params, *params], kinds
 
 
 def dashboard(filters: DashboardFilters) -> Dashboard:
@@ -326,7 +338,7 @@ def reviewer_tag_spans(*, filters: DashboardFilters, tag_id: int, limit: int = 2
 
 def rollup_last_day() -> dt.date | None:
     """The newest session day in the rollup (the dashboard's default range ends there)."""
-    row = DailyRollup.objects.order_by("-day").values_list("day", flat=True).first()
+    row = DailyRollup.objects.filter(grain=0).order_by("-day").values_list("day", flat=True).first()
     return row
 
 

@@ -28,6 +28,7 @@ from feedbackhub import roles
 from sessions.insights.models import (
     DailyCategoryRollup,
     DailyRollup,
+    Grain,
     RollupState,
     SavedView,
     SessionTag,
@@ -215,9 +216,9 @@ def _rollup_sql(day_filter: str) -> tuple[str, str]:
             FROM {conv} c WHERE c.started_at IS NOT NULL AND ({day_filter})
         )"""
     main = f"""{sessions}
-        INSERT INTO {_q(DailyRollup._meta.db_table)} (day, {", ".join(_DIMS)}, sessions, turns, model_turns,
+        INSERT INTO {_q(DailyRollup._meta.db_table)} (grain, day, {", ".join(_DIMS)}, sessions, turns, model_turns,
             feedback, negative, negative_sessions, {", ".join(_KINDS)}, abandoned_sessions)
-        SELECT c.day, {dims}, count(*), coalesce(sum(c.turn_count), 0), coalesce(sum(mt.n), 0),
+        SELECT {int(Grain.ALL)}, c.day, {dims}, count(*), coalesce(sum(c.turn_count), 0), coalesce(sum(mt.n), 0),
                coalesce(sum(fb.total), 0), coalesce(sum(fb.negative), 0),
                count(*) FILTER (WHERE c.has_negative_feedback),
                {kind_sums}, count(*) FILTER (WHERE c.abandoned)
@@ -239,6 +240,27 @@ def _rollup_sql(day_filter: str) -> tuple[str, str]:
         WHERE cat <> ''
         GROUP BY c.day, {dims}, cat"""
     return main, categories
+
+
+def _coarser_grains_sql(day_filter: str) -> str:
+    """INSERT the seven coarser grains of the days ``day_filter`` (a condition on ``r.day``) from their full-grain
+    rows: one GROUPING SETS pass; the grain is the set of dimensions kept (``Grain``: environment 4, role 2, app 1)."""
+    table = _q(DailyRollup._meta.db_table)
+    sums = ("sessions", "turns", "model_turns", "feedback", "negative", "negative_sessions", *_KINDS,
+            "abandoned_sessions")  # fmt: skip
+    sets = ", ".join(
+        "(" + ", ".join(["r.day", "r.model_version", *dims]) + ")"
+        for dims in ([], ["r.app_version"], ["r.user_role"], ["r.user_role", "r.app_version"], ["r.environment"],
+                     ["r.environment", "r.app_version"], ["r.environment", "r.user_role"])
+    )
+    return f"""
+        INSERT INTO {table} (grain, day, model_version, environment, user_role, app_version, {", ".join(sums)})
+        SELECT {int(Grain.ALL)} - GROUPING(r.environment, r.user_role, r.app_version), r.day, r.model_version,
+               coalesce(r.environment, ''), coalesce(r.user_role, ''), coalesce(r.app_version, ''),
+               {", ".join(f"sum(r.{name})" for name in sums)}
+        FROM {table} r
+        WHERE r.grain = {int(Grain.ALL)} AND ({day_filter})
+        GROUP BY GROUPING SETS ({sets})"""
 
 
 def _state() -> RollupState:
@@ -268,6 +290,7 @@ def rollup_refresh_days(*, days: Iterable[dt.date]) -> int:
         )
         for sql in _rollup_sql(day_filter):
             cursor.execute(sql, {"days": day_list})
+        cursor.execute(_coarser_grains_sql("r.day = ANY(%(days)s::date[])"), {"days": day_list})
     state = _state()
     state.refreshed_at = timezone.now()
     state.save(update_fields=["refreshed_at"])
@@ -286,6 +309,7 @@ def rollup_rebuild() -> None:
             cursor.execute(f"DELETE FROM {_q(model._meta.db_table)}")
         for sql in _rollup_sql("TRUE"):
             cursor.execute(sql, {})
+        cursor.execute(_coarser_grains_sql("TRUE"), {})
     state = _state()
     state.refreshed_at = state.full_rebuild_at = started
     # Imports that finish later are picked up by the next refresh.

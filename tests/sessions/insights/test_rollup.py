@@ -8,7 +8,7 @@ import pytest
 from django.db.models import Count, Sum
 
 from sessions.insights import selectors, services
-from sessions.insights.models import DailyCategoryRollup, DailyRollup, RollupState
+from sessions.insights.models import DailyCategoryRollup, DailyRollup, Grain, RollupState
 from sessions.models import Conversation, FeedbackEvent, ImportBatch, ImportStatus, Turn
 from tests.factories import add_feedback, refresh_summary
 from tests.sessions.insights.conftest import DAY1
@@ -38,8 +38,8 @@ def _direct(day: dt.date | None = None, **dims) -> dict[str, int]:
     return out
 
 
-def _rolled(day: dt.date | None = None, **dims) -> dict[str, int]:
-    rows = DailyRollup.objects.filter(**dims)
+def _rolled(day: dt.date | None = None, grain: int = Grain.ALL, **dims) -> dict[str, int]:
+    rows = DailyRollup.objects.filter(grain=grain, **dims)
     if day is not None:
         rows = rows.filter(day=day)
     sums = rows.aggregate(**{name: Sum(name) for name in selectors.SUMS})
@@ -57,6 +57,18 @@ def test_rebuild_matches_direct_aggregation_per_day_and_dimension(varied_session
     # The session without a start time is not counted; the others are, each on its own start day.
     assert _rolled()["sessions"] == 6
     assert DailyRollup.objects.values("day").distinct().count() == 3
+    # Every coarser grain holds the same figures, and keeps exactly its own dimensions.
+    day1 = (DAY1 + dt.timedelta(days=1)).date()
+    for grain in Grain:
+        assert _rolled(grain=grain) == _direct()
+        assert _rolled(day1, grain=grain) == _direct(day1)
+        rows = DailyRollup.objects.filter(grain=grain)
+        assert rows.exclude(environment="").exists() == bool(grain & 4)
+        assert rows.exclude(user_role="").exists() == bool(grain & 2)
+        assert rows.exclude(app_version="").exists() == bool(grain & 1)
+    assert _rolled(grain=Grain.ENV, environment="dev") == _direct(environment="dev")
+    assert _rolled(grain=Grain.ROLE_APP, user_role="customer", app_version="2.0") == _direct(
+        user_role="customer", app_version="2.0")
     state = RollupState.objects.get(pk=1)
     assert state.refreshed_at is not None and state.full_rebuild_at is not None
 
@@ -77,6 +89,7 @@ def test_refresh_days_follows_new_feedback_and_leaves_other_days_alone(varied_se
     assert _rolled(day0) != _direct(day0)
     assert services.rollup_refresh_days(days=[day0]) == 1
     assert _rolled(day0) == _direct(day0)
+    assert _rolled(day0, grain=Grain.MODEL) == _rolled(day0, grain=Grain.ENV_ROLE) == _direct(day0)
     assert list(DailyRollup.objects.exclude(day=day0).order_by("id").values()) == other_before
     # Refreshing again changes nothing (no duplicates).
     services.rollup_refresh_days(days=[day0])
