@@ -14,7 +14,8 @@ Targets from the foundation issue ("Must show"): importing a generated native-JS
 the same rows measured in the same run, with **peak memory under 500 MB** whatever the file size; and the session
 list at **p95 <= 80 ms** with filters at **1M conversations**. From the review workspace issue: the review page of a
 50-turn conversation with 200 annotations at **p95 <= 60 ms** server time and an annotation save at **p95 <= 30 ms**.
-From the curate-and-analyse issue: the insights dashboard at **p95 <= 200 ms** server time at **1M turns and 100k
+From the curate-and-analyse issue: exporting **100k curated examples** (OpenAI chat JSONL, DPO pairs, CSV) with
+**peak memory under 300 MB**; the insights dashboard at **p95 <= 200 ms** server time at **1M turns and 100k
 feedback events**, with and without filters."""
 
 HOW_TO = """\

@@ -30,6 +30,13 @@ def _benchmarks() -> dict[str, Any]:
         print(f"review benchmark unavailable: {exc}", file=sys.stderr)
     else:
         modules.append(review_bench)
+    # Dataset exports (issue 6): export_dataset over 100k curated examples; needs the curation app.
+    try:
+        from bench import export_bench  # noqa: PLC0415
+    except ImportError as exc:
+        print(f"export benchmark unavailable: {exc}", file=sys.stderr)
+    else:
+        modules.append(export_bench)
     # The insights dashboard (issue 6) reads its own rollup tables; it needs the insights app.
     try:
         from bench import dashboard_bench  # noqa: PLC0415
