@@ -30,6 +30,8 @@ from annotations.curation.models import Dataset, DatasetVersion
 
 class Command(BaseCommand):
     help = "Export a dataset as OpenAI chat JSONL, DPO pairs, a Hugging Face folder, W3C Web Annotation or CSV."
+    # An export reads; the system checks (several seconds with every app loaded) add nothing to it.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         # --version names a dataset version here; it replaces Django's "show the Django version" option.
