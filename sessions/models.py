@@ -87,6 +87,7 @@ class Conversation(models.Model):
             models.Index(fields=["model_version", "-started_at", "-id"], name="conversation_model_started"),
             models.Index(fields=["user_role", "-started_at", "-id"], name="conversation_role_started"),
             models.Index(fields=["source", "-started_at", "-id"], name="conversation_source_started"),
+            models.Index(fields=["app_version", "-started_at", "-id"], name="conversation_app_started"),
             models.Index(
                 fields=["-started_at", "-id"],
                 name="conversation_negative_started",

@@ -109,7 +109,7 @@ class ConversationFilters:
 # One SQL condition with its parameters; ``c`` is the conversation table's alias everywhere.
 _Cond = tuple[str, list[Any]]
 # Equality filters served by a (column, -started_at, -id) index, in the order we prefer to walk them.
-_INDEXED_EQUALITY = ("model_version", "user_role", "source", "environment")
+_INDEXED_EQUALITY = ("model_version", "app_version", "user_role", "source", "environment")
 
 
 def _split_conditions(filters: ConversationFilters) -> tuple[list[_Cond], list[_Cond]]:
@@ -132,8 +132,6 @@ def _split_conditions(filters: ConversationFilters) -> tuple[list[_Cond], list[_
         index.append(("c.started_at >= %s", [filters.started_from]))
     if filters.started_before is not None:
         index.append(("c.started_at < %s", [filters.started_before]))
-    if filters.app_version:
-        residual.append(("c.app_version = %s", [filters.app_version]))
     if filters.feedback_kind:
         # ``@>`` on the denormalised array: served by the GIN index conversation_feedback_kinds.
         residual.append(("c.feedback_kinds @> %s::varchar(16)[]", [[filters.feedback_kind]]))

@@ -248,6 +248,7 @@ def test_no_count_over_the_table(moderator_client):
         selectors.ConversationFilters(feedback_kind="thumbs_down", environment="prod"),
         selectors.ConversationFilters(model_version="m-1", user_role="guest", negative_only=True),
         selectors.ConversationFilters(app_version="v2", started_from=dt.datetime(2026, 1, 5, 9, 30, tzinfo=dt.UTC)),
+        selectors.ConversationFilters(app_version="v1", environment="dev", q="hello"),
     ],
 )
 def test_every_plan_agrees_with_the_obvious_order(monkeypatch, filters):
