@@ -16,7 +16,8 @@ list at **p95 <= 80 ms** with filters at **1M conversations**. From the review w
 50-turn conversation with 200 annotations at **p95 <= 60 ms** server time and an annotation save at **p95 <= 30 ms**.
 From the curate-and-analyse issue: exporting **100k curated examples** (OpenAI chat JSONL, DPO pairs, CSV) with
 **peak memory under 300 MB**; the insights dashboard at **p95 <= 200 ms** server time at **1M turns and 100k
-feedback events**, with and without filters."""
+feedback events**, with and without filters. From the semantic recall issue: the recall API (`POST /api/v1/recall`)
+at **p95 <= 50 ms** including embedding the query."""
 
 HOW_TO = """\
 ## Running them

@@ -44,6 +44,13 @@ def _benchmarks() -> dict[str, Any]:
         print(f"dashboard benchmark unavailable: {exc}", file=sys.stderr)
     else:
         modules.append(dashboard_bench)
+    # The recall API (issue 4) needs the recall app and the embedding model.
+    try:
+        from bench import recall_api_bench  # noqa: PLC0415
+    except ImportError as exc:
+        print(f"recall API benchmark unavailable: {exc}", file=sys.stderr)
+    else:
+        modules.append(recall_api_bench)
     return {module.NAME: module for module in modules}
 
 

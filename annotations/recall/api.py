@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.views.decorators.http import require_POST
 
 from annotations.models import Tag
-from annotations.recall import selectors
+from annotations.recall import querying, selectors
 from annotations.recall.cases import Case, cases_for
 from feedbackhub.auth_tokens import json_error, token_required
 from feedbackhub.models import ApiScope
@@ -161,8 +161,8 @@ def _guidance(examples: list[Case], candidates: list[Case]) -> list[dict[str, An
 
 
 def recall_answer(request: RecallRequest, *, absolute: Callable[[str], str] = str) -> dict[str, Any]:
-    similar = selectors.similar_to_text(
-        text=request.input, k=min(request.k * CANDIDATES_PER_EXAMPLE, 100), filters=request.filters
+    similar = querying.similar_to_query(
+        text=request.input, k=min(request.k * CANDIDATES_PER_EXAMPLE, selectors.MAX_K), filters=request.filters
     )
     candidates = cases_for(similar)
     examples: list[Case] = []

@@ -13,11 +13,10 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
 from annotations.models import Annotation
-from annotations.recall import selectors, text
+from annotations.recall import querying, selectors, text
 from annotations.recall.cases import cases_for
 from annotations.recall.forms import MAX_RESULTS, RecallSearchForm
 from annotations.recall.models import FeedbackItem
-from feedbackhub import embeddings
 from sessions import selectors as session_selectors
 from sessions.models import Turn, TurnRole
 
@@ -38,7 +37,7 @@ def search(request: HtmxHttpRequest) -> HttpResponse:
     form = RecallSearchForm(request.GET, choices=choices)
     cases = None
     if form.is_valid() and form.cleaned_data["q"].strip():
-        similar = selectors.similar_to_text(text=form.cleaned_data["q"].strip(), k=MAX_RESULTS, filters=form.filters())
+        similar = querying.similar_to_query(text=form.cleaned_data["q"].strip(), k=MAX_RESULTS, filters=form.filters())
         cases = cases_for(similar)
     context = {"nav": "recall", "form": form, "cases": cases}
     return render(request, "recall/search.html#results" if partial else "recall/search.html", context)
@@ -65,7 +64,7 @@ def similar_to_turn(request: HtmxHttpRequest, turn_id: int) -> HttpResponse:
     """The panel beside a model reply: feedback on other replies similar to this exchange."""
     turn = get_object_or_404(Turn.objects.only("pk", "conversation_id", "position", "content"), pk=turn_id)
     own = list(FeedbackItem.objects.filter(turn_id=turn.pk).values_list("pk", flat=True))
-    vector = embeddings.encode([_exchange_text(turn)])[0]
+    vector = querying.embed_query(_exchange_text(turn))
     similar = selectors.similar_items(query_vector=vector, k=PANEL_K, exclude_item_ids=own)
     # Other feedback on this same reply is not a "past case" of it.
     similar = [s for s in similar if s.item.turn_id != turn.pk]

@@ -124,3 +124,12 @@ def test_search_query_count_does_not_grow_with_results(moderator_client, cases, 
     # Session, user, groups (roles), choices, tags of the form, model name, search, items, tags, user inputs.
     with django_assert_max_num_queries(14):
         moderator_client.get("/recall/search/", {"q": REFUND_QUERY})
+
+
+def test_annotation_panel_before_its_item_exists_says_so(moderator_client, moderator, expert):
+    cases = build_cases(moderator, expert, embed=False)
+    from annotations.recall.models import FeedbackItem
+
+    FeedbackItem.objects.filter(annotation_id=cases.tone.annotation.pk).delete()
+    html = moderator_client.get(f"/recall/similar/annotation/{cases.tone.annotation.pk}/").content.decode()
+    assert "still being indexed" in html
