@@ -181,6 +181,17 @@ class ClusterTagging(models.Model):
         return f"annotation {self.annotation_id} from cluster {self.cluster_id}"
 
 
+class Cursor(models.Model):
+    """Where the clustering job got to: the highest embedding id it has looked at (so a run reads only new vectors
+    instead of anti-joining every item with the members)."""
+
+    name = models.CharField(max_length=40, unique=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
+
 class OutboxTask(models.Model):
     """A Celery task that could not be sent (broker unreachable); ``feedbackhub.outbox.drain`` sends it later."""
 

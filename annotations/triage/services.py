@@ -48,6 +48,7 @@ from annotations.triage.models import (
     ClusterMember,
     ClusterProposal,
     ClusterTagging,
+    Cursor,
     ProposalKind,
     ProposalStatus,
     Resolution,
@@ -131,18 +132,23 @@ SELECT i.id, e.id, e.vector::text, COALESCE(i.occurred_at, i.created_at), i.envi
        i.tag_ids, i.is_negative
 FROM recall_feedbackitem i
 JOIN recall_embedding e ON e.item_id = i.id AND e.model = %(model)s AND e.text_hash = i.text_hash
-WHERE i.is_active AND i.is_negative
+WHERE e.id > %(after)s AND i.is_active AND i.is_negative
   AND NOT EXISTS (SELECT 1 FROM triage_clustermember m WHERE m.item_id = i.id)
   AND (i.annotation_id IS NULL
        OR NOT EXISTS (SELECT 1 FROM triage_clustertagging t WHERE t.annotation_id = i.annotation_id))
-ORDER BY i.id
+ORDER BY e.id
 LIMIT %(limit)s
 """
+#: The job reads vectors from this far below its cursor again: an embedding whose id was taken before the cursor
+#: moved but committed after it (two embedding workers) is still found. The hourly re-cluster scans everything.
+CURSOR_MARGIN = 20_000
+CURSOR_NAME = "embedding"
 
 
-def _pending(limit: int) -> Pending:
+def _pending(limit: int, after: int = 0) -> Pending:
+    """Up to ``limit`` clusterable items not yet in a cluster whose current vector's id is above ``after``."""
     with connection.cursor() as cursor:
-        cursor.execute(PENDING_SQL, {"model": _active_model(), "limit": limit})
+        cursor.execute(PENDING_SQL, {"model": _active_model(), "limit": limit, "after": after})
         rows = cursor.fetchall()
     vectors = np.stack([_parse_vector(r[2]) for r in rows]) if rows else np.zeros((0, DIMENSIONS), np.float32)
     return Pending(
@@ -225,15 +231,19 @@ def _apply_members(
         c.centroid = clustering.normalise(total[None, :])[0]
 
 
-def _batch(batch_size: int, now: dt.datetime, result: RunResult) -> bool:
+def _batch(batch_size: int, now: dt.datetime, result: RunResult, *, full_scan: bool = False) -> bool:
     """One batch in one transaction. False when there was nothing to do or the lock was taken."""
     with transaction.atomic():
         if not _try_lock():
             result.locked_out = True
             return False
-        pending = _pending(batch_size)
+        cursor_row, _ = Cursor.objects.select_for_update().get_or_create(name=CURSOR_NAME)
+        after = 0 if full_scan else max(0, cursor_row.value - CURSOR_MARGIN)
+        pending = _pending(batch_size, after)
         if not pending.item_ids:
             return False
+        cursor_row.value = max(cursor_row.value, max(pending.embedding_ids))
+        cursor_row.save(update_fields=["value"])
         assign_max = float(setting("TRIAGE_ASSIGN_DISTANCE"))
         nearest = _nearest_open(pending.embedding_ids)
         members: list[tuple[int, int, int]] = []  # (cluster id, index into pending, -)
@@ -376,14 +386,18 @@ def _refresh_growth(now: dt.datetime) -> int:
         return len(changed)
 
 
-def triage_run(*, max_batches: int | None = None, now: dt.datetime | None = None) -> RunResult:
-    """Cluster every new embedded negative feedback item (see the module docstring). Idempotent."""
+def triage_run(*, max_batches: int | None = None, now: dt.datetime | None = None, full_scan: bool = False,
+               batch_size: int | None = None) -> RunResult:
+    """Cluster every new embedded negative feedback item (see the module docstring). Idempotent.
+
+    Normally only vectors above the job's cursor (less a margin) are read; ``full_scan`` looks at every vector
+    (the hourly re-cluster does, as a safety net)."""
     now = now or timezone.now()
     result = RunResult()
-    batch_size = int(setting("TRIAGE_BATCH_SIZE"))
+    batch_size = batch_size or int(setting("TRIAGE_BATCH_SIZE"))
     pause = float(setting("TRIAGE_BATCH_PAUSE_SECONDS"))
     while max_batches is None or result.batches < max_batches:
-        if not _batch(batch_size, now, result):
+        if not _batch(batch_size, now, result, full_scan=full_scan):
             break
         logger.info("triage batch %s committed: %s items so far", result.batches, result.items)
         if pause:

@@ -31,8 +31,10 @@ def cluster_new() -> int:
 
 @shared_task(name="triage.recluster", ignore_result=True, acks_late=True)
 def recluster() -> int:
-    from annotations.triage.services import triage_recluster  # noqa: PLC0415
+    from annotations.triage.services import triage_recluster, triage_run  # noqa: PLC0415
 
+    # Safety net first: anything the cursor-based runs missed (see services.CURSOR_MARGIN).
+    triage_run(full_scan=True)
     result = triage_recluster()
     logger.info("triage re-cluster: %s merge and %s split proposals", result.merges, result.splits)
     return result.merges + result.splits

@@ -21,7 +21,7 @@ from django_htmx.http import trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
 from annotations.triage import selectors, services
-from annotations.triage.models import Resolution, Status
+from annotations.triage.models import Cluster, Resolution, Status
 from feedbackhub import roles
 
 QUEUE_TEMPLATE = "triage/queue.html"
@@ -238,7 +238,10 @@ def bulk(request: HtmxHttpRequest, cluster_id: int | None = None) -> str:
         n = sum(services.cluster_tag_members(actor=user, cluster_id=i, tag_id=tag_id) for i in ids)
         return f"Tagged {n} replies."
     if op == "merge":
-        into = _one_id(request.POST.get("into"), "into", required=False) or ids[0]
+        into = _one_id(request.POST.get("into"), "into", required=False)
+        if into is None:  # the largest selected cluster survives (ties: the oldest)
+            sizes = dict(Cluster.objects.filter(pk__in=ids).values_list("pk", "size"))
+            into = min(ids, key=lambda i: (-sizes.get(i, 0), i))
         target = services.clusters_merge(actor=user, cluster_ids=ids, into_id=into)
         return f"Merged {len(ids) - 1} clusters into #{target.pk}."
     if op == "status":

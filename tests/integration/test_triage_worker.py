@@ -25,7 +25,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from annotations.triage import services
-from annotations.triage.models import Cluster, ClusterMember
+from annotations.triage.models import Cluster, ClusterMember, Cursor
 from sessions.models import ImportBatch, ImportStatus
 from tests.annotations.triage.helpers import blob_vectors, current_partition, make_items
 from tests.integration.worker import database_url, wait_until_finished
@@ -123,6 +123,7 @@ def test_worker_killed_mid_run_converges_to_the_same_clusters(settings):
     # The same data clustered in one uninterrupted run, in this process.
     ClusterMember.objects.all().delete()
     Cluster.objects.all().delete()
+    Cursor.objects.all().delete()
     settings.TRIAGE_BATCH_SIZE = 5
     assert services.triage_run().items == total
     assert current_partition() == after_restart

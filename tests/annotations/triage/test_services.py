@@ -9,7 +9,15 @@ from django.utils import timezone
 
 from annotations.models import Annotation, Tag
 from annotations.triage import selectors, services
-from annotations.triage.models import Cluster, ClusterMember, ClusterProposal, ProposalStatus, Resolution, Status
+from annotations.triage.models import (
+    Cluster,
+    ClusterMember,
+    ClusterProposal,
+    Cursor,
+    ProposalStatus,
+    Resolution,
+    Status,
+)
 from tests.annotations.triage.helpers import around, blob_vectors, centres, current_partition, make_items
 from tests.integration.worker import database_url
 
@@ -97,6 +105,7 @@ def test_batches_give_the_same_clusters_as_one_run(settings):
     one_go = current_partition()
     ClusterMember.objects.all().delete()
     Cluster.objects.all().delete()
+    Cursor.objects.all().delete()
     settings.TRIAGE_BATCH_SIZE = 7
     assert services.triage_run(max_batches=1).items == 7
     result = services.triage_run()
@@ -285,3 +294,18 @@ def test_changed_stamp_moves_when_clusters_change(moderator):
     services.cluster_claim(actor=moderator, cluster_id=c.pk)
     assert selectors.changed_stamp() != before
     assert connection.in_atomic_block
+
+
+def test_the_cursor_skips_old_vectors_until_a_full_scan(settings, monkeypatch):
+    monkeypatch.setattr(services, "CURSOR_MARGIN", 0)
+    cs = centres(1, seed=81)
+    make_items(around(cs[0], 3, seed=1))
+    services.triage_run()
+    # Items whose vectors are older than the cursor (e.g. re-activated) are left to the full scan.
+    late = make_items(around(cs[0], 2, seed=2), is_negative=False)
+    from annotations.recall.models import FeedbackItem
+
+    Cursor.objects.update(value=10**12)
+    FeedbackItem.objects.filter(pk__in=[i.pk for i in late]).update(is_negative=True)
+    assert services.triage_run().items == 0
+    assert services.triage_run(full_scan=True).items == 2

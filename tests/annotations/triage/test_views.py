@@ -39,7 +39,8 @@ def test_queue_rows_fragment_and_stamp(client, moderator):
     _clusters(1)
     client.force_login(moderator)
     rows = client.get(reverse("triage:queue") + "?fragment=rows", headers={"HX-Request": "true"})
-    assert rows.status_code == 200 and b'id="queue"' in rows.content and b"<form class=\"browse-filters" not in rows.content
+    assert rows.status_code == 200 and b'id="queue"' in rows.content
+    assert b"browse-filters" not in rows.content
     stamp = rows.content.decode().split('data-stamp="')[1].split('"')[0]
     same = client.get(reverse("triage:stamp"), {"since": stamp})
     assert "HX-Trigger" not in same.headers

@@ -1,0 +1,78 @@
+"""Redis really unreachable: a child process whose REDIS_URL points at a closed port keeps serving and saving, and
+what it could not enqueue waits in the outbox until a drain with Redis back sends it."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+from annotations.triage.models import Cluster, OutboxTask, Status
+from feedbackhub import outbox
+from tests.annotations.triage.helpers import around, centres, make_items
+from tests.integration.worker import database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHILD = r"""
+import json, django
+django.setup()
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.test import Client
+from feedbackhub import outbox
+from annotations.triage.models import Cluster
+from annotations.triage.tasks import cluster_new
+
+client = Client()
+client.force_login(User.objects.get(username="mod"))
+cluster = Cluster.objects.get()
+out = {"queue": client.get("/triage/").status_code,
+       "claim": client.post(f"/triage/c/{cluster.pk}/claim").status_code,
+       "sent_now": outbox.send(cluster_new)}
+with transaction.atomic():
+    outbox.enqueue_on_commit(cluster_new)
+out["drained_while_down"] = outbox.drain()
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the socket is
+
+
+def test_web_keeps_saving_and_tasks_wait_in_the_outbox_until_redis_is_back(moderator):
+    make_items(around(centres(1, seed=61)[0], 2))
+    from annotations.triage.services import triage_run
+
+    triage_run()
+    env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0",
+           "ALLOWED_HOSTS": "testserver", "SECURE_COOKIES": "0", "DJANGO_SETTINGS_MODULE": "feedbackhub.settings"}
+    done = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=settings.BASE_DIR, capture_output=True,
+                          text=True, timeout=120)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(lines[0][len("RESULT "):])
+    assert result == {"queue": 200, "claim": 303, "sent_now": False, "drained_while_down": 0}
+    cluster = Cluster.objects.get()
+    assert cluster.claimed_by == moderator and cluster.status == Status.TRIAGING
+    stored = list(OutboxTask.objects.order_by("id"))
+    assert [t.task_name for t in stored] == ["triage.cluster_new", "triage.cluster_new"]
+    assert stored[0].attempts == 1 and "Error" in stored[0].last_error
+
+    # Redis is reachable from this process: the drain sends both and empties the outbox.
+    assert outbox.drain() == 2
+    assert outbox.pending_count() == 0
+    assert outbox.drain() == 0
+
+
+def test_send_goes_straight_to_redis_when_it_is_up():
+    from annotations.triage.tasks import recluster
+
+    assert outbox.send(recluster) is True
+    assert OutboxTask.objects.count() == 0
