@@ -155,8 +155,12 @@ class DailyRollup(models.Model):
 
 
 class DailyCategoryRollup(models.Model):
-    """Feedback events per start day, dimensions and category (an event with two categories counts in both)."""
+    """Feedback events per start day, dimensions and category (an event with two categories counts in both).
 
+    Stored at the full grain (every dimension) and, like ``DailyRollup``, at coarser grains of the filter
+    dimensions (environment 4, user role 2, app version 1; the model version is kept only at the full grain)."""
+
+    grain = models.PositiveSmallIntegerField(choices=Grain.choices, default=Grain.ALL)
     day = models.DateField()
     model_version = models.CharField(max_length=128)
     environment = models.CharField(max_length=16)
@@ -168,8 +172,8 @@ class DailyCategoryRollup(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "model_version", "environment", "user_role", "app_version", "category"],
-                name="dailycategoryrollup_key",
+                fields=["grain", "day", "model_version", "environment", "user_role", "app_version", "category"],
+                name="dailycategoryrollup_grain_key",
             ),
         ]
 

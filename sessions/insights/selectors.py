@@ -224,10 +224,12 @@ def dashboard(filters: DashboardFilters) -> Dashboard:
                     by_model_bucket[model][bucket] = figures
 
         where, params = filters.where()
+        # Categories are not split: the grain of the filters alone.
+        grain = sum(bit for name, bit in GRAIN_BITS.items() if getattr(filters, name))
         cursor.execute(
             f"SELECT r.category, sum(r.events)::bigint FROM {_q(DailyCategoryRollup._meta.db_table)} r "
-            f"WHERE {where} GROUP BY r.category ORDER BY 2 DESC, 1 LIMIT 15",
-            params,
+            f"WHERE r.grain = %s AND {where} GROUP BY r.category ORDER BY 2 DESC, 1 LIMIT 15",
+            [grain, *params],
         )
         categories = [(name, int(n)) for name, n in cursor.fetchall()]
         reviewer_tags, names = _reviewer_tags(cursor, filters, unit)

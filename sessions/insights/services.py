@@ -234,8 +234,8 @@ def _rollup_sql(day_filter: str) -> tuple[str, str]:
         ) fb ON fb.conversation_id = c.id
         GROUP BY c.day, {dims}"""
     categories = f"""{sessions}
-        INSERT INTO {_q(DailyCategoryRollup._meta.db_table)} (day, {", ".join(_DIMS)}, category, events)
-        SELECT c.day, {dims}, cat, count(*)
+        INSERT INTO {_q(DailyCategoryRollup._meta.db_table)} (grain, day, {", ".join(_DIMS)}, category, events)
+        SELECT {int(Grain.ALL)}, c.day, {dims}, cat, count(*)
         FROM c JOIN {feedback} f ON f.conversation_id = c.id CROSS JOIN LATERAL unnest(f.categories) AS cat
         WHERE cat <> ''
         GROUP BY c.day, {dims}, cat"""
@@ -258,6 +258,25 @@ def _coarser_grains_sql(day_filter: str) -> str:
         SELECT {int(Grain.ALL)} - GROUPING(r.environment, r.user_role, r.app_version), r.day, r.model_version,
                coalesce(r.environment, ''), coalesce(r.user_role, ''), coalesce(r.app_version, ''),
                {", ".join(f"sum(r.{name})" for name in sums)}
+        FROM {table} r
+        WHERE r.grain = {int(Grain.ALL)} AND ({day_filter})
+        GROUP BY GROUPING SETS ({sets})"""
+
+
+def _coarser_category_grains_sql(day_filter: str) -> str:
+    """INSERT the seven coarser grains of the category rollup (without the model version) from the full one."""
+    table = _q(DailyCategoryRollup._meta.db_table)
+    # Grain 7 needs no derived rows: the full rows carry every filter dimension (queries sum over model versions).
+    sets = ", ".join(
+        "(" + ", ".join(["r.day", "r.category", *dims]) + ")"
+        for dims in ([], ["r.app_version"], ["r.user_role"], ["r.user_role", "r.app_version"], ["r.environment"],
+                     ["r.environment", "r.app_version"], ["r.environment", "r.user_role"])
+    )
+    return f"""
+        INSERT INTO {table} (grain, day, model_version, environment, user_role, app_version, category, events)
+        SELECT {int(Grain.ALL)} - GROUPING(r.environment, r.user_role, r.app_version), r.day, '',
+               coalesce(r.environment, ''), coalesce(r.user_role, ''), coalesce(r.app_version, ''), r.category,
+               sum(r.events)
         FROM {table} r
         WHERE r.grain = {int(Grain.ALL)} AND ({day_filter})
         GROUP BY GROUPING SETS ({sets})"""
@@ -290,7 +309,8 @@ def rollup_refresh_days(*, days: Iterable[dt.date]) -> int:
         )
         for sql in _rollup_sql(day_filter):
             cursor.execute(sql, {"days": day_list})
-        cursor.execute(_coarser_grains_sql("r.day = ANY(%(days)s::date[])"), {"days": day_list})
+        for sql in (_coarser_grains_sql, _coarser_category_grains_sql):
+            cursor.execute(sql("r.day = ANY(%(days)s::date[])"), {"days": day_list})
     state = _state()
     state.refreshed_at = timezone.now()
     state.save(update_fields=["refreshed_at"])
@@ -309,7 +329,8 @@ def rollup_rebuild() -> None:
             cursor.execute(f"DELETE FROM {_q(model._meta.db_table)}")
         for sql in _rollup_sql("TRUE"):
             cursor.execute(sql, {})
-        cursor.execute(_coarser_grains_sql("TRUE"), {})
+        for sql in (_coarser_grains_sql, _coarser_category_grains_sql):
+            cursor.execute(sql("TRUE"), {})
     state = _state()
     state.refreshed_at = state.full_rebuild_at = started
     # Imports that finish later are picked up by the next refresh.

@@ -75,8 +75,13 @@ def test_rebuild_matches_direct_aggregation_per_day_and_dimension(varied_session
 
 def test_categories_count_each_category_of_an_event(varied_sessions):
     services.rollup_rebuild()
-    totals = dict(DailyCategoryRollup.objects.values_list("category").annotate(n=Sum("events")))
-    assert totals == {"too vague": 2, "wrong": 1}
+    for grain in Grain:
+        rows = DailyCategoryRollup.objects.filter(grain=grain)
+        totals = dict(rows.values_list("category").annotate(n=Sum("events")))
+        assert totals == {"too vague": 2, "wrong": 1}
+    prod = DailyCategoryRollup.objects.filter(grain=Grain.ENV, environment="prod")
+    assert dict(prod.values_list("category").annotate(n=Sum("events"))) == {"too vague": 2, "wrong": 1}
+    assert not DailyCategoryRollup.objects.filter(grain=Grain.ENV, environment="dev").exists()
 
 
 def test_refresh_days_follows_new_feedback_and_leaves_other_days_alone(varied_sessions):
