@@ -165,7 +165,7 @@ def _add_batch(*, actor, dataset: Dataset, ids: list[int], result: AddResult) ->
 
 
 @transaction.atomic
-def examples_add(*, actor, dataset: Dataset, correction_ids: Iterable[int]) -> AddResult:
+def examples_add(*, actor, dataset: Dataset, correction_ids: Iterable[int | str]) -> AddResult:
     """Propose approved corrections as examples of ``dataset`` (status proposed). A reply the dataset already holds
     is skipped, so adding twice never duplicates; ids that are not approved corrections are reported, not added."""
     perms.require_propose(actor)
@@ -287,7 +287,10 @@ def export_job_create(
 def export_job_run(*, job_id: int) -> ExportJob:
     """Write job ``job_id``'s export to ``CURATION_EXPORT_DIR`` (via a temporary file renamed at the end), keeping
     ``done``/``total`` current. A job already done or failed is left alone; a running one (its worker was lost) is
-    run again from the start."""
+    run again from the start.
+
+    Not one transaction: the progress updates must be visible to the job page while the export runs, and the export
+    itself only reads."""
     from annotations.curation import exporters  # noqa: PLC0415
 
     job = ExportJob.objects.select_related("dataset", "version").filter(pk=job_id).first()

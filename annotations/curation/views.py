@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -36,8 +37,10 @@ def _error_text(exc: ValidationError) -> str:
 
 
 def _int(value: str | None) -> int | None:
+    if not value:
+        return None
     try:
-        return int(value) if value not in (None, "") else None
+        return int(value)
     except ValueError:
         return None
 
@@ -155,7 +158,7 @@ def _export_source(request: HttpRequest, dataset: Dataset, version: DatasetVersi
 
 
 @require_POST
-def dataset_export(request: HttpRequest, slug: str) -> HttpResponse:
+def dataset_export(request: HttpRequest, slug: str) -> HttpResponseBase:
     """Export the dataset's approved examples (or one version) in ``format``: streamed straight to the browser when
     small, otherwise queued as a job (the page that follows shows its progress and then a download link)."""
     _require_read(request)
@@ -252,7 +255,8 @@ def correction_list(request: HtmxHttpRequest) -> HttpResponse:
 def correction_add(request: HttpRequest) -> HttpResponse:
     """Add the checked corrections (``correction`` values), or with ``all=1`` every one matching the filters."""
     back = reverse("curation:corrections") + (f"?{request.POST['query']}" if request.POST.get("query") else "")
-    dataset = Dataset.objects.filter(pk=_int(request.POST.get("dataset"))).first()
+    dataset_id = _int(request.POST.get("dataset"))
+    dataset = Dataset.objects.filter(pk=dataset_id).first() if dataset_id else None
     if dataset is None:
         messages.error(request, "Choose the dataset to add to.")
         return redirect(back)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 import orjson
 
@@ -82,7 +82,7 @@ def dumps_line(obj: object) -> bytes:
 
 
 def batched_lines(
-    items: Iterable[object], render: Callable[[object], bytes], *, progress: Progress | None, every: int = 1000
+    items: Iterable[Any], render: Callable[[Any], bytes], *, progress: Progress | None, every: int = 1000
 ) -> Iterator[bytes]:
     """Render each item and hand on the bytes in pieces of about FLUSH_BYTES, reporting progress every ``every``."""
     buffer: list[bytes] = []

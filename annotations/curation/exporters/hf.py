@@ -179,7 +179,7 @@ class HFExporter:
     def chunks(self, source: ExportSource, *, progress: Progress | None = None) -> Iterator[bytes]:
         """The folder as a zip archive, streamed."""
         sink = _Sink()
-        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
             for name, pieces in _Files(source, progress):
                 info = zipfile.ZipInfo(f"{source.label}/{name}", date_time=_ZIP_TIME)
                 info.compress_type = zipfile.ZIP_DEFLATED
