@@ -107,7 +107,8 @@ def annotations_full(ids: list[int], tags: list[Tag]) -> dict[int, Annotation]:
 def prepare_for_card(annotation: Annotation, tags: list[Tag], viewer) -> Annotation:
     """Complete an annotation a service just saved for rendering its card, with two plain queries (tag ids, thread)
     instead of re-reading it through ``annotation_queryset``; the author is the viewer when they wrote it."""
-    annotation.tag_pk_list = list(annotation.tags.values_list("pk", flat=True))  # type: ignore[attr-defined]
+    # Tags the service read with the annotation (prefetched) are used as they are; otherwise one query.
+    annotation.tag_pk_list = [tag.pk for tag in annotation.tags.all()]  # type: ignore[attr-defined]
     annotation.thread = list(  # type: ignore[attr-defined]
         AnnotationReply.objects.filter(annotation=annotation).select_related("author").order_by("created_at", "id")
     )

@@ -117,9 +117,14 @@ def _active_tags(tag_ids: Iterable[int]) -> list[Tag]:
     return tags
 
 
-def _lock_annotation(annotation_id: int) -> Annotation:
+def _lock_annotation(annotation_id: int, *, with_tags: bool = False) -> Annotation:
+    """The annotation, locked. ``with_tags`` also reads its tags (one query), kept on the instance: the service and
+    then the card rendered from the returned instance use them without reading them again."""
+    queryset = Annotation.objects.select_for_update()
+    if with_tags:
+        queryset = queryset.prefetch_related("tags")
     try:
-        return Annotation.objects.select_for_update().get(pk=annotation_id)
+        return queryset.get(pk=annotation_id)
     except Annotation.DoesNotExist:
         raise ValidationError({"annotation": f"Annotation {annotation_id} does not exist."}) from None
 
@@ -209,7 +214,7 @@ def annotation_update(
     replacement: str | None = None,
 ) -> Annotation:
     """Edit one's own annotation text (and tags, and a pending suggestion's replacement). Stale version: Conflict."""
-    annotation = _lock_annotation(annotation_id)
+    annotation = _lock_annotation(annotation_id, with_tags=True)
     perms.require_author(actor, annotation)
     yours = {"body": body, "replacement": replacement}
     if annotation.deleted_at is not None:

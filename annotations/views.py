@@ -127,7 +127,10 @@ def render_cards(
         row.card_html = html
     if fresh:
         try:
-            cache.set_many(fresh, timeout=CARD_CACHE_SECONDS)
+            if len(fresh) == 1:  # a save: one SET with its expiry, one round trip (set_many pipelines a transaction)
+                cache.set(*next(iter(fresh.items())), timeout=CARD_CACHE_SECONDS)
+            else:
+                cache.set_many(fresh, timeout=CARD_CACHE_SECONDS)
         except Exception:
             logger.warning("review card cache unavailable", exc_info=True)
 

@@ -1,0 +1,48 @@
+"""The annotation save (edit view): a fixed number of queries, and the card it returns shows the saved tags."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from annotations import services
+from annotations.models import Annotation, Tag
+from tests.annotations.conftest import span
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def tagged(expert, reply_turn) -> Annotation:
+    tag = Tag.objects.filter(is_active=True).order_by("pk").first()
+    return services.annotation_create(actor=expert, turn=reply_turn, body="Wrong city.", tag_ids=[tag.pk],
+                                      **span(reply_turn, "Berlin"))
+
+
+def _save(client, annotation: Annotation, **data):
+    url = reverse("annotations:annotation_edit", args=[annotation.pk])
+    return client.post(url, {"version": Annotation.objects.get(pk=annotation.pk).version, **data})
+
+
+def test_save_runs_a_fixed_number_of_queries(client, expert, tagged, django_assert_num_queries):
+    client.force_login(expert)
+    _save(client, tagged, body="warm-up")
+    version = Annotation.objects.get(pk=tagged.pk).version
+    url = reverse("annotations:annotation_edit", args=[tagged.pk])
+    # Session, user; savepoint, the annotation locked, the viewer's roles, its tags (kept for the card), update,
+    # audit event, release; then the taxonomy and the thread for the card. The tags are not read again.
+    with django_assert_num_queries(11):
+        response = client.post(url, {"version": version, "body": "Wrong city: it is in Paris."})
+    assert response.status_code == 200
+    assert "Wrong city: it is in Paris." in response.content.decode()
+
+
+def test_card_after_a_save_shows_the_tags_just_saved(client, expert, tagged):
+    client.force_login(expert)
+    old = tagged.tags.get()
+    new = Tag.objects.filter(is_active=True).exclude(pk=old.pk).order_by("pk").first()
+    retagged = _save(client, tagged, body="Retagged.", tags_present="1", tags=[str(new.pk)]).content.decode()
+    assert f'data-tags="{new.pk}"' in retagged and f'<li class="chip tag-c-{new.pk}">' in retagged
+    assert f"tag-c-{old.pk}" not in retagged
+    unchanged = _save(client, tagged, body="Same tags.").content.decode()
+    assert f'data-tags="{new.pk}"' in unchanged and f"tag-c-{old.pk}" not in unchanged
