@@ -161,7 +161,7 @@ def _guidance(examples: list[Case], candidates: list[Case]) -> list[dict[str, An
 
 
 def recall_answer(request: RecallRequest, *, absolute: Callable[[str], str] = str) -> dict[str, Any]:
-    similar = querying.similar_to_query(
+    model, similar = querying.similar_to_query(
         text=request.input, k=min(request.k * CANDIDATES_PER_EXAMPLE, selectors.MAX_K), filters=request.filters
     )
     candidates = cases_for(similar)
@@ -175,7 +175,7 @@ def recall_answer(request: RecallRequest, *, absolute: Callable[[str], str] = st
         if len(examples) == request.k:
             break
     return {
-        "model": selectors.active_model_name(),
+        "model": model,
         "examples": [
             {
                 "input": case.user_input,

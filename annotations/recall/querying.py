@@ -10,6 +10,7 @@ processes that embed queries run this; the embedding worker keeps its own settin
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -33,15 +34,29 @@ def _configure() -> None:
         _configured = True
 
 
-def embed_query(text: str) -> Any:
-    """The L2-normalised vector of ``text`` by the active model (loaded on first use, once per process)."""
+def embed_query(text: str, *, model: str | None = None) -> Any:
+    """The L2-normalised vector of ``text`` by ``model`` (default: the active one), loaded once per process."""
     from feedbackhub import embeddings  # noqa: PLC0415
 
     if not _configured:
         _configure()
-    return embeddings.encode([text], name=selectors.active_model_name())[0]
+    return embeddings.encode([text], name=model or selectors.active_model_name())[0]
 
 
-def similar_to_query(*, text: str, k: int, filters: selectors.RecallFilters | None = None) -> list:
-    """``selectors.similar_to_text`` with the query embedded by ``embed_query``."""
-    return selectors.similar_items(query_vector=embed_query(text), k=k, filters=filters)
+def similar_to_query(
+    *, text: str, k: int, filters: selectors.RecallFilters | None = None, exclude_item_ids: Iterable[int] = ()
+) -> tuple[str, list[selectors.SimilarItem]]:
+    """(the active model's name, the items most similar to ``text``): ``selectors.similar_items`` with the model
+    looked up once for the whole request instead of once per step."""
+    model = selectors.active_model_name()
+    vector = embed_query(text, model=model)
+    hits = selectors.nearest_ids(
+        query_vector=vector, k=k, filters=filters, exclude_item_ids=exclude_item_ids, model=model
+    )
+    items = selectors.items_for_display([pk for pk, _ in hits])
+    similar = [
+        selectors.SimilarItem(item=items[pk], similarity=min(1.0, max(0.0, 1.0 - distance)))
+        for pk, distance in hits
+        if pk in items
+    ]
+    return model, similar

@@ -37,7 +37,9 @@ def search(request: HtmxHttpRequest) -> HttpResponse:
     form = RecallSearchForm(request.GET, choices=choices)
     cases = None
     if form.is_valid() and form.cleaned_data["q"].strip():
-        similar = querying.similar_to_query(text=form.cleaned_data["q"].strip(), k=MAX_RESULTS, filters=form.filters())
+        _, similar = querying.similar_to_query(
+            text=form.cleaned_data["q"].strip(), k=MAX_RESULTS, filters=form.filters()
+        )
         cases = cases_for(similar)
     context = {"nav": "recall", "form": form, "cases": cases}
     return render(request, "recall/search.html#results" if partial else "recall/search.html", context)
@@ -64,8 +66,7 @@ def similar_to_turn(request: HtmxHttpRequest, turn_id: int) -> HttpResponse:
     """The panel beside a model reply: feedback on other replies similar to this exchange."""
     turn = get_object_or_404(Turn.objects.only("pk", "conversation_id", "position", "content"), pk=turn_id)
     own = list(FeedbackItem.objects.filter(turn_id=turn.pk).values_list("pk", flat=True))
-    vector = querying.embed_query(_exchange_text(turn))
-    similar = selectors.similar_items(query_vector=vector, k=PANEL_K, exclude_item_ids=own)
+    _, similar = querying.similar_to_query(text=_exchange_text(turn), k=PANEL_K, exclude_item_ids=own)
     # Other feedback on this same reply is not a "past case" of it.
     similar = [s for s in similar if s.item.turn_id != turn.pk]
     return render(request, "recall/panel.html", {"cases": cases_for(similar), "scope": "reply"})

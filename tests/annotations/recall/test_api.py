@@ -170,3 +170,19 @@ def test_user_text_comes_back_as_data(api, token, moderator, expert):
     response = _post(api, {"input": REFUND_QUERY, "k": 1}, token)
     assert response["Content-Type"] == "application/json"
     assert response.json()["examples"][0]["input"] == '<script>alert("x")</script> refund?'
+
+
+@pytest.mark.django_db
+def test_query_count_does_not_grow_with_k(api, token, cases):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _post(api, {"input": REFUND_QUERY, "k": 1}, token)  # records the token's use (one write a minute at most)
+    counts = []
+    for k in (1, 20):
+        with CaptureQueriesContext(connection) as captured:
+            assert _post(api, {"input": REFUND_QUERY, "k": k}, token).status_code == 200
+        counts.append(len(captured.captured_queries))
+    assert counts[0] == counts[1]
+    # Token, model name, the search (savepoint, settings, k-NN, release), items, tags, user inputs.
+    assert counts[0] <= 9
