@@ -200,9 +200,12 @@ _KINDS = ("thumbs_up", "thumbs_down", "rating", "category", "comment", "correcti
 _DIMS = ("model_version", "environment", "user_role", "app_version")
 
 
-def _rollup_sql(day_filter: str) -> tuple[str, str]:
+def _rollup_sql(day_filter: str, *, few: bool) -> tuple[str, str]:
     """INSERT statements for both rollup tables over the sessions that ``day_filter`` (a condition on ``c``)
-    keeps. Every figure goes to the day the session started (UTC) and to the session's dimensions."""
+    keeps. Every figure goes to the day the session started (UTC) and to the session's dimensions.
+
+    ``few`` (a few days): each session's turns and events are counted through their (conversation, ...) indexes;
+    otherwise (everything) in one grouped pass over each table, which is cheaper than a million index probes."""
     conv = _q(Conversation._meta.db_table)
     turn = _q(Turn._meta.db_table)
     feedback = _q(FeedbackEvent._meta.db_table)
@@ -215,6 +218,26 @@ def _rollup_sql(day_filter: str) -> tuple[str, str]:
                    c.has_negative_feedback, 'abandon' = ANY(c.feedback_kinds) AS abandoned
             FROM {conv} c WHERE c.started_at IS NOT NULL AND ({day_filter})
         )"""
+    if few:
+        joins = f"""
+        LEFT JOIN LATERAL (
+            SELECT count(*) AS n FROM {turn} t WHERE t.conversation_id = c.id AND t.role = 'assistant'
+        ) mt ON TRUE
+        LEFT JOIN LATERAL (
+            SELECT count(*) AS total, count(*) FILTER (WHERE f.is_negative) AS negative, {kind_counts}
+            FROM {feedback} f WHERE f.conversation_id = c.id
+        ) fb ON TRUE"""
+    else:
+        joins = f"""
+        LEFT JOIN (
+            SELECT t.conversation_id, count(*) AS n FROM {turn} t
+            WHERE t.role = 'assistant' GROUP BY t.conversation_id
+        ) mt ON mt.conversation_id = c.id
+        LEFT JOIN (
+            SELECT f.conversation_id, count(*) AS total, count(*) FILTER (WHERE f.is_negative) AS negative,
+                   {kind_counts}
+            FROM {feedback} f GROUP BY f.conversation_id
+        ) fb ON fb.conversation_id = c.id"""
     main = f"""{sessions}
         INSERT INTO {_q(DailyRollup._meta.db_table)} (grain, day, {", ".join(_DIMS)}, sessions, turns, model_turns,
             feedback, negative, negative_sessions, {", ".join(_KINDS)}, abandoned_sessions)
@@ -223,15 +246,7 @@ def _rollup_sql(day_filter: str) -> tuple[str, str]:
                count(*) FILTER (WHERE c.has_negative_feedback),
                {kind_sums}, count(*) FILTER (WHERE c.abandoned)
         FROM c
-        LEFT JOIN (
-            SELECT t.conversation_id, count(*) AS n FROM {turn} t
-            WHERE t.role = 'assistant' AND t.conversation_id IN (SELECT id FROM c) GROUP BY t.conversation_id
-        ) mt ON mt.conversation_id = c.id
-        LEFT JOIN (
-            SELECT f.conversation_id, count(*) AS total, count(*) FILTER (WHERE f.is_negative) AS negative,
-                   {kind_counts}
-            FROM {feedback} f WHERE f.conversation_id IN (SELECT id FROM c) GROUP BY f.conversation_id
-        ) fb ON fb.conversation_id = c.id
+        {joins}
         GROUP BY c.day, {dims}"""
     categories = f"""{sessions}
         INSERT INTO {_q(DailyCategoryRollup._meta.db_table)} (grain, day, {", ".join(_DIMS)}, category, events)
@@ -301,14 +316,15 @@ def rollup_refresh_days(*, days: Iterable[dt.date]) -> int:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ROLLUP_LOCK])
         for model in (DailyRollup, DailyCategoryRollup):
             cursor.execute(f"DELETE FROM {_q(model._meta.db_table)} WHERE day = ANY(%s)", [day_list])
-        # One index range per day on the started_at index.
+        # The range bounds let the started_at index find the sessions; the day test keeps only the days asked for.
         day_filter = (
-            "EXISTS (SELECT 1 FROM unnest(%(days)s::date[]) d(day) "
-            "WHERE c.started_at >= (d.day::timestamp AT TIME ZONE 'UTC') "
-            "AND c.started_at < ((d.day + 1)::timestamp AT TIME ZONE 'UTC'))"
+            "c.started_at >= %(low)s AND c.started_at < %(high)s "
+            "AND (c.started_at AT TIME ZONE 'UTC')::date = ANY(%(days)s::date[])"
         )
-        for sql in _rollup_sql(day_filter):
-            cursor.execute(sql, {"days": day_list})
+        low = dt.datetime.combine(day_list[0], dt.time.min, tzinfo=dt.UTC)
+        high = dt.datetime.combine(day_list[-1] + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+        for sql in _rollup_sql(day_filter, few=True):
+            cursor.execute(sql, {"days": day_list, "low": low, "high": high})
         for sql in (_coarser_grains_sql, _coarser_category_grains_sql):
             cursor.execute(sql("r.day = ANY(%(days)s::date[])"), {"days": day_list})
     state = _state()
@@ -327,7 +343,7 @@ def rollup_rebuild() -> None:
         last_batch = cursor.fetchone()[0]
         for model in (DailyRollup, DailyCategoryRollup):
             cursor.execute(f"DELETE FROM {_q(model._meta.db_table)}")
-        for sql in _rollup_sql("TRUE"):
+        for sql in _rollup_sql("TRUE", few=False):
             cursor.execute(sql, {})
         for sql in (_coarser_grains_sql, _coarser_category_grains_sql):
             cursor.execute(sql("TRUE"), {})

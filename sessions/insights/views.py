@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
+import json
 
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -35,40 +39,57 @@ class HtmxHttpRequest(HttpRequest):
 # --- Dashboard -------------------------------------------------------------------------------------------------------
 
 
-def _dashboard_data(request: HttpRequest) -> tuple[DashboardFilterForm, selectors.Dashboard | None]:
+#: How long a rendered dashboard body is reused for the same filters. Its key also names the rollup's last refresh,
+#: so new import figures show at once; reviewer-tag counts (read live) may lag by up to this much.
+BODY_CACHE_SECONDS = 60
+
+
+def _filter_form(request: HttpRequest) -> DashboardFilterForm:
     choices = conversation_filter_choices()
-    form = DashboardFilterForm(request.GET, model_versions=choices.model_versions, user_roles=choices.user_roles)
-    if not form.is_valid():
-        return form, None
+    return DashboardFilterForm(request.GET, model_versions=choices.model_versions, user_roles=choices.user_roles)
+
+
+def _dashboard_data(form: DashboardFilterForm) -> selectors.Dashboard:
+    """The dashboard's figures for a valid form; A and B default to the two busiest model versions of the range."""
     last_day = selectors.rollup_last_day() or timezone.now().date()
     filters = form.filters(last_day=last_day)
     data = selectors.dashboard(filters)
     if not (filters.model_a and filters.model_b):
-        # Compare the two busiest model versions of the range unless A and B were picked.
         busiest = [m for m, _ in sorted(data.by_model.items(), key=lambda i: (-i[1].turns, i[0] or "")) if m]
         a = filters.model_a or next((m for m in busiest if m != filters.model_b), "")
         b = filters.model_b or next((m for m in busiest if m != a), "")
         filters = dataclasses.replace(filters, model_a=a, model_b=b)
         data.filters = filters
-    return form, data
+    return data
+
+
+def _body_context(data: selectors.Dashboard) -> dict:
+    chart_list = charts.all_charts(data)
+    f = data.filters
+    return {
+        "data": data,
+        "charts": chart_list,
+        "charts_json": [c.as_json() for c in chart_list if not c.is_empty],
+        "compare_rows": charts.compare_table(data) if f.model_a and f.model_b else [],
+        "rates": [(label, unit, data.totals.rate(name)) for name, (label, unit) in selectors.RATES.items()],
+    }
 
 
 @require_GET
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
-    form, data = _dashboard_data(request)
-    chart_list = charts.all_charts(data) if data else []
-    context = {
-        "nav": "insights",
-        "form": form,
-        "data": data,
-        "charts": chart_list,
-        "charts_json": [c.as_json() for c in chart_list if not c.is_empty],
-        "compare_rows": charts.compare_table(data) if data and data.filters.model_a and data.filters.model_b else [],
-        "freshness": selectors.rollup_freshness(),
-        "rates": [
-            (label, unit, data.totals.rate(name)) for name, (label, unit) in selectors.RATES.items()
-        ] if data else [],
-    }
+    """The dashboard. Its body (figures, charts, tables) depends only on the filters and the rollup, so it is
+    rendered once per filter set and rollup refresh and reused for BODY_CACHE_SECONDS."""
+    form = _filter_form(request)
+    freshness = selectors.rollup_freshness()
+    body = ""
+    if form.is_valid():
+        raw = json.dumps([sorted(form.cleaned_data.items(), key=str), str(freshness.refreshed_at)], default=str)
+        key = f"insights:dashboard:{hashlib.sha256(raw.encode()).hexdigest()}"
+        body = cache.get(key)
+        if body is None:
+            body = render_to_string("insights/dashboard.html#body", _body_context(_dashboard_data(form)), request)
+            cache.set(key, body, BODY_CACHE_SECONDS)
+    context = {"nav": "insights", "form": form, "freshness": freshness, "body": body}
     return render(request, "insights/dashboard.html", context)
 
 
@@ -82,9 +103,10 @@ def _csv_cell(value: object) -> object:
 @require_GET
 def chart_csv(request: HttpRequest, chart_id: str) -> HttpResponse:
     """One chart's data as CSV (the same rows as its table), for the same filters as the dashboard URL."""
-    form, data = _dashboard_data(request)
-    if data is None:
+    form = _filter_form(request)
+    if not form.is_valid():
         return HttpResponseBadRequest("; ".join(form.error_messages()), content_type="text/plain; charset=utf-8")
+    data = _dashboard_data(form)
     chart = next((c for c in charts.all_charts(data) if c.id == chart_id), None)
     if chart is None:
         return HttpResponse(f"No chart called {chart_id!r}.", status=404, content_type="text/plain; charset=utf-8")
