@@ -257,6 +257,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
     _build(main_url, sizes, scratch=False, ctx=ctx)
     _build(scratch_url, sizes, scratch=True, ctx=ctx)
     common.setup_django(main_url)
+    import sklearn.cluster  # noqa: F401, PLC0415 (a worker imports it at start: see annotations.triage.tasks)
     from django.conf import settings  # noqa: PLC0415
     from django.db import connection, connections  # noqa: PLC0415
 
@@ -277,7 +278,8 @@ def run(ctx: common.Context) -> dict[str, Any]:
     with connection.cursor() as cur:
         # Undo an earlier run of this benchmark: its members, the clusters it made, the base clusters' sizes.
         cur.execute("DELETE FROM triage_clustermember WHERE item_id = ANY(%s)", [new_ids])
-        cur.execute("DELETE FROM triage_cluster WHERE title NOT LIKE 'topic %%'")
+        cur.execute("DELETE FROM triage_cluster c "
+                    "WHERE NOT EXISTS (SELECT 1 FROM triage_clustermember m WHERE m.cluster_id = c.id)")
         cur.execute("UPDATE triage_cluster c SET size = m.n, negative_count = m.n FROM (SELECT cluster_id, count(*) n "
                     "FROM triage_clustermember GROUP BY cluster_id) m WHERE m.cluster_id = c.id AND c.size <> m.n")
         cur.execute("UPDATE recall_feedbackitem SET is_active = false WHERE id = ANY(%s)", [new_ids])

@@ -69,11 +69,10 @@ DEFAULTS: dict[str, Any] = {
     "TRIAGE_CLAIM_MINUTES": 30,
     "TRIAGE_SLA_HOURS": 48,
     "TRIAGE_BATCH_PAUSE_SECONDS": 0.0,
-    "TRIAGE_HNSW_EF_SEARCH": 100,
 }
 REPRESENTATIVES = 3
-TITLE_SAMPLE = 25
-TITLE_CONTEXT_CLUSTERS = 150
+TITLE_SAMPLE = 12
+TITLE_CONTEXT_CLUSTERS = 60
 
 
 def setting(name: str) -> Any:
@@ -87,11 +86,28 @@ def priority_of(*, size: int, growth_24h: int, max_severity: int, negative_count
 
 
 def _vector_literal(vector: np.ndarray) -> str:
-    return "[" + ",".join(f"{float(x):.7g}" for x in vector) + "]"
+    return "[" + ",".join(map(repr, np.asarray(vector, dtype=np.float32).tolist())) + "]"
 
 
-def _parse_vector(text: str) -> np.ndarray:
-    return np.array(text[1:-1].split(","), dtype=np.float32)
+_vector_oids: dict[str, int] = {}
+
+
+def _fetch(sql: str, params: Any) -> list[tuple]:
+    """Run ``sql`` on Django's connection (same transaction) with binary results, ``vector`` columns loaded straight
+    into float32 numpy arrays (parsing their text form costs far more than the query)."""
+    import psycopg  # noqa: PLC0415
+    from pgvector.psycopg.vector import VectorBinaryLoader  # noqa: PLC0415
+
+    connection.ensure_connection()
+    # Django's cursors bind parameters client-side, which rules out binary results: a plain server-binding cursor.
+    with psycopg.Cursor(connection.connection) as cursor:
+        oid = _vector_oids.get(connection.alias)
+        if oid is None:
+            cursor.execute("SELECT 'vector'::regtype::oid")
+            oid = _vector_oids[connection.alias] = int(cursor.fetchone()[0])
+        cursor.adapters.register_loader(oid, VectorBinaryLoader)
+        cursor.execute(sql, params, binary=True)
+        return cursor.fetchall()
 
 
 def _try_lock() -> bool:
@@ -128,7 +144,7 @@ class Pending:
 
 
 PENDING_SQL = """
-SELECT i.id, e.id, e.vector::text, COALESCE(i.occurred_at, i.created_at), i.environment, i.model_version,
+SELECT i.id, e.id, e.vector, COALESCE(i.occurred_at, i.created_at), i.environment, i.model_version,
        i.tag_ids, i.is_negative
 FROM recall_feedbackitem i
 JOIN recall_embedding e ON e.item_id = i.id AND e.model = %(model)s AND e.text_hash = i.text_hash
@@ -147,10 +163,8 @@ CURSOR_NAME = "embedding"
 
 def _pending(limit: int, after: int = 0) -> Pending:
     """Up to ``limit`` clusterable items not yet in a cluster whose current vector's id is above ``after``."""
-    with connection.cursor() as cursor:
-        cursor.execute(PENDING_SQL, {"model": _active_model(), "limit": limit, "after": after})
-        rows = cursor.fetchall()
-    vectors = np.stack([_parse_vector(r[2]) for r in rows]) if rows else np.zeros((0, DIMENSIONS), np.float32)
+    rows = _fetch(PENDING_SQL, {"model": _active_model(), "limit": limit, "after": after})
+    vectors = np.stack([r[2] for r in rows]) if rows else np.zeros((0, DIMENSIONS), np.float32)
     return Pending(
         item_ids=[r[0] for r in rows], embedding_ids=[r[1] for r in rows], vectors=vectors,
         item_at=[r[3] for r in rows], environment=[r[4] for r in rows], model_version=[r[5] for r in rows],
@@ -158,29 +172,24 @@ def _pending(limit: int, after: int = 0) -> Pending:
     )
 
 
-NEAREST_SQL = """
-SELECT e.id, nn.id, nn.dist
-FROM recall_embedding e
-CROSS JOIN LATERAL (
-    SELECT c.id, (c.centroid <=> e.vector) AS dist
-    FROM triage_cluster c
-    WHERE c.is_open
-    ORDER BY c.centroid <=> e.vector
-    LIMIT 1
-) nn
-WHERE e.id = ANY(%s)
-"""
+def _nearest_open(embedding_ids: Sequence[int], vectors: np.ndarray,
+                  sums_out: dict[int, np.ndarray] | None = None) -> dict[int, tuple[int, float]]:
+    """embedding id -> (nearest open cluster id, cosine distance), exact; ``sums_out`` receives the clusters'
+    running sums (id -> vector).
 
-
-def _nearest_open(embedding_ids: Sequence[int]) -> dict[int, tuple[int, float]]:
-    """embedding id -> (nearest open cluster id, cosine distance), by pgvector over the centroids' HNSW index."""
-    if not embedding_ids or not Cluster.objects.filter(is_open=True).exists():
+    The open clusters' running sums are read in one query (binary) and compared with the batch in numpy: 10k
+    vectors against a few thousand centroids take milliseconds, and the answer is exact and repeatable, which an
+    approximate index search is not (see the note on Cluster's indexes)."""
+    if not embedding_ids:
         return {}
-    with connection.cursor() as cursor:
-        # Enough candidates that the search over a few thousand centroids is as good as exact.
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(setting('TRIAGE_HNSW_EF_SEARCH'))}")
-        cursor.execute(NEAREST_SQL, [list(embedding_ids)])
-        return {row[0]: (row[1], float(row[2])) for row in cursor.fetchall()}
+    rows = _fetch("SELECT id, vector_sum FROM triage_cluster WHERE is_open AND size > 0 ORDER BY id", None)
+    if not rows:
+        return {}
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    if sums_out is not None:
+        sums_out.update((r[0], r[1]) for r in rows)
+    best, dist = clustering.nearest(vectors, np.stack([r[1] for r in rows]))
+    return {e: (int(ids[b]), float(d)) for e, b, d in zip(embedding_ids, best, dist, strict=True)}
 
 
 @dataclass
@@ -245,7 +254,7 @@ def _batch(batch_size: int, now: dt.datetime, result: RunResult, *, full_scan: b
         cursor_row.value = max(cursor_row.value, max(pending.embedding_ids))
         cursor_row.save(update_fields=["value"])
         assign_max = float(setting("TRIAGE_ASSIGN_DISTANCE"))
-        nearest = _nearest_open(pending.embedding_ids)
+        nearest = _nearest_open(pending.embedding_ids, pending.vectors)
         members: list[tuple[int, int, int]] = []  # (cluster id, index into pending, -)
         distances: dict[int, float] = {}
         rest: list[int] = []
@@ -257,7 +266,14 @@ def _batch(batch_size: int, now: dt.datetime, result: RunResult, *, full_scan: b
             else:
                 rest.append(index)
         touched_ids = {m[0] for m in members}
-        clusters = {c.pk: c for c in Cluster.objects.select_for_update().filter(pk__in=touched_ids)}
+        clusters = {c.pk: c for c in Cluster.objects.select_for_update().defer("centroid", "vector_sum")
+                    .filter(pk__in=touched_ids)}
+        # Re-read the sums now that the rows are locked (a moderator's merge or move may have changed them since
+        # the search read them); binary, as parsing vector text costs more than the query.
+        if clusters:
+            for pk, vector_sum in _fetch("SELECT id, vector_sum FROM triage_cluster WHERE id = ANY(%s)",
+                                         [list(clusters)]):
+                clusters[pk].vector_sum = vector_sum
         new_ids: set[int] = set()
         if rest:
             labels = clustering.group(pending.vectors[rest], threshold=float(setting("TRIAGE_NEW_CLUSTER_DISTANCE")))
@@ -275,23 +291,60 @@ def _batch(batch_size: int, now: dt.datetime, result: RunResult, *, full_scan: b
                 members.append((cluster.pk, position, 0))
                 distances[position] = float(1.0 - pending.vectors[position] @ np.asarray(cluster.centroid))
             result.new_clusters += len(created)
-        ClusterMember.objects.bulk_create([
-            ClusterMember(cluster_id=cid, item_id=pending.item_ids[i], distance=distances[i],
-                          item_at=pending.item_at[i] or now)
-            for cid, i, _ in members
-        ])
+        _insert_members([(cid, pending.item_ids[i], distances[i], pending.item_at[i] or now)
+                         for cid, i, _ in members], now)
         _apply_members(clusters, members, pending, _severities(), now)
         _refresh_derived(list(clusters.values()), new_ids=new_ids)
-        Cluster.objects.bulk_update(
-            list(clusters.values()),
-            ["vector_sum", "centroid", "size", "negative_count", "growth_24h", "environments", "model_versions",
-             "tag_ids", "max_severity", "last_item_at", "representative_ids", "title", "terms", "titled_size",
-             "priority", "updated_at"],
-        )
+        _write_clusters(list(clusters.values()), now)
         result.items += len(pending.item_ids)
         result.assigned += len(pending.item_ids) - len(rest)
         result.batches += 1
         return True
+
+
+def _insert_members(rows: list[tuple[int, int, float, dt.datetime]], now: dt.datetime) -> None:
+    """(cluster id, item id, distance, item_at) rows, with COPY (thousands of rows per batch)."""
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor, cursor.copy(
+        "COPY triage_clustermember (cluster_id, item_id, distance, item_at, via, added_at) FROM STDIN"
+    ) as copy:
+        for cluster_id, item_id, distance, item_at in rows:
+            copy.write_row((cluster_id, item_id, distance, item_at, ClusterMember.Via.JOB, now))
+
+
+WRITE_CLUSTERS_SQL = """
+UPDATE triage_cluster c SET
+    vector_sum = v.vector_sum::vector, centroid = l2_normalize(v.vector_sum::vector), size = v.size,
+    negative_count = v.negative_count, growth_24h = v.growth_24h, environments = v.environments,
+    model_versions = v.model_versions, tag_ids = v.tag_ids, max_severity = v.max_severity,
+    last_item_at = v.last_item_at, representative_ids = v.representative_ids, title = v.title, terms = v.terms,
+    titled_size = v.titled_size, priority = v.priority, updated_at = %s
+FROM jsonb_to_recordset(%s::jsonb) AS v(
+    id bigint, vector_sum text, size integer, negative_count integer, growth_24h integer,
+    environments text[], model_versions text[], tag_ids bigint[], max_severity smallint, last_item_at timestamptz,
+    representative_ids bigint[], title text, terms text[], titled_size integer, priority double precision)
+WHERE c.id = v.id
+"""
+
+
+def _write_clusters(clusters: list[Cluster], now: dt.datetime) -> None:
+    """Write the job's fields of ``clusters`` in one statement (Django's bulk_update builds a CASE per field and
+    row, which costs seconds for thousands of clusters)."""
+    import json  # noqa: PLC0415
+
+    if not clusters:
+        return
+    payload = [{
+        "id": c.pk, "vector_sum": _vector_literal(np.asarray(c.vector_sum)), "size": c.size,
+        "negative_count": c.negative_count,
+        "growth_24h": c.growth_24h, "environments": list(c.environments), "model_versions": list(c.model_versions),
+        "tag_ids": list(c.tag_ids), "max_severity": c.max_severity,
+        "last_item_at": c.last_item_at.isoformat() if c.last_item_at else None,
+        "representative_ids": list(c.representative_ids), "title": c.title, "terms": list(c.terms),
+        "titled_size": c.titled_size, "priority": c.priority,
+    } for c in clusters]
+    with connection.cursor() as cursor:
+        cursor.execute(WRITE_CLUSTERS_SQL, [now, json.dumps(payload)])
 
 
 def _representatives(cluster_ids: Iterable[int]) -> dict[int, list[int]]:
@@ -380,9 +433,16 @@ def _refresh_growth(now: dt.datetime) -> int:
         for pk, growth, size, severity, negative in candidates:
             fresh = counts.get(pk, 0)
             if fresh != growth:
-                changed.append(Cluster(pk=pk, growth_24h=fresh, updated_at=now, priority=priority_of(
-                    size=size, growth_24h=fresh, max_severity=severity, negative_count=negative)))
-        Cluster.objects.bulk_update(changed, ["growth_24h", "priority", "updated_at"])
+                changed.append((pk, fresh, priority_of(size=size, growth_24h=fresh, max_severity=severity,
+                                                       negative_count=negative)))
+        if changed:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    """UPDATE triage_cluster c SET growth_24h = v.g, priority = v.p, updated_at = %s
+                       FROM unnest(%s::bigint[], %s::integer[], %s::double precision[]) AS v(id, g, p)
+                       WHERE c.id = v.id""",
+                    [now, [c[0] for c in changed], [c[1] for c in changed], [c[2] for c in changed]],
+                )
         return len(changed)
 
 
@@ -431,18 +491,16 @@ WHERE c.is_open AND nn.dist <= %s
 
 
 def _member_vectors(cluster_id: int, limit: int = 3000) -> tuple[list[int], np.ndarray]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """SELECT m.item_id, e.vector::text FROM triage_clustermember m
-               JOIN recall_feedbackitem i ON i.id = m.item_id
-               JOIN recall_embedding e ON e.item_id = i.id AND e.model = %s AND e.text_hash = i.text_hash
-               WHERE m.cluster_id = %s ORDER BY m.item_id LIMIT %s""",
-            [_active_model(), cluster_id, limit],
-        )
-        rows = cursor.fetchall()
+    rows = _fetch(
+        """SELECT m.item_id, e.vector FROM triage_clustermember m
+           JOIN recall_feedbackitem i ON i.id = m.item_id
+           JOIN recall_embedding e ON e.item_id = i.id AND e.model = %s AND e.text_hash = i.text_hash
+           WHERE m.cluster_id = %s ORDER BY m.item_id LIMIT %s""",
+        [_active_model(), cluster_id, limit],
+    )
     if not rows:
         return [], np.zeros((0, DIMENSIONS), np.float32)
-    return [r[0] for r in rows], np.stack([_parse_vector(r[1]) for r in rows])
+    return [r[0] for r in rows], np.stack([r[1] for r in rows])
 
 
 def triage_recluster(*, split_min_size: int = 8, max_split_checks: int = 50) -> ReclusterResult:
@@ -461,7 +519,6 @@ def triage_recluster(*, split_min_size: int = 8, max_split_checks: int = 50) -> 
                       .values_list("cluster_id", "other_id"))
         sizes = dict(Cluster.objects.filter(is_open=True).values_list("pk", "size"))
         with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL hnsw.ef_search = {int(setting('TRIAGE_HNSW_EF_SEARCH'))}")
             cursor.execute(MERGE_SQL, [float(setting("TRIAGE_MERGE_DISTANCE"))])
             pairs = cursor.fetchall()
         for a, b, dist in sorted(pairs, key=lambda p: (p[2], p[0])):
@@ -486,7 +543,7 @@ def triage_recluster(*, split_min_size: int = 8, max_split_checks: int = 50) -> 
                 result.splits += 1
         clusters = list(Cluster.objects.select_for_update().filter(is_open=True).order_by("-priority", "-id")[:200])
         _refresh_derived(clusters, force_title=True)
-        Cluster.objects.bulk_update(clusters, ["representative_ids", "title", "terms", "titled_size", "priority"])
+        _write_clusters(clusters, timezone.now())
         result.retitled = [c.pk for c in clusters]
     return result
 
@@ -699,10 +756,12 @@ def _recompute(cluster_ids: Iterable[int]) -> None:
         if len(vectors):
             cluster.centroid = clustering.normalise(total[None, :])[0]
             sims = clustering.normalise(vectors) @ np.asarray(cluster.centroid)
-            members = {m.item_id: m for m in ClusterMember.objects.filter(cluster=cluster)}
-            for item_id, sim in zip(item_ids, sims.tolist(), strict=True):
-                members[item_id].distance = float(1.0 - sim)
-            ClusterMember.objects.bulk_update(list(members.values()), ["distance"])
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    """UPDATE triage_clustermember m SET distance = v.d
+                       FROM unnest(%s::bigint[], %s::double precision[]) AS v(id, d) WHERE m.item_id = v.id""",
+                    [item_ids, [float(1.0 - x) for x in sims.tolist()]],
+                )
         cluster.size = len(rows)
         cluster.negative_count = sum(1 for r in rows if r[5])
         cluster.growth_24h = sum(1 for r in rows if r[1] and r[1] > day_ago)
