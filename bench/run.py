@@ -44,6 +44,13 @@ def _benchmarks() -> dict[str, Any]:
         print(f"dashboard benchmark unavailable: {exc}", file=sys.stderr)
     else:
         modules.append(dashboard_bench)
+    # Semantic recall (issue 4): embedding throughput and k-NN over 1M vectors; needs the recall app and the model.
+    try:
+        from bench import recall_bench  # noqa: PLC0415
+    except ImportError as exc:
+        print(f"recall benchmark unavailable: {exc}", file=sys.stderr)
+    else:
+        modules.append(recall_bench)
     # The recall API (issue 4) needs the recall app and the embedding model.
     try:
         from bench import recall_api_bench  # noqa: PLC0415

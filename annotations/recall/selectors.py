@@ -67,7 +67,10 @@ def _day_start(day: dt.date) -> dt.datetime:
 
 
 def _where(filters: RecallFilters | None, exclude_item_ids: Sequence[int]) -> tuple[list[str], dict[str, Any]]:
-    where = ["e.model = %(model)s", "e.text_hash = i.text_hash", "i.is_active"]
+    # No "e.text_hash = i.text_hash": the embed task keeps one vector per item and model (it deletes the older text's
+    # vector when it stores the new one), and that two-column join condition makes the planner expect one row and
+    # sort the whole join instead of walking the index. Between an edit and its embedding the old vector stands in.
+    where = ["e.model = %(model)s", "i.is_active"]
     params: dict[str, Any] = {}
     f = filters or RecallFilters()
     for column in ("environment", "model_version", "user_role"):

@@ -39,8 +39,11 @@ from sessions.models import FeedbackEvent, FeedbackKind, Turn, TurnRole
 
 logger = logging.getLogger(__name__)
 
-#: Items embedded per batch (one forward pass, one transaction).
+#: Texts per forward pass of the model.
 EMBED_BATCH_SIZE = 64
+#: Items claimed, embedded and committed together (one transaction). Several forward passes per chunk let the model
+#: sort texts by length across the chunk, so batches pad less; measured in bench/recall_bench.py.
+EMBED_CHUNK_SIZE = 256
 #: One run of the embed task stops after about this long and re-enqueues itself if more is pending, so a large
 #: backlog never holds one task (and its unacknowledged message) for long.
 EMBED_RUN_SECONDS = 60.0
@@ -374,7 +377,8 @@ def vector_literal(vector: Any) -> str:
 @dataclass
 class EmbedResult:
     embedded: int = 0
-    batches: int = 0
+    #: Chunks committed.
+    chunks: int = 0
     #: Whether items may still be waiting (the run stopped on its time or batch budget).
     more: bool = False
 
@@ -382,16 +386,18 @@ class EmbedResult:
 def embeddings_embed_pending(
     *,
     model: str | None = None,
+    chunk_size: int = EMBED_CHUNK_SIZE,
     batch_size: int = EMBED_BATCH_SIZE,
-    max_batches: int | None = None,
+    max_chunks: int | None = None,
     max_seconds: float | None = None,
     encode: Callable[[list[str]], Any] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> EmbedResult:
-    """Embed active items whose current text has no vector for ``model`` (default: the active model), ``batch_size``
-    at a time, each batch in its own transaction, until none is left or a budget (``max_batches``, ``max_seconds``)
-    is spent. ``encode`` replaces the model call (benchmarks pass a timed one); ``progress(n)`` is called with the
-    number embedded after each batch. Stale vectors of an embedded item (same model, older text) are removed."""
+    """Embed active items whose current text has no vector for ``model`` (default: the active model): ``chunk_size``
+    items per transaction (claimed with FOR UPDATE SKIP LOCKED), ``batch_size`` texts per forward pass, until none
+    is left or a budget (``max_chunks``, ``max_seconds``) is spent. ``encode`` replaces the model call (tests use it
+    to fail on purpose); ``progress(n)`` is called with the number embedded after each chunk. Stale vectors of an
+    embedded item (same model, older text) are removed."""
     from feedbackhub import embeddings  # noqa: PLC0415 (loads torch: only where embedding happens)
 
     model = model or active_model_name()
@@ -400,14 +406,14 @@ def embeddings_embed_pending(
     started = time.monotonic()
     last_id = 0
     while True:
-        if max_batches is not None and result.batches >= max_batches:
+        if max_chunks is not None and result.chunks >= max_chunks:
             result.more = True
             break
         if max_seconds is not None and time.monotonic() - started > max_seconds:
             result.more = True
             break
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_PENDING_SQL, [last_id, model, batch_size])
+            cursor.execute(_PENDING_SQL, [last_id, model, chunk_size])
             rows = cursor.fetchall()
             if not rows:
                 break
@@ -422,7 +428,7 @@ def embeddings_embed_pending(
             result.embedded += cursor.rowcount
             cursor.execute(_DROP_STALE_SQL, [ids, model])
         last_id = ids[-1]
-        result.batches += 1
+        result.chunks += 1
         if progress is not None:
             progress(len(rows))
     return result

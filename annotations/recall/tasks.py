@@ -8,9 +8,10 @@ is delivered again; the service's per-batch transactions and ON CONFLICT DO NOTH
 from __future__ import annotations
 
 import logging
+import threading
 
 from celery import shared_task
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -32,11 +33,11 @@ def embed_pending() -> int:
     fresh task so no single message stays unacknowledged for long."""
     from annotations.recall.services import EMBED_RUN_SECONDS, embeddings_embed_pending  # noqa: PLC0415
 
-    result = embeddings_embed_pending(max_seconds=EMBED_RUN_SECONDS)
+    result = embeddings_embed_pending(max_seconds=EMBED_RUN_SECONDS, chunk_size=settings.EMBEDDING_CHUNK_SIZE)
     if result.more:
         embed_pending.delay()
     if result.embedded:
-        logger.info("embedded %s feedback items in %s batches", result.embedded, result.batches)
+        logger.info("embedded %s feedback items in %s chunks", result.embedded, result.chunks)
     return result.embedded
 
 
@@ -56,27 +57,31 @@ def sync_annotation(annotation_id: int) -> None:
     feedback_item_sync_for_annotation(annotation_id=annotation_id)
 
 
-# Loading torch and the model takes seconds; a worker pays it at start instead of on its first embed task when
-# EMBEDDING_PRELOAD is on (see docs/recall.md for the measurement).
-def _preload(**_kwargs) -> None:
-    if not getattr(settings, "EMBEDDING_PRELOAD", True):
+# Loading torch and the model takes seconds (minutes on a busy machine): a worker starts loading it in a background
+# thread as soon as it is up (EMBEDDING_PRELOAD), so it is ready for work at once, other tasks are not held up, and
+# the first embed task waits only for whatever is left of the load (docs/recall.md has the measurements).
+def _preload() -> None:
+    if not settings.EMBEDDING_PRELOAD:
         return
     from feedbackhub import embeddings  # noqa: PLC0415
 
-    try:
-        embeddings.get_model()
-    except Exception:  # a worker without the model still serves every other task
-        logger.exception("could not preload the embedding model")
+    def load() -> None:
+        try:
+            embeddings.get_model()
+        except Exception:  # a worker without the model still serves every other task
+            logger.exception("could not preload the embedding model")
+
+    threading.Thread(target=load, name="embedding-model-preload", daemon=True).start()
 
 
 @worker_process_init.connect
-def _preload_in_child(**kwargs) -> None:
-    _preload(**kwargs)
+def _preload_in_child(**_kwargs) -> None:
+    _preload()  # a prefork pool's child process
 
 
-@worker_init.connect
-def _preload_in_solo_worker(sender=None, **kwargs) -> None:
-    # The prefork pool's children load in worker_process_init; a solo or threads worker has no children.
-    pool = getattr(getattr(sender, "pool_cls", None), "__module__", "") or str(getattr(sender, "pool_cls", ""))
-    if "prefork" not in pool:
-        _preload(**kwargs)
+@worker_ready.connect
+def _preload_in_solo_worker(sender=None, **_kwargs) -> None:
+    # A solo or threads worker has no children; a prefork parent never embeds (its children do).
+    pool = getattr(getattr(sender, "controller", None), "pool_cls", None) or getattr(sender, "pool_cls", None)
+    if "prefork" not in f"{getattr(pool, '__module__', '')}{pool}":
+        _preload()

@@ -1,7 +1,7 @@
 """Feedback -> (after commit) the embed task through Redis -> a real `celery worker` process writes the vectors.
 
-The second test kills the worker with SIGKILL while it embeds a backlog batch by batch, starts a new one, and checks
-that every item ends up with exactly one vector: the killed batch rolled back, the unacknowledged message (late acks)
+The second test kills the worker with SIGKILL while it embeds a backlog chunk by chunk, starts a new one, and checks
+that every item ends up with exactly one vector: the killed chunk rolled back, the unacknowledged message (late acks)
 was delivered again to the new worker, and the rerun skipped what had been committed.
 """
 
@@ -67,7 +67,7 @@ def test_new_feedback_gets_its_vector_from_the_worker(celery_worker, moderator, 
 
 
 def _backlog(n: int) -> list[int]:
-    """``n`` negative feedback events with long replies (so each batch of 64 takes a while), synced to items."""
+    """``n`` negative feedback events with long replies (so each chunk takes a while), synced to items."""
     conv = Conversation.objects.create(source="t", external_id="backlog", content_hash="1" * 64)
     Turn.objects.create(conversation=conv, position=0, role=TurnRole.USER, content="Explain my card statement.")
     reply = " ".join(f"Line {i}: the statement lists fees, interest and transfers in this order." for i in range(40))
@@ -83,13 +83,18 @@ def _backlog(n: int) -> list[int]:
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(celery_worker, monkeypatch):
-    n = 384  # six batches of 64
-    first = celery_worker
+    n = 96
+    # Workers of this test commit 16 items per transaction: six chunks, so the kill lands between two of them.
+    celery_worker.stop()
+    monkeypatch.setenv("EMBEDDING_CHUNK_SIZE", "16")
+    first = Worker(celery_worker.upload_dir)
+    worker_module._worker = first  # the session fixture stops the current one at the end
+    first.wait_ready()
     services.feedback_items_sync_for_feedback_events(event_ids=_backlog(n))  # enqueues the embed task on commit
     assert FeedbackItem.objects.count() == n
 
-    # Kill it once the first batch is committed and while later ones are still to come.
-    _wait_for("the first batch", lambda: Embedding.objects.exists(), first)
+    # Kill it once the first chunk is committed and while later ones are still to come.
+    _wait_for("the first chunk", lambda: Embedding.objects.exists(), first)
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(timeout=30)
     done_at_kill = Embedding.objects.count()
@@ -98,8 +103,8 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(celery_w
     # A new worker. Its short visibility timeout makes Redis hand it the killed task's unacknowledged message at
     # once (in production: after CELERY_VISIBILITY_TIMEOUT, or the beat's next embed_pending, whichever is first).
     monkeypatch.setenv("CELERY_VISIBILITY_TIMEOUT", "1")
-    second = Worker(first.upload_dir)
-    worker_module._worker = second  # the session fixture stops this one at the end
+    second = Worker(celery_worker.upload_dir)
+    worker_module._worker = second
     second.wait_ready()
     _wait_for("every item's vector", lambda: Embedding.objects.count() >= n, second)
 

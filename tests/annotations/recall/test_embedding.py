@@ -46,15 +46,15 @@ def test_encode_is_offline_normalised_and_384_wide(model):
 
 def test_embed_pending_in_batches_then_again_changes_nothing(embed_all):
     items = _items(7)
-    first = embed_all(batch_size=3)
-    assert (first.embedded, first.batches) == (7, 3)
+    first = embed_all(chunk_size=3)
+    assert (first.embedded, first.chunks) == (7, 3)
     rows = _rows()
     assert len(rows) == 7 and {r[0] for r in rows} == {i.pk for i in items}
     assert {r[1] for r in rows} == {active_model_name()}
     assert services.embeddings_pending_count() == 0
 
-    again = embed_all(batch_size=3)
-    assert (again.embedded, again.batches) == (0, 0)
+    again = embed_all(chunk_size=3)
+    assert (again.embedded, again.chunks) == (0, 0)
     assert _rows() == rows
 
 
@@ -82,9 +82,9 @@ def test_a_batch_that_fails_half_way_keeps_nothing_of_itself_and_the_rerun_is_ex
         return embeddings.encode(texts)
 
     with pytest.raises(RuntimeError):
-        embed_all(batch_size=2, encode=encode_then_fail)
-    assert len(_rows()) == 2  # the first batch committed, the second rolled back
-    assert embed_all(batch_size=2).embedded == 3
+        embed_all(chunk_size=2, encode=encode_then_fail)
+    assert len(_rows()) == 2  # the first chunk committed, the second rolled back
+    assert embed_all(chunk_size=2).embedded == 3
     counts = list(Embedding.objects.values_list("item_id", flat=True))
     assert len(counts) == len(set(counts)) == 5
 

@@ -24,7 +24,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--model", default="", help="model to embed with (default: the active one)")
-        parser.add_argument("--batch", type=int, default=services.EMBED_BATCH_SIZE, help="items per batch (64)")
+        parser.add_argument(
+            "--batch", type=int, default=services.EMBED_CHUNK_SIZE,
+            help=f"items embedded and committed together (default {services.EMBED_CHUNK_SIZE}); the model runs "
+            f"{services.EMBED_BATCH_SIZE} texts per forward pass",
+        )
         parser.add_argument(
             "--activate", action="store_true", default=True, help="make the model active when done (default)"
         )
@@ -55,10 +59,10 @@ class Command(BaseCommand):
         with Progress(*columns, console=console, transient=False) as progress:
             task = progress.add_task(f"embedding with {model}", total=total)
             result = services.embeddings_embed_pending(
-                model=model, batch_size=batch, progress=lambda n: progress.advance(task, n)
+                model=model, chunk_size=batch, progress=lambda n: progress.advance(task, n)
             )
         left = services.embeddings_pending_count(model=model)
-        self.stdout.write(f"embedded {result.embedded} item(s) with {model} in {result.batches} batch(es)")
+        self.stdout.write(f"embedded {result.embedded} item(s) with {model} in {result.chunks} chunk(s)")
         if left:
             # Items changed while this ran; the embed task or another run picks them up.
             self.stdout.write(f"{left} item(s) changed meanwhile and still wait for a vector")

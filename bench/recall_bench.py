@@ -1,0 +1,457 @@
+"""Semantic recall: embedding throughput of the whole pipeline against a bare model.encode, and k-NN search over one
+million vectors (recall@10 against exact search, latency, selective filters).
+
+Everything runs in a child process on a database of its own, ``feedbackhub_bench_recall``, so this benchmark never
+touches the development or test databases and can run after others in one ``make bench``.
+
+1. Throughput: 384 real texts from the AlpacaEval file (instructions and the judge's written explanations) become
+feedback items. In alternating rounds the bare model encodes them all in one call (``model.encode``, batches of
+64, normalised) and the pipeline embeds them the way the worker does (``embeddings_embed_pending``: claim 256 items
+with FOR UPDATE SKIP LOCKED, encode them in batches of 64, INSERT ... ON CONFLICT DO NOTHING, commit), their vectors
+deleted before each pipeline round. The ratio compares the best round of each.
+2. k-NN: the data set is built once and reused: 1,200 real texts are embedded, and one million vectors are
+made from them (each a random blend of two real vectors plus Gaussian noise, normalised), stored as feedback items
+with filter columns (1% of them with user role "auditor") and their vectors, COPYed in binary, then the halfvec
+HNSW index of the migration is built (m=16, ef_construction=64). Queries are 200 held-out real texts (not among the
+1,200). Exact top-10 is computed in numpy on the float32 vectors; the index search is the app's own
+``nearest_ids`` (transaction, iterative scan settings, join to the items, re-sort), timed from one client after an
+untimed warm-up pass over all queries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from bench import common
+
+NAME = "recall"
+TITLE = "Semantic recall: embedding throughput and k-NN over 1M vectors"
+DB_NAME = "feedbackhub_bench_recall"
+ALPACA = common.BASE_DIR.parent / "shared" / "data" / "alpaca_eval" / "mixtral_cot_annotations.json"
+DATASET_VERSION = 1
+SOURCE = "bench-recall"
+
+FULL = {"vectors": 1_000_000, "base_texts": 1_200, "queries": 200, "throughput_texts": 384, "rounds": 3}
+QUICK = {"vectors": 20_000, "base_texts": 300, "queries": 30, "throughput_texts": 64, "rounds": 1}
+K = 10
+RARE_ROLE = "auditor"
+RARE_SHARE = 0.01
+EF_SEARCH_VALUES = (40, 80)
+TARGET_RATIO = 0.90
+TARGET_RECALL = 0.95
+TARGET_P95_MS = 15.0
+TARGET_FULL_SHARE = 0.99
+
+
+def database_url(*, quick: bool) -> str:
+    url = common.database_url(quick=False)
+    parts = urlsplit(url)
+    name = DB_NAME + (common.QUICK_DB_SUFFIX if quick else "")
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+# --- texts ---------------------------------------------------------------------------------------------------------
+
+
+def _alpaca_texts() -> list[str]:
+    """Real texts, in a fixed order: instructions, the judge's explanations, first paragraphs of the answers."""
+    import ast  # noqa: PLC0415
+
+    rows = json.loads(ALPACA.read_text())
+    instructions, explanations, answers = [], [], []
+    for row in rows:
+        instructions.append(row["instruction"])
+        raw = row.get("raw_completion")
+        if isinstance(raw, str):
+            try:
+                raw = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                raw = {}
+        if isinstance(raw, dict) and raw.get("concise_explanation"):
+            explanations.append(raw["concise_explanation"])
+        for key in ("output_1", "output_2"):
+            first = (row.get(key) or "").strip().split("\n\n", 1)[0]
+            if len(first) > 40:
+                answers.append(first)
+    seen: set[str] = set()
+    out = []
+    for text in [*instructions, *explanations, *answers]:
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
+
+
+def _throughput_texts(n: int) -> list[str]:
+    texts = _alpaca_texts()
+    rows = json.loads(ALPACA.read_text())
+    # Interleave instructions and explanations: the mix of lengths the pipeline meets.
+    mixed = [t for pair in zip(texts[: len(rows)], texts[len(rows) : 2 * len(rows)], strict=False) for t in pair]
+    return mixed[:n]
+
+
+# --- child process ---------------------------------------------------------------------------------------------------
+
+
+def _cache_dir(quick: bool) -> Path:
+    path = common.WORK_DIR / ("quick" if quick else "") / "recall"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _encode_cached(path: Path, texts: list[str], log) -> Any:  # noqa: ANN001
+    import numpy as np  # noqa: PLC0415
+
+    from feedbackhub import embeddings  # noqa: PLC0415
+
+    if path.is_file():
+        cached = np.load(path)
+        if cached.shape[0] == len(texts):
+            return cached
+    t0 = time.perf_counter()
+    vectors = embeddings.encode(texts)
+    np.save(path, vectors)
+    log(f"embedded {len(texts)} texts in {time.perf_counter() - t0:.0f} s -> {path.name}")
+    return vectors
+
+
+def _throughput(sizes: dict[str, int], log) -> dict[str, Any]:  # noqa: ANN001
+    from annotations.recall import services  # noqa: PLC0415
+    from annotations.recall.models import Embedding, FeedbackItem, SourceKind  # noqa: PLC0415
+    from annotations.recall.text import text_hash  # noqa: PLC0415
+    from feedbackhub import embeddings  # noqa: PLC0415
+    from sessions.models import Conversation, FeedbackEvent, Turn  # noqa: PLC0415
+
+    texts = _throughput_texts(sizes["throughput_texts"])
+    conv, _ = Conversation.objects.get_or_create(source=SOURCE, external_id="throughput",
+                                                 defaults={"content_hash": "0" * 64})
+    turn, _ = Turn.objects.get_or_create(conversation=conv, position=1, defaults={"role": "assistant"})
+    FeedbackItem.objects.filter(conversation=conv).delete()
+    FeedbackEvent.objects.filter(conversation=conv).delete()
+    events = FeedbackEvent.objects.bulk_create(
+        [FeedbackEvent(conversation=conv, turn=turn, event_key=f"t{i}", kind="comment", text=t)
+         for i, t in enumerate(texts)]
+    )
+    items = FeedbackItem.objects.bulk_create(
+        [FeedbackItem(source=SourceKind.FEEDBACK_EVENT, feedback_event=e, conversation=conv, turn=turn, text=t,
+                      text_hash=text_hash(t)) for e, t in zip(events, texts, strict=True)]
+    )
+    ids = [i.pk for i in items]
+    model = embeddings.get_model()
+    model.encode(texts[:64], batch_size=64, normalize_embeddings=True)  # warm-up
+    bare_s: list[float] = []
+    pipe_s: list[float] = []
+    for round_no in range(sizes["rounds"]):
+        Embedding.objects.filter(item_id__in=ids).delete()
+        for what in ("bare", "pipeline") if round_no % 2 == 0 else ("pipeline", "bare"):
+            t0 = time.perf_counter()
+            if what == "bare":
+                model.encode(texts, batch_size=services.EMBED_BATCH_SIZE, normalize_embeddings=True,
+                             convert_to_numpy=True, show_progress_bar=False)
+                bare_s.append(time.perf_counter() - t0)
+            else:
+                result = services.embeddings_embed_pending()
+                pipe_s.append(time.perf_counter() - t0)
+                assert result.embedded == len(texts), result
+        log(f"throughput round {round_no + 1}: bare {bare_s[-1]:.1f} s, pipeline {pipe_s[-1]:.1f} s")
+    stored = Embedding.objects.filter(item_id__in=ids).count()
+    return {"texts": len(texts), "bare_s": bare_s, "pipeline_s": pipe_s, "stored": stored,
+            "mean_chars": sum(map(len, texts)) / len(texts)}
+
+
+def _dataset(sizes: dict[str, int], quick: bool, log) -> dict[str, Any]:  # noqa: ANN001
+    """Build (or reuse) the k-NN data set; returns its vectors (float32, row i = item id ids[i]) and facts."""
+    import numpy as np  # noqa: PLC0415
+    from django.db import connection  # noqa: PLC0415
+    from pgvector.psycopg import register_vector  # noqa: PLC0415
+
+    from annotations.recall.selectors import active_model_name  # noqa: PLC0415
+    from sessions.models import Conversation  # noqa: PLC0415
+
+    n = sizes["vectors"]
+    cache = _cache_dir(quick)
+    spec = {"version": DATASET_VERSION, "vectors": n, "base_texts": sizes["base_texts"]}
+    vec_path = cache / f"vectors-{n}.npy"
+    ids_path = cache / f"ids-{n}.npy"
+    roles_path = cache / f"rare-{n}.npy"
+    marker = Conversation.objects.filter(source=SOURCE, external_id="knn").first()
+    if marker and marker.metadata == spec and vec_path.is_file() and ids_path.is_file() and roles_path.is_file():
+        log(f"reusing the k-NN data set ({n:,} vectors)")
+        return {"vectors": np.load(vec_path, mmap_mode="r"), "ids": np.load(ids_path), "rare": np.load(roles_path),
+                "built": False, "build": marker.metadata.get("build", {})}
+
+    texts = _alpaca_texts()
+    base_texts = texts[: sizes["base_texts"]]
+    base = _encode_cached(cache / f"base-{len(base_texts)}.npy", base_texts, log)
+    rng = np.random.default_rng(42)
+    model = active_model_name()
+    timings: dict[str, float] = {}
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM recall_embedding WHERE item_id IN (SELECT id FROM recall_feedbackitem WHERE "
+                       "conversation_id IN (SELECT id FROM conversations_conversation WHERE source = %s "
+                       "AND external_id LIKE 'knn%%'))", [SOURCE])
+        Conversation.objects.filter(source=SOURCE, external_id__startswith="knn").delete()
+    conversations = 1000
+    convs = Conversation.objects.bulk_create(
+        [Conversation(source=SOURCE, external_id=f"knn-{c}", content_hash="0" * 64,
+                      environment=("prod", "prod", "prod", "test", "dev")[c % 5], model_version=f"m-{c % 4}",
+                      user_role="customer") for c in range(conversations)]
+    )
+    from sessions.models import Turn  # noqa: PLC0415
+
+    turns = Turn.objects.bulk_create([Turn(conversation=c, position=1, role="assistant", content="")
+                                      for c in convs])
+    turn_of = [(t.conversation_id, t.pk) for t in turns]
+    rare = rng.random(n) < RARE_SHARE
+    vectors = np.empty((n, base.shape[1]), dtype=np.float32)
+    step = 100_000
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        i = np.arange(lo, hi) % len(base)
+        j = rng.integers(0, len(base), hi - lo)
+        w = rng.uniform(0.55, 1.0, (hi - lo, 1)).astype(np.float32)
+        v = w * base[i] + (1 - w) * base[j] + rng.normal(0, 0.02, (hi - lo, base.shape[1])).astype(np.float32)
+        vectors[lo:hi] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    t0 = time.perf_counter()
+    raw = connection.connection  # the psycopg connection, for COPY
+    register_vector(raw)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM conversations_feedbackevent")
+        event_base = cursor.fetchone()[0] + 1
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM recall_feedbackitem")
+        item_base = cursor.fetchone()[0] + 1
+    ids = np.arange(item_base, item_base + n, dtype=np.int64)
+    with raw.cursor() as cur:
+        with cur.copy("COPY conversations_feedbackevent (id, conversation_id, turn_id, event_key, kind, categories, "
+                      "text, correction, is_negative, created_at, metadata) FROM STDIN") as cp:
+            for r in range(n):
+                conv_id, turn_id = turn_of[r % conversations]
+                cp.write_row((event_base + r, conv_id, turn_id, f"k{r}", "thumbs_down", "{}", "", "", True,
+                              "2026-01-01T00:00:00Z", "{}"))
+        log(f"copied {n:,} feedback events")
+        with cur.copy("COPY recall_feedbackitem (id, source, feedback_event_id, conversation_id, turn_id, environment, "
+                      "model_version, user_role, app_version, occurred_at, tag_ids, kind, is_negative, is_resolved, "
+                      "is_active, text, text_hash, created_at, updated_at) FROM STDIN") as cp:
+            for r in range(n):
+                c = r % conversations
+                conv_id, turn_id = turn_of[c]
+                month = 1 + (r % 365) // 31 % 12
+                cp.write_row((int(ids[r]), "feedback", event_base + r, conv_id, turn_id,
+                              ("prod", "prod", "prod", "test", "dev")[c % 5], f"m-{c % 4}",
+                              RARE_ROLE if rare[r] else "customer", "1.0", f"2025-{month:02d}-01T00:00:00Z",
+                              f"{{{1 + r % 8}}}", "thumbs_down", True, r % 3 == 0, True, f"synthetic {r}",
+                              f"h{r}", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"))
+        log(f"copied {n:,} feedback items")
+        cur.execute("DROP INDEX IF EXISTS embedding_vector_hnsw")
+        with cur.copy("COPY recall_embedding (item_id, model, text_hash, vector, created_at) FROM STDIN "
+                      "WITH (FORMAT BINARY)") as cp:
+            cp.set_types(["int8", "varchar", "varchar", "vector", "timestamptz"])
+            from datetime import UTC, datetime  # noqa: PLC0415
+
+            now = datetime.now(UTC)
+            for r in range(n):
+                cp.write_row((int(ids[r]), model, f"h{r}", vectors[r], now))
+        raw.commit() if not raw.autocommit else None
+    timings["copy_s"] = time.perf_counter() - t0
+    log(f"copied {n:,} vectors in {timings['copy_s']:.0f} s; building the HNSW index")
+    with connection.cursor() as cursor:
+        for table in ("conversations_feedbackevent", "recall_feedbackitem", "recall_embedding"):
+            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
+        cursor.execute("SET maintenance_work_mem = '3GB'")
+        cursor.execute("SET max_parallel_maintenance_workers = 2")
+        t0 = time.perf_counter()
+        # The migration's index, exactly (same name, expression and options).
+        cursor.execute("CREATE INDEX embedding_vector_hnsw ON recall_embedding USING hnsw "
+                       "((vector::halfvec(384)) halfvec_cosine_ops) WITH (m = 16, ef_construction = 64)")
+        timings["index_s"] = time.perf_counter() - t0
+        cursor.execute("VACUUM ANALYZE recall_embedding")
+        cursor.execute("VACUUM ANALYZE recall_feedbackitem")
+        cursor.execute("SELECT pg_relation_size('embedding_vector_hnsw'), pg_relation_size('recall_embedding')")
+        index_bytes, table_bytes = cursor.fetchone()
+    log(f"index built in {timings['index_s']:.0f} s ({index_bytes / 2**20:.0f} MiB)")
+    np.save(vec_path, vectors)
+    np.save(ids_path, ids)
+    np.save(roles_path, rare)
+    build = {**{k: round(v, 1) for k, v in timings.items()}, "index_mib": round(index_bytes / 2**20),
+             "table_mib": round(table_bytes / 2**20)}
+    Conversation.objects.update_or_create(source=SOURCE, external_id="knn",
+                                          defaults={"content_hash": "0" * 64, "metadata": {**spec, "build": build}})
+    return {"vectors": vectors, "ids": ids, "rare": rare, "built": True, "build": build}
+
+
+def _exact_top(vectors: Any, ids: Any, queries: Any, mask: Any = None) -> list[list[int]]:
+    import numpy as np  # noqa: PLC0415
+
+    out = []
+    chunk = 200_000
+    for q in queries:
+        best_scores = np.empty(0, dtype=np.float32)
+        best_ids = np.empty(0, dtype=np.int64)
+        for lo in range(0, len(ids), chunk):
+            hi = min(len(ids), lo + chunk)
+            scores = np.asarray(vectors[lo:hi]) @ q
+            if mask is not None:
+                scores = np.where(mask[lo:hi], scores, -np.inf)
+            top = np.argpartition(-scores, K)[:K]
+            best_scores = np.concatenate([best_scores, scores[top]])
+            best_ids = np.concatenate([best_ids, ids[lo:hi][top]])
+        order = np.argsort(-best_scores)[:K]
+        out.append([int(x) for x, s in zip(best_ids[order], best_scores[order], strict=True) if np.isfinite(s)])
+    return out
+
+
+def _search(queries: Any, truth: list[list[int]], *, ef: int, filters: Any = None) -> dict[str, Any]:
+    from annotations.recall.selectors import active_model_name, nearest_ids  # noqa: PLC0415
+
+    model = active_model_name()
+    for q in queries:  # warm-up: the index pages into memory
+        nearest_ids(query_vector=q, k=K, filters=filters, model=model, ef_search=ef)
+    times: list[float] = []
+    recalls: list[float] = []
+    full = 0
+    for q, exact in zip(queries, truth, strict=True):
+        t0 = time.perf_counter()
+        hits = nearest_ids(query_vector=q, k=K, filters=filters, model=model, ef_search=ef)
+        times.append((time.perf_counter() - t0) * 1000)
+        got = {pk for pk, _ in hits}
+        recalls.append(len(got & set(exact)) / max(1, len(exact)))
+        full += len(hits) == K
+    return {"ms": times, "recall": sum(recalls) / len(recalls), "full_share": full / len(queries)}
+
+
+def child(quick: bool, out_path: str) -> None:
+    sizes = QUICK if quick else FULL
+
+    def log(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    import numpy as np  # noqa: PLC0415
+
+    from annotations.recall.selectors import EF_SEARCH, RecallFilters  # noqa: PLC0415
+    from feedbackhub import embeddings  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    embeddings.get_model()
+    load_s = time.perf_counter() - t0
+    data = _dataset(sizes, quick, log)
+    throughput = _throughput(sizes, log)
+    texts = _alpaca_texts()
+    held_out = texts[sizes["base_texts"] :][: sizes["queries"]]
+    queries = _encode_cached(_cache_dir(quick) / f"queries-{sizes['base_texts']}-{len(held_out)}.npy", held_out, log)
+    log("exact search (numpy)")
+    truth = _exact_top(data["vectors"], data["ids"], queries)
+    truth_rare = _exact_top(data["vectors"], data["ids"], queries, mask=data["rare"])
+    searches = {}
+    for ef in sorted({EF_SEARCH, *EF_SEARCH_VALUES}):
+        searches[ef] = _search(queries, truth, ef=ef)
+        log(f"ef_search={ef}: recall@10 {searches[ef]['recall']:.3f}, "
+            f"p95 {common.percentile(searches[ef]['ms'], 95):.1f} ms")
+    rare = _search(queries, truth_rare, ef=EF_SEARCH, filters=RecallFilters(user_role=RARE_ROLE))
+    log(f"1% filter: {rare['full_share']:.1%} full, recall {rare['recall']:.3f}")
+    result = {
+        "sizes": sizes, "load_s": load_s, "throughput": throughput, "build": data["build"], "built": data["built"],
+        "rare_rows": int(np.asarray(data["rare"]).sum()), "ef_default": EF_SEARCH,
+        "searches": {str(k): v for k, v in searches.items()}, "rare": rare,
+    }
+    Path(out_path).write_text(json.dumps(result))
+
+
+# --- parent ----------------------------------------------------------------------------------------------------------
+
+
+def run(ctx: common.Context) -> dict[str, Any]:
+    db_url = database_url(quick=ctx.quick)
+    ctx.log(f"recall benchmark on {db_url.rsplit('/', 1)[-1]}")
+    common.migrate(db_url)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "recall.json"
+        env = common.bench_environment(db_url)
+        env["DJANGO_SETTINGS_MODULE"] = "feedbackhub.settings"
+        subprocess.run([sys.executable, "-m", "bench.recall_bench", "--child", "--out", str(out),
+                        *(["--quick"] if ctx.quick else [])], env=env, cwd=common.BASE_DIR, check=True)
+        data = json.loads(out.read_text())
+    return _result(ctx, data)
+
+
+def _result(ctx: common.Context, data: dict[str, Any]) -> dict[str, Any]:
+    sizes = data["sizes"]
+    tp = data["throughput"]
+    bare, pipe = min(tp["bare_s"]), min(tp["pipeline_s"])
+    ratio = bare / pipe
+    n = sizes["vectors"]
+    default = data["searches"][str(data["ef_default"])]
+    p95 = common.percentile(default["ms"], 95)
+    rare = data["rare"]
+    rows = []
+    for ef, s in sorted(data["searches"].items(), key=lambda kv: int(kv[0])):
+        rows.append([f"no filter, ef_search={ef}" + (" (default)" if int(ef) == data["ef_default"] else ""),
+                     len(s["ms"]), f"{s['recall']:.3f}", f"{common.percentile(s['ms'], 50):.1f}",
+                     f"{common.percentile(s['ms'], 95):.1f}", f"{s['full_share']:.1%}"])
+    rows.append([f"user role filter matching {data['rare_rows'] / n:.1%} of rows, iterative scan",
+                 len(rare["ms"]), f"{rare['recall']:.3f}", f"{common.percentile(rare['ms'], 50):.1f}",
+                 f"{common.percentile(rare['ms'], 95):.1f}", f"{rare['full_share']:.1%}"])
+    build = data.get("build", {})
+    return {
+        "name": NAME,
+        "title": TITLE,
+        "quick": ctx.quick,
+        "repeats": sizes["rounds"],
+        "verdicts": [
+            {"name": f"Embedding pipeline throughput vs bare model.encode ({tp['texts']} texts)",
+             "target": f">= {TARGET_RATIO:.2f}", "measured": f"{ratio:.2f} ({tp['texts'] / pipe:.1f} vs "
+             f"{tp['texts'] / bare:.1f} texts/s)", "value": ratio, "pass": ratio >= TARGET_RATIO},
+            {"name": f"k-NN recall@10 vs exact search, {n:,} vectors", "target": f">= {TARGET_RECALL}",
+             "measured": f"{default['recall']:.3f}", "value": default["recall"],
+             "pass": default["recall"] >= TARGET_RECALL},
+            {"name": f"k-NN single-client p95, {n:,} vectors", "target": f"<= {TARGET_P95_MS:.0f} ms",
+             "measured": f"{p95:.1f} ms", "value": p95, "pass": p95 <= TARGET_P95_MS},
+            {"name": "Queries returning 10 results with a filter matching 1% of rows",
+             "target": f">= {TARGET_FULL_SHARE:.0%}", "measured": f"{rare['full_share']:.1%}",
+             "value": rare["full_share"], "pass": rare["full_share"] >= TARGET_FULL_SHARE},
+        ],
+        "tables": [
+            {"title": "Embedding throughput (seconds per round, best round compared)",
+             "columns": ["step", "texts", "rounds", "best s", "all rounds s", "texts/s"],
+             "rows": [
+                 ["bare model.encode (one call, batches of 64)", tp["texts"], len(tp["bare_s"]), f"{bare:.1f}",
+                  ", ".join(f"{x:.1f}" for x in tp["bare_s"]), f"{tp['texts'] / bare:.1f}"],
+                 ["pipeline: embed task code path (claim, encode, insert, commit)", tp["texts"],
+                  len(tp["pipeline_s"]), f"{pipe:.1f}", ", ".join(f"{x:.1f}" for x in tp["pipeline_s"]),
+                  f"{tp['texts'] / pipe:.1f}"],
+             ]},
+            {"title": f"k-NN search, k={K}, {n:,} vectors (halfvec HNSW, m=16, ef_construction=64)",
+             "columns": ["step", "queries", "recall@10", "p50 ms", "p95 ms", "returned 10"],
+             "rows": rows},
+        ],
+        "notes": [
+            f"Throughput texts: AlpacaEval instructions and judge explanations, {tp['mean_chars']:.0f} characters "
+            f"on average; model load {data['load_s']:.1f} s (not counted).",
+            f"Data set: {n:,} vectors blended from {sizes['base_texts']:,} real embeddings (+ Gaussian noise), "
+            f"{data['rare_rows']:,} rows with the rare user role; queries: {sizes['queries']} held-out real texts. "
+            + (f"Built in this run: COPY {build.get('copy_s')} s, HNSW index {build.get('index_s')} s "
+               f"({build.get('index_mib')} MiB index, {build.get('table_mib')} MiB table)."
+               if build else ""),
+            "Latency is nearest_ids as the app calls it: a transaction, the iterative-scan settings, the HNSW "
+            "search joined to the items with their filters, and the exact re-sort; one client, after a warm-up pass.",
+        ],
+        "data": {"throughput": tp, "searches": {k: {**v, "ms": [round(x, 2) for x in v["ms"]]}
+                                                for k, v in data["searches"].items()},
+                 "rare": {**rare, "ms": [round(x, 2) for x in rare["ms"]]}, "build": build},
+    }
+
+
+if __name__ == "__main__":
+    if "--child" in sys.argv:
+        common.setup_django(os.environ["DATABASE_URL"])
+        child("--quick" in sys.argv, sys.argv[sys.argv.index("--out") + 1])
+    else:
+        print("run it with: python -m bench.run --only recall [--quick]", file=sys.stderr)
+        sys.exit(2)
