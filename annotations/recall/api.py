@@ -16,7 +16,6 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from django.views.decorators.http import require_POST
 
 from annotations.models import Tag
 from annotations.recall import querying, selectors
@@ -193,9 +192,12 @@ def recall_answer(request: RecallRequest, *, absolute: Callable[[str], str] = st
 
 
 @token_required(ApiScope.RECALL)
-@require_POST
 def recall(request: HttpRequest) -> JsonResponse:
     """POST /api/v1/recall: few-shot examples and guidance for an end user's input."""
+    if request.method != "POST":
+        response = json_error(405, "method_not_allowed", "Use POST with a JSON body.")
+        response["Allow"] = "POST"
+        return response
     try:
         parsed = parse_request(request.body)
     except BadRequest as exc:

@@ -66,7 +66,10 @@ def test_a_logged_in_session_is_not_enough(api, moderator):
 
 @pytest.mark.django_db
 def test_get_is_not_allowed(api, token):
-    assert api.get(URL, HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 405
+    response = api.get(URL, HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
 
 
 @pytest.mark.django_db
