@@ -60,3 +60,27 @@ def test_ids_and_counts_are_never_localised(moderator_client, settings):
     assert 'data-session-id="1234567"' in body
     assert 'href="/sessions/1234567/"' in body
     assert '<td class="num">12345</td>' in body
+
+
+@pytest.mark.django_db
+def test_every_cell_is_escaped(moderator_client):
+    make_conversation(
+        external_id=HOSTILE, model_version=HOSTILE, user_role=HOSTILE, source=HOSTILE, app_version=HOSTILE,
+        environment=HOSTILE[:16],
+    )
+    body = moderator_client.get(URL).content.decode()
+    assert "<script>alert(1)" not in body
+    row = body[body.index("data-session-id="):]
+    row = row[: row.index("</tr>")]
+    assert row.count("&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;amp;") == 5  # id, app, model, role, source
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("role_fixture", "selectable"), [("analyst", True), ("moderator", False)])
+def test_bulk_tag_checkbox_only_for_those_who_may_tag(client, request, role_fixture, selectable):
+    conv = make_conversation()
+    client.force_login(request.getfixturevalue(role_fixture))
+    body = client.get(URL).content.decode()
+    checkbox = f'<input type="checkbox" class="row-select" name="ids" value="{conv.pk}" form="bulk-form"'
+    assert (checkbox in body) is selectable
+    assert f'<span class="session-tags" id="tags-{conv.pk}"></span>' in body
