@@ -372,7 +372,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
             "rollup refresh, as in production: p50/p95 are what a viewer gets; 'cold' requests compute and render "
             f"the body every time ({n_cold} per combination per round), as the first view after a refresh does.",
             "'cold queries' counts every SQL query of one cold request, login session and user included (a cached "
-            "one runs 6).",
+            "one runs 4).",
             *problems,
         ],
         "data": {c.name: c.times_ms for c in combo_list},

@@ -6,6 +6,7 @@ import datetime as dt
 
 from django import forms
 
+from sessions.forms import PlainDateInput, PlainSelect, PlainTextInput
 from sessions.insights.selectors import DEFAULT_DAYS, SPLITS, DashboardFilters
 from sessions.models import Environment
 
@@ -15,19 +16,20 @@ MAX_RANGE_DAYS = 3 * 366
 
 
 class DashboardFilterForm(forms.Form):
-    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
-    environment = forms.ChoiceField(required=False, choices=ANY + list(Environment.choices))
-    user_role = forms.CharField(required=False, max_length=64, label="User role", widget=forms.Select)
+    # The session list's widgets that print their markup in Python (escaped): this form is on every dashboard view.
+    date_from = forms.DateField(required=False, label="From", widget=PlainDateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=PlainDateInput(attrs={"type": "date"}))
+    environment = forms.ChoiceField(required=False, choices=ANY + list(Environment.choices), widget=PlainSelect)
+    user_role = forms.CharField(required=False, max_length=64, label="User role", widget=PlainSelect)
     app_version = forms.CharField(
-        required=False, max_length=128, label="App version", widget=forms.TextInput(attrs={"placeholder": "exact"})
+        required=False, max_length=128, label="App version", widget=PlainTextInput(attrs={"placeholder": "exact"})
     )
     split = forms.ChoiceField(
-        required=False, label="Split negative rate by",
+        required=False, label="Split negative rate by", widget=PlainSelect,
         choices=[("model_version", "Model version"), ("environment", "Environment"), ("user_role", "User role")],
     )
-    model_a = forms.CharField(required=False, max_length=128, label="Model A", widget=forms.Select)
-    model_b = forms.CharField(required=False, max_length=128, label="Model B", widget=forms.Select)
+    model_a = forms.CharField(required=False, max_length=128, label="Model A", widget=PlainSelect)
+    model_b = forms.CharField(required=False, max_length=128, label="Model B", widget=PlainSelect)
 
     def __init__(self, data=None, *, model_versions: list[str], user_roles: list[str]) -> None:
         super().__init__(data)

@@ -353,18 +353,21 @@ class Freshness:
 
 
 def rollup_freshness() -> Freshness:
-    state = RollupState.objects.filter(pk=1).first()
-    last = state.last_batch_id if state else 0
-    refreshed = state.refreshed_at if state else None
-    # Imports finished after the last refresh whose days may be missing (the per-import task usually ran).
-    pending = ImportBatch.objects.filter(pk__gt=last)
-    if refreshed is not None:
-        pending = pending.filter(finished_at__gt=refreshed)
-    return Freshness(
-        refreshed_at=refreshed,
-        full_rebuild_at=state.full_rebuild_at if state else None,
-        pending_imports=pending.count(),
-    )
+    """When the rollup was refreshed, and how many imports finished after that (one query)."""
+    state = _q(RollupState._meta.db_table)
+    batch = _q(ImportBatch._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT s.refreshed_at, s.full_rebuild_at,
+                   (SELECT count(*) FROM {batch} b
+                    WHERE b.id > coalesce(s.last_batch_id, 0)
+                      AND (s.refreshed_at IS NULL OR b.finished_at > s.refreshed_at))
+            FROM (SELECT 1) AS one LEFT JOIN {state} s ON s.id = 1
+            """
+        )
+        refreshed, rebuilt, pending = cursor.fetchone()
+    return Freshness(refreshed_at=refreshed, full_rebuild_at=rebuilt, pending_imports=int(pending))
 
 
 # --- Session tags and saved views ------------------------------------------------------------------------------------

@@ -44,8 +44,16 @@ class HtmxHttpRequest(HttpRequest):
 BODY_CACHE_SECONDS = 60
 
 
-def _filter_form(request: HttpRequest) -> DashboardFilterForm:
-    choices = conversation_filter_choices()
+def _filter_form(request: HttpRequest, freshness: selectors.Freshness | None = None) -> DashboardFilterForm:
+    """The filter form with its drop-down options (model versions, user roles). With ``freshness`` the options are
+    reused from the cache until the rollup is refreshed (they change only when imports bring new values)."""
+    stamp = freshness.refreshed_at.timestamp() if freshness is not None and freshness.refreshed_at else 0
+    key = f"insights:choices:{stamp}" if freshness is not None else None
+    choices = cache.get(key) if key else None
+    if choices is None:
+        choices = conversation_filter_choices()
+        if key:
+            cache.set(key, choices, BODY_CACHE_SECONDS)
     return DashboardFilterForm(request.GET, model_versions=choices.model_versions, user_roles=choices.user_roles)
 
 
@@ -79,8 +87,8 @@ def _body_context(data: selectors.Dashboard) -> dict:
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     """The dashboard. Its body (figures, charts, tables) depends only on the filters and the rollup, so it is
     rendered once per filter set and rollup refresh and reused for BODY_CACHE_SECONDS."""
-    form = _filter_form(request)
     freshness = selectors.rollup_freshness()
+    form = _filter_form(request, freshness)
     body = ""
     if form.is_valid():
         raw = json.dumps([sorted(form.cleaned_data.items(), key=str), str(freshness.refreshed_at)], default=str)
