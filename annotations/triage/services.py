@@ -276,12 +276,10 @@ def _batch(batch_size: int, now: dt.datetime, result: RunResult, *, full_scan: b
                 clusters[pk].vector_sum = vector_sum
         new_ids: set[int] = set()
         if rest:
-            labels = clustering.group(pending.vectors[rest], threshold=float(setting("TRIAGE_NEW_CLUSTER_DISTANCE")))
+            labels = clustering.group(pending.vectors[rest], threshold=float(setting("TRIAGE_NEW_CLUSTER_DISTANCE")),
+                                      assign=assign_max)
             sums, _counts = clustering.centroids(pending.vectors[rest], labels)
-            created = Cluster.objects.bulk_create([
-                Cluster(centroid=clustering.normalise(s[None, :])[0], vector_sum=_zero(), status=Status.NEW)
-                for s in sums
-            ])
+            created = _create_clusters(clustering.normalise(sums), now)
             for c in created:
                 c.vector_sum = np.zeros(DIMENSIONS, dtype=np.float32)
                 clusters[c.pk] = c
@@ -300,6 +298,27 @@ def _batch(batch_size: int, now: dt.datetime, result: RunResult, *, full_scan: b
         result.assigned += len(pending.item_ids) - len(rest)
         result.batches += 1
         return True
+
+
+def _create_clusters(centres: np.ndarray, now: dt.datetime) -> list[Cluster]:
+    """New empty clusters around ``centres`` (ids reserved first, rows written with COPY), in order."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('triage_cluster', 'id')) FROM generate_series(1, %s)",
+                       [len(centres)])
+        ids = [r[0] for r in cursor.fetchall()]
+    zero = _vector_literal(np.zeros(DIMENSIONS, dtype=np.float32))
+    clusters = [Cluster(pk=pk, centroid=c, vector_sum=np.zeros(DIMENSIONS, dtype=np.float32), status=Status.NEW,
+                        created_at=now, updated_at=now) for pk, c in zip(ids, centres, strict=True)]
+    columns = ["id", "title", "terms", "status", "resolution", "is_open", "centroid", "vector_sum", "size",
+               "negative_count", "growth_24h", "max_severity", "environments", "model_versions", "tag_ids",
+               "representative_ids", "priority", "titled_size", "guidance", "created_at", "updated_at"]
+    with connection.connection.cursor() as cursor, cursor.copy(
+        f"COPY triage_cluster ({', '.join(columns)}) FROM STDIN"
+    ) as copy:
+        for c in clusters:
+            copy.write_row((c.pk, c.title, "{}", Status.NEW, "", True, _vector_literal(c.centroid), zero, 0, 0, 0, 0,
+                            "{}", "{}", "{}", "{}", 0.0, 0, "", now, now))
+    return clusters
 
 
 def _insert_members(rows: list[tuple[int, int, float, dt.datetime]], now: dt.datetime) -> None:

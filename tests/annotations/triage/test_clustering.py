@@ -16,12 +16,15 @@ def test_group_recovers_blobs_and_is_deterministic():
     assert found[0] == 0
 
 
-def test_group_large_input_goes_through_micro_clusters(monkeypatch):
-    monkeypatch.setattr(clustering, "DIRECT_MAX", 50)
-    monkeypatch.setattr(clustering, "MICRO_SIZE", 5)
+def test_group_large_input_in_chunks_matches_direct(monkeypatch):
     vectors, labels = blob_vectors(6, 40, seed=3)
-    found = clustering.group(vectors, threshold=0.45)
-    assert clustering.adjusted_rand(found, labels) > 0.95
+    order = np.random.default_rng(4).permutation(len(vectors))
+    vectors, labels = vectors[order], [labels[i] for i in order]
+    direct = clustering.group(vectors, threshold=0.45)
+    monkeypatch.setattr(clustering, "DIRECT_MAX", 50)
+    chunked = clustering.group(vectors, threshold=0.45)
+    assert clustering.adjusted_rand(chunked, labels) == pytest.approx(1.0)
+    assert (chunked == direct).all()
 
 
 def test_group_a_lone_vector_is_its_own_cluster():
