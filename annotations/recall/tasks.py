@@ -1,8 +1,8 @@
 """Celery tasks of semantic recall: thin adapters that take ids and call one service.
 
 ``embed_pending`` is enqueued (after commit) whenever item text changes, and sent by beat every minute as a safety
-net. Late acks plus ``reject_on_worker_lost``: a worker that dies mid-batch leaves the message unacknowledged, so it
-is delivered again; the service's per-batch transactions and ON CONFLICT DO NOTHING make the rerun exact.
+net. Late acks plus ``reject_on_worker_lost``: a worker that dies mid-chunk leaves the message unacknowledged, so it
+is delivered again; the service's per-chunk transactions and ON CONFLICT DO NOTHING make the rerun exact.
 """
 
 from __future__ import annotations
@@ -48,13 +48,6 @@ def sync_import_batch(batch_id: int) -> None:
 
     result = feedback_items_sync_for_import(batch_id=batch_id)
     logger.info("import %s: feedback items %s", batch_id, result)
-
-
-@shared_task(name="recall.sync_annotation", ignore_result=True, acks_late=True, **_RETRY)
-def sync_annotation(annotation_id: int) -> None:
-    from annotations.recall.services import feedback_item_sync_for_annotation  # noqa: PLC0415
-
-    feedback_item_sync_for_annotation(annotation_id=annotation_id)
 
 
 # Loading torch and the model takes seconds (minutes on a busy machine): a worker starts loading it in a background
