@@ -58,6 +58,13 @@ def _benchmarks() -> dict[str, Any]:
         print(f"recall API benchmark unavailable: {exc}", file=sys.stderr)
     else:
         modules.append(recall_api_bench)
+    # The triage queue (issue 5): clustering jobs and the queue page at 1M feedback items; cluster quality.
+    try:
+        from bench import triage_bench  # noqa: PLC0415
+    except ImportError as exc:
+        print(f"triage benchmark unavailable: {exc}", file=sys.stderr)
+    else:
+        modules.append(triage_bench)
     return {module.NAME: module for module in modules}
 
 
