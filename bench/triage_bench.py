@@ -22,6 +22,7 @@ clustered and scored against the source data set label, for the record.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import time
@@ -52,8 +53,11 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+_VEC_FORMAT = "[" + ",".join(["%.5f"] * DIM) + "]"
+
+
 def _vec(v: np.ndarray) -> str:
-    return "[" + ",".join(f"{x:.6f}" for x in v) + "]"
+    return _VEC_FORMAT % tuple(v.astype(np.float64).tolist())
 
 
 def _copy(cursor, table: str, columns: list[str], rows) -> None:
@@ -133,18 +137,19 @@ def _build(url: str, sizes: dict[str, int], *, scratch: bool, ctx: common.Contex
             cur.execute("UPDATE triage_cluster SET created_at = now() - interval '3 days' WHERE id % 4 = 0")
             cur.execute("SELECT id FROM triage_cluster ORDER BY id")
             cluster_ids = [r[0] for r in cur.fetchall()]
+            # The million older items arrived over past weeks: not part of anyone's last-24-hours growth.
+            ten_days_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
             _copy(cur, "triage_clustermember", ["cluster_id", "item_id", "distance", "item_at", "via", "added_at"],
-                  ((cluster_ids[labels[i]], item_ids[i], 0.1, "now", "job", "now") for i in range(old)))
+                  ((cluster_ids[labels[i]], item_ids[i], 0.05 + 0.1 * ((i * 7919) % 1000) / 1000, ten_days_ago,
+                    "job", ten_days_ago) for i in range(old)))
         ctx.log(f"  {new:,} vectors")
         novel = _normalise(rng.normal(size=(max(1, new // 100), DIM)))
-        buf = []
-        for j in range(new):
-            i = old + j
-            # 5% of new items come in groups of five around centres no cluster has yet.
-            centre = novel[(j // 5) % len(novel)] if (j % 100) < 5 else centres[labels[i]]
-            v = _normalise((centre + rng.normal(scale=0.024, size=DIM))[None, :])[0]
-            buf.append((item_ids[i], model, f"{i:064x}", _vec(v), "now"))
-        _copy(cur, "recall_embedding", ["item_id", "model", "text_hash", "vector", "created_at"], buf)
+        j = np.arange(new)
+        # 5% of new items come in groups of five around centres no cluster has yet.
+        base = np.where(((j % 100) < 5)[:, None], novel[(j // 5) % len(novel)], centres[labels[old + j]])
+        vectors = _normalise(base + rng.normal(scale=0.024, size=(new, DIM)))
+        _copy(cur, "recall_embedding", ["item_id", "model", "text_hash", "vector", "created_at"],
+              ((item_ids[old + k], model, f"{old + k:064x}", _vec(vectors[k]), "now") for k in range(new)))
         conn.commit()
         cur.execute("ANALYZE")
 

@@ -109,7 +109,7 @@ class ClusterMember(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["cluster", "distance"], name="cluster_member_distance"),
+            models.Index(fields=["cluster", "distance", "item"], name="cluster_member_nearest"),
             models.Index(fields=["cluster", "item_at"], name="cluster_member_item_at"),
         ]
 
