@@ -65,7 +65,7 @@ DEFAULTS: dict[str, Any] = {
     "TRIAGE_NEW_CLUSTER_DISTANCE": 0.45,
     "TRIAGE_MERGE_DISTANCE": 0.25,
     "TRIAGE_SPLIT_DISTANCE": 0.45,
-    "TRIAGE_BATCH_SIZE": 2000,
+    "TRIAGE_BATCH_SIZE": 10000,
     "TRIAGE_CLAIM_MINUTES": 30,
     "TRIAGE_SLA_HOURS": 48,
     "TRIAGE_BATCH_PAUSE_SECONDS": 0.0,
@@ -210,14 +210,11 @@ def _apply_members(
     clusters: dict[int, Cluster], members: list[tuple[int, int, int]], pending: Pending, severities: dict[int, int],
     now: dt.datetime,
 ) -> None:
-    """Add (cluster id, pending index, ...) members to the clusters' running numbers (in memory)."""
+    """Add (cluster id, pending index, ...) members to the clusters' running numbers (in memory; the vector sums
+    grow in SQL, see ADD_SUMS_SQL)."""
     day_ago = now - dt.timedelta(hours=24)
-    sums: dict[int, np.ndarray] = {}
     for cluster_id, index, _ in members:
         c = clusters[cluster_id]
-        if cluster_id not in sums:
-            sums[cluster_id] = np.asarray(c.vector_sum, dtype=np.float64)
-        sums[cluster_id] = sums[cluster_id] + pending.vectors[index]
         c.size += 1
         c.negative_count += int(pending.is_negative[index])
         if pending.item_at[index] and pending.item_at[index] > day_ago:
@@ -234,10 +231,6 @@ def _apply_members(
         item_at = pending.item_at[index]
         if item_at and (c.last_item_at is None or item_at > c.last_item_at):
             c.last_item_at = item_at
-    for cluster_id, total in sums.items():
-        c = clusters[cluster_id]
-        c.vector_sum = total.astype(np.float32)
-        c.centroid = clustering.normalise(total[None, :])[0]
 
 
 def _batch(batch_size: int, now: dt.datetime, result: RunResult, *, full_scan: bool = False) -> bool:
@@ -268,12 +261,6 @@ def _batch(batch_size: int, now: dt.datetime, result: RunResult, *, full_scan: b
         touched_ids = {m[0] for m in members}
         clusters = {c.pk: c for c in Cluster.objects.select_for_update().defer("centroid", "vector_sum")
                     .filter(pk__in=touched_ids)}
-        # Re-read the sums now that the rows are locked (a moderator's merge or move may have changed them since
-        # the search read them); binary, as parsing vector text costs more than the query.
-        if clusters:
-            for pk, vector_sum in _fetch("SELECT id, vector_sum FROM triage_cluster WHERE id = ANY(%s)",
-                                         [list(clusters)]):
-                clusters[pk].vector_sum = vector_sum
         new_ids: set[int] = set()
         if rest:
             labels = clustering.group(pending.vectors[rest], threshold=float(setting("TRIAGE_NEW_CLUSTER_DISTANCE")),
