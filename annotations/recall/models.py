@@ -63,6 +63,9 @@ class FeedbackItem(models.Model):
 
     text = models.TextField(help_text="What gets embedded.")
     text_hash = models.CharField(max_length=64, help_text="sha256 of text.")
+    #: Set when the text is new or changed, cleared once the active model's vector of it is stored: the embed task
+    #: finds its work through a small partial index instead of an anti-join over every item.
+    embedding_pending = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -79,6 +82,7 @@ class FeedbackItem(models.Model):
         ]
         indexes = [
             GinIndex(fields=["tag_ids"], name="feedback_item_tag_ids"),
+            models.Index(fields=["id"], condition=models.Q(embedding_pending=True), name="feedback_item_embed_pending"),
         ]
 
     def __str__(self) -> str:

@@ -146,6 +146,8 @@ def feedback_item_sync_for_annotation(*, annotation_id: int) -> FeedbackItem | N
     else:
         changed_text = item.text_hash != values["text_hash"]
         changed = {k: v for k, v in values.items() if getattr(item, k) != v}
+        if changed_text:
+            changed["embedding_pending"] = True
         if changed:
             for k, v in changed.items():
                 setattr(item, k, v)
@@ -231,7 +233,7 @@ def _sync_events_chunk(event_ids: Sequence[int], tags: dict[str, int]) -> SyncRe
     existing = {
         item.feedback_event_id: item
         for item in FeedbackItem.objects.filter(feedback_event_id__in=event_ids).only(
-            "id", "feedback_event_id", *(f for f in ITEM_FIELDS)
+            "id", "feedback_event_id", "embedding_pending", *ITEM_FIELDS
         )
     }
     gone = [pk for pk in existing if pk not in {e.pk for e in events}]
@@ -251,6 +253,7 @@ def _sync_events_chunk(event_ids: Sequence[int], tags: dict[str, int]) -> SyncRe
         elif any(getattr(item, k) != v for k, v in values.items()):
             if item.text_hash != values["text_hash"]:
                 result.to_embed += 1
+                item.embedding_pending = True
             for k, v in values.items():
                 setattr(item, k, v)
             item.updated_at = timezone.now()
@@ -258,10 +261,11 @@ def _sync_events_chunk(event_ids: Sequence[int], tags: dict[str, int]) -> SyncRe
     if new:
         # ON CONFLICT: an item another sync created meanwhile is updated instead of failing the chunk.
         FeedbackItem.objects.bulk_create(
-            new, update_conflicts=True, unique_fields=["feedback_event"], update_fields=[*ITEM_FIELDS, "updated_at"]
+            new, update_conflicts=True, unique_fields=["feedback_event"],
+            update_fields=[*ITEM_FIELDS, "embedding_pending", "updated_at"],
         )
     if changed:
-        FeedbackItem.objects.bulk_update(changed, [*ITEM_FIELDS, "updated_at"])
+        FeedbackItem.objects.bulk_update(changed, [*ITEM_FIELDS, "embedding_pending", "updated_at"])
     if drop or gone:
         result.deleted = FeedbackItem.objects.filter(
             Q(pk__in=drop) | Q(feedback_event_id__in=gone)
@@ -348,13 +352,29 @@ def active_model_name() -> str:
     return selected()
 
 
-_PENDING_SQL = f"""
-SELECT i.id, i.text, i.text_hash FROM {FeedbackItem._meta.db_table} i
-WHERE i.is_active AND i.id > %s AND NOT EXISTS (
-    SELECT 1 FROM {Embedding._meta.db_table} e WHERE e.item_id = i.id AND e.model = %s AND e.text_hash = i.text_hash)
-ORDER BY i.id LIMIT %s
+# The active model: flagged items, through the partial index on embedding_pending (a few pages however many items
+# there are). The flag may be stale (a vector already there): such items are only unflagged.
+_FLAGGED_SQL = f"""
+SELECT i.id, i.text, i.text_hash, EXISTS (
+    SELECT 1 FROM {Embedding._meta.db_table} e WHERE e.item_id = i.id AND e.model = %(model)s
+    AND e.text_hash = i.text_hash)
+FROM {FeedbackItem._meta.db_table} i
+WHERE i.embedding_pending AND i.is_active AND i.id > %(last)s
+ORDER BY i.id LIMIT %(n)s
 FOR UPDATE OF i SKIP LOCKED
 """  # noqa: S608 (table names are constants)
+
+# Another model (reembed): every active item without a vector of it, walking the items in id order.
+_MISSING_SQL = f"""
+SELECT i.id, i.text, i.text_hash, false FROM {FeedbackItem._meta.db_table} i
+WHERE i.is_active AND i.id > %(last)s AND NOT EXISTS (
+    SELECT 1 FROM {Embedding._meta.db_table} e WHERE e.item_id = i.id AND e.model = %(model)s
+    AND e.text_hash = i.text_hash)
+ORDER BY i.id LIMIT %(n)s
+FOR UPDATE OF i SKIP LOCKED
+"""  # noqa: S608
+
+_UNFLAG_SQL = f"UPDATE {FeedbackItem._meta.db_table} SET embedding_pending = false WHERE id = ANY(%s)"  # noqa: S608
 
 _INSERT_SQL = f"""
 INSERT INTO {Embedding._meta.db_table} (item_id, model, text_hash, vector, created_at)
@@ -400,7 +420,9 @@ def embeddings_embed_pending(
     embedded item (same model, older text) are removed."""
     from feedbackhub import embeddings  # noqa: PLC0415 (loads torch: only where embedding happens)
 
-    model = model or active_model_name()
+    active = active_model_name()
+    model = model or active
+    pending_sql = _FLAGGED_SQL if model == active else _MISSING_SQL
     encode = encode or partial(embeddings.encode, name=model, batch_size=batch_size)
     result = EmbedResult()
     started = time.monotonic()
@@ -413,21 +435,25 @@ def embeddings_embed_pending(
             result.more = True
             break
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_PENDING_SQL, [last_id, model, chunk_size])
-            rows = cursor.fetchall()
-            if not rows:
+            cursor.execute(pending_sql, {"last": last_id, "model": model, "n": chunk_size})
+            claimed = cursor.fetchall()
+            if not claimed:
                 break
+            rows = [r for r in claimed if not r[3]]
             ids = [r[0] for r in rows]
-            vectors = encode([r[1] for r in rows])
-            if len(vectors) != len(rows) or (len(vectors) and len(vectors[0]) != DIMENSIONS):
-                raise ValueError(
-                    f"model {model!r} made {len(vectors)} vectors of width {len(vectors[0]) if len(vectors) else 0} "
-                    f"for {len(rows)} texts; the table stores width {DIMENSIONS}"
-                )
-            cursor.execute(_INSERT_SQL, [model, ids, [r[2] for r in rows], [vector_literal(v) for v in vectors]])
-            result.embedded += cursor.rowcount
-            cursor.execute(_DROP_STALE_SQL, [ids, model])
-        last_id = ids[-1]
+            if rows:
+                vectors = encode([r[1] for r in rows])
+                if len(vectors) != len(rows) or (len(vectors) and len(vectors[0]) != DIMENSIONS):
+                    raise ValueError(
+                        f"model {model!r} made {len(vectors)} vectors of width "
+                        f"{len(vectors[0]) if len(vectors) else 0} for {len(rows)} texts; the table stores {DIMENSIONS}"
+                    )
+                cursor.execute(_INSERT_SQL, [model, ids, [r[2] for r in rows], [vector_literal(v) for v in vectors]])
+                result.embedded += cursor.rowcount
+                cursor.execute(_DROP_STALE_SQL, [ids, model])
+            if model == active:
+                cursor.execute(_UNFLAG_SQL, [[r[0] for r in claimed]])
+        last_id = claimed[-1][0]
         result.chunks += 1
         if progress is not None:
             progress(len(rows))
@@ -452,6 +478,12 @@ def embedding_model_activate(*, name: str, drop_others: bool = False) -> Embeddi
         record.is_active = True
         record.activated_at = now
         record.save(update_fields=["is_active", "activated_at"])
+        # Whatever the new model has no vector of (changed while reembed ran, or never embedded) is the embed
+        # task's work from now on.
+        has_vector = Embedding.objects.filter(item_id=OuterRef("pk"), model=name, text_hash=OuterRef("text_hash"))
+        FeedbackItem.objects.filter(is_active=True, embedding_pending=False).exclude(Exists(has_vector)).update(
+            embedding_pending=True
+        )
     if drop_others:
         Embedding.objects.exclude(model=name).delete()
     return record

@@ -56,6 +56,16 @@ def test_embed_pending_in_batches_then_again_changes_nothing(embed_all):
     again = embed_all(chunk_size=3)
     assert (again.embedded, again.chunks) == (0, 0)
     assert _rows() == rows
+    assert not FeedbackItem.objects.filter(embedding_pending=True).exists()
+
+
+def test_a_stale_pending_flag_is_cleared_without_embedding_again(embed_all):
+    items = _items(2)
+    embed_all()
+    FeedbackItem.objects.filter(pk=items[0].pk).update(embedding_pending=True)
+    result = embed_all()
+    assert (result.embedded, result.chunks) == (0, 1) and len(_rows()) == 2
+    assert not FeedbackItem.objects.filter(embedding_pending=True).exists()
 
 
 def test_a_text_change_gets_a_new_vector_and_the_stale_one_goes(embed_all):
@@ -110,6 +120,7 @@ def test_reembed_moves_everything_to_a_new_model_and_drops_old_vectors_only_when
     assert EmbeddingModel.objects.get(is_active=True).name == new_model
     assert Embedding.objects.filter(model=new_model).count() == 4
     assert Embedding.objects.filter(model=old_model).count() == 4  # kept: switching back is instant
+    assert not FeedbackItem.objects.filter(embedding_pending=True).exists()
 
     # Nothing left to do for the new model; switching back and dropping the other model's vectors.
     out = io.StringIO()
