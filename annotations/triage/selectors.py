@@ -14,7 +14,7 @@ from annotations.triage.models import Cluster, ClusterEvent, ClusterMember, Clus
 from annotations.triage.services import can_triage, claim_is_active, setting
 from feedbackhub import roles
 
-QUEUE_LIMIT = 100
+QUEUE_LIMIT = 50
 MEMBERS_LIMIT = 200
 #: A cluster is "fast-growing" when at least this many members, and at least half of them, arrived in 24 hours.
 FAST_GROWTH_MIN = 3
@@ -165,7 +165,25 @@ def assignable_users() -> list:
 
 
 def filter_choices() -> dict[str, list]:
-    """Environments and model versions present in open clusters (for the filter pickers)."""
+    """Environments and model versions present in open clusters (for the filter pickers); cached for a minute
+    (the look-up scans the open clusters), read directly when the cache (Redis) is unreachable."""
+    from django.core.cache import cache  # noqa: PLC0415
+
+    try:
+        cached = cache.get("triage:filter-choices")
+    except Exception:  # noqa: BLE001 (Redis down: the page must still work)
+        cached = None
+    if cached is not None:
+        return cached
+    choices = _filter_choices()
+    try:
+        cache.set("triage:filter-choices", choices, 60)
+    except Exception:  # noqa: BLE001, S110
+        pass
+    return choices
+
+
+def _filter_choices() -> dict[str, list]:
     from django.db import connection  # noqa: PLC0415
 
     with connection.cursor() as cursor:

@@ -120,6 +120,7 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         "statuses": Status.choices,
         "resolutions": [r for r in Resolution.choices if r[0]],
         "query": request.GET.urlencode(),
+        "base": reverse("triage:queue"),  # row links are built from it: no URL reversal per row
     }
     if request.htmx and request.GET.get("fragment") == "rows":
         return render(request, f"{QUEUE_TEMPLATE}#rows", context)
