@@ -32,7 +32,7 @@ def _wait_for(what: str, condition, worker: Worker) -> None:
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}; worker output:\n{worker.output()}")
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
 def test_new_feedback_gets_its_vector_from_the_worker(celery_worker, moderator, tmp_path):
@@ -83,10 +83,11 @@ def _backlog(n: int) -> list[int]:
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(celery_worker, monkeypatch):
-    n = 96
-    # Workers of this test commit 16 items per transaction: six chunks, so the kill lands between two of them.
+    n = 192
+    # Workers of this test commit 4 items per transaction: 48 chunks, so the kill (as soon as the first one is seen)
+    # lands long before the last one, even when this machine is busy.
     celery_worker.stop()
-    monkeypatch.setenv("EMBEDDING_CHUNK_SIZE", "16")
+    monkeypatch.setenv("EMBEDDING_CHUNK_SIZE", "4")
     first = Worker(celery_worker.upload_dir)
     worker_module._worker = first  # the session fixture stops the current one at the end
     first.wait_ready()
