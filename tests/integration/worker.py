@@ -95,7 +95,13 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Itera
         app.control.purge()  # tasks left in this Redis database by an earlier, interrupted run
         with django_db_blocker.unblock():
             _worker = Worker(tmp_path_factory.mktemp("worker-uploads"))
-        _worker.wait_ready()
+        try:
+            _worker.wait_ready()
+        except BaseException:
+            # A worker that never got ready must not live on and take later runs' tasks.
+            _worker.stop()
+            _worker = None
+            raise
     yield _worker
     # Stopped before django_db_setup drops the test database (the worker holds a connection to it).
     if _worker is not None:
