@@ -165,6 +165,8 @@ EMBEDDING_MODEL = env("EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
 # Items the embed task embeds and commits per transaction, and whether workers load the model when they start.
 EMBEDDING_CHUNK_SIZE = env.int("EMBEDDING_CHUNK_SIZE", default=256)
 EMBEDDING_PRELOAD = env.bool("EMBEDDING_PRELOAD", default=True)
+# Torch threads a web process uses to embed a recall query (one is fastest for a single short text; 0: torch decides).
+RECALL_QUERY_THREADS = env.int("RECALL_QUERY_THREADS", default=1)
 
 # --- Triage (docs/triage.md: thresholds chosen on real text) ---------------------------------------------------
 TRIAGE_ASSIGN_DISTANCE = env.float("TRIAGE_ASSIGN_DISTANCE", default=0.35)
