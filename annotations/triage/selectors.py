@@ -208,3 +208,19 @@ def guidance_for_items(item_ids: Iterable[int]) -> dict[int, str]:
         ClusterMember.objects.filter(item_id__in=ids).exclude(cluster__guidance="")
         .values_list("item_id", "cluster__guidance")
     )
+
+
+def recall_guidance(examples: list, candidates: list) -> list[dict]:
+    """The recall API's guidance provider (``annotations.recall.api.GUIDANCE_PROVIDERS``): the guidance note of each
+    problem cluster the returned examples (then the other ranked candidates) belong to, once per cluster."""
+    cases = [*examples, *candidates]
+    notes_by_item = guidance_for_items(case.item.pk for case in cases)
+    notes: list[dict] = []
+    seen: set[str] = set()
+    for case in cases:
+        text = notes_by_item.get(case.item.pk, "").strip()
+        if text and text not in seen:
+            seen.add(text)
+            notes.append({"kind": "cluster_guidance", "text": text, "similarity": round(case.similarity, 4),
+                          "conversation_id": case.item.conversation_id, "turn_id": case.item.turn_id})
+    return notes

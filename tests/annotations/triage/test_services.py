@@ -192,6 +192,22 @@ def test_guidance_for_items(moderator):
     assert selectors.guidance_for_items([*ids, 999999]) == dict.fromkeys(ids, "Say 30 days.")
 
 
+def test_recall_api_returns_cluster_guidance_once(moderator):
+    from annotations.recall.api import GUIDANCE_PROVIDERS
+    from annotations.recall.cases import Case
+    from annotations.recall.models import FeedbackItem
+
+    assert selectors.recall_guidance in GUIDANCE_PROVIDERS
+    c = _one_cluster()
+    services.cluster_set_guidance(actor=moderator, cluster_id=c.pk, guidance="Say 30 days.")
+    items = FeedbackItem.objects.filter(pk__in=ClusterMember.objects.filter(cluster=c).values("item_id"))
+    cases = [Case(item=item, similarity=0.9 - i / 10) for i, item in enumerate(items)]
+    notes = selectors.recall_guidance(cases[:1], cases[1:])
+    assert [(n["kind"], n["text"], n["turn_id"]) for n in notes] == [
+        ("cluster_guidance", "Say 30 days.", cases[0].item.turn_id)
+    ]
+
+
 def test_merge_moves_members_and_closes_the_other_as_duplicate(moderator):
     a = _one_cluster(3, seed=1)
     b = _one_cluster(2, seed=2)
