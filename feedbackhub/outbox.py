@@ -15,6 +15,7 @@ Tasks must take JSON-serialisable arguments (ids), which the project's tasks do.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 from typing import Any
@@ -58,7 +59,7 @@ def store(task_name: str, args: tuple | list = (), kwargs: dict | None = None, *
 
 def enqueue_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
     """Like ``task.delay_on_commit(*args, **kwargs)``, falling back to the outbox when the broker is down."""
-    transaction.on_commit(lambda: send(task, args, kwargs))
+    transaction.on_commit(functools.partial(send, task, args, kwargs))
 
 
 def pending_count() -> int:

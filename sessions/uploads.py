@@ -22,6 +22,7 @@ from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandler
 from django.db import transaction
 from django.utils import timezone
 
+from feedbackhub.outbox import enqueue_on_commit
 from sessions.models import ImportBatch, ImportStatus
 
 logger = logging.getLogger(__name__)
@@ -156,7 +157,8 @@ def upload_import_queue(
     if batch.sha256 != upload.sha256:
         batch.sha256 = upload.sha256
         batch.save(update_fields=["sha256"])
-    import_batch_process.delay_on_commit(batch.pk)
+    # Through the outbox: the upload is kept and queued even while Redis is down.
+    enqueue_on_commit(import_batch_process, batch.pk)
     return batch
 
 

@@ -32,6 +32,7 @@ from annotations.curation.models import (
     VersionExample,
 )
 from annotations.models import Annotation, Correction, CorrectionStatus
+from feedbackhub.outbox import enqueue_on_commit
 from sessions.models import Turn
 
 logger = logging.getLogger(__name__)
@@ -280,7 +281,7 @@ def export_job_create(
     )
     from annotations.curation import tasks  # noqa: PLC0415 (tasks import services)
 
-    tasks.export_job_run.delay_on_commit(job.pk)
+    enqueue_on_commit(tasks.export_job_run, job.pk)  # the outbox keeps it while Redis is down
     return job
 
 

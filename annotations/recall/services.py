@@ -35,6 +35,7 @@ from annotations.models import (
 )
 from annotations.recall import text as item_text
 from annotations.recall.models import DIMENSIONS, Embedding, EmbeddingModel, FeedbackItem, SourceKind
+from feedbackhub.outbox import enqueue_on_commit
 from sessions.models import FeedbackEvent, FeedbackKind, Turn, TurnRole
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ def _exchange(turn: Turn, query: str | None) -> tuple[str, str]:
 def _enqueue_embedding() -> None:
     from annotations.recall.tasks import embed_pending  # noqa: PLC0415 (tasks import this module)
 
-    embed_pending.delay_on_commit()
+    # Through the outbox: a save while Redis is down still succeeds; the beat safety net embeds it later anyway.
+    enqueue_on_commit(embed_pending)
 
 
 # --- items ----------------------------------------------------------------------------------------------------------
