@@ -1,10 +1,10 @@
 """A real Celery worker process for integration tests, pointed at the pytest test database.
 
-``celery_worker`` (session-scoped) starts ``celery -A feedbackhub worker --pool=solo`` as a subprocess with
+``celery_worker`` (module-scoped) starts ``celery -A feedbackhub worker --pool=solo`` as a subprocess with
 ``DATABASE_URL`` built from the test database settings and this run's ``REDIS_URL``, waits for its "ready" line,
 and terminates it at the end. Tests using it need ``django_db(transaction=True)`` so the worker sees their rows
 (and ``live_server`` with transaction=True uses the same test database). Import the fixture where it is needed;
-one worker serves the whole session.
+one worker serves each module that uses it.
 """
 
 from __future__ import annotations
@@ -85,9 +85,10 @@ class Worker:
 _worker: Worker | None = None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Worker]:
-    """One real worker for the session, on the test database and this run's Redis database."""
+    """A real worker for the test module, on the test database and this run's Redis database. Stopped when the module
+    ends, so it never runs tasks that later modules' tests send (into a database their teardown is flushing)."""
     global _worker
     if _worker is None or _worker.proc.poll() is not None:
         from feedbackhub.celery import app  # noqa: PLC0415
