@@ -1,6 +1,7 @@
 """Upload through Django -> the task goes through Redis -> a real `celery worker` process imports the file."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,11 @@ def test_upload_is_imported_by_the_real_worker(moderator_client, worker_uploads)
     assert batch.bytes_read == batch.total_bytes > 0 and batch.format == "native"
     assert Conversation.objects.filter(source="bank-bot").count() == 40
     assert Turn.objects.count() == 80 and FeedbackEvent.objects.count() == 40
+    # The worker discards the upload right after it marks the batch done.
+    deadline = time.monotonic() + 30
+    while batch.stored_path and time.monotonic() < deadline:
+        time.sleep(0.1)
+        batch.refresh_from_db()
     assert batch.stored_path == "" and not [p for p in Path(worker_uploads).rglob("*") if p.is_file()]
 
     page = moderator_client.get(batch.get_absolute_url()).content.decode()
