@@ -130,3 +130,30 @@ def wait_until_finished(batch, timeout: float = 120.0):
             worker = _worker.output() if _worker else "(no worker)"
             pytest.fail(f"import batch {batch.pk} still {batch.status}; worker output:\n{worker}")
         time.sleep(0.2)
+
+
+def wait_idle(timeout: float = 60.0) -> None:
+    """Wait until the worker has no queued, reserved or running task: follow-up tasks (embedding, rollups) must not
+    write to the test database while the test's teardown flushes it."""
+    import redis  # noqa: PLC0415
+
+    from feedbackhub.celery import app  # noqa: PLC0415
+
+    if _worker is None or _worker.proc.poll() is not None:
+        return
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        inspect = app.control.inspect(timeout=1.0)
+        busy = [t for tasks in (inspect.active() or {}).values() for t in tasks]
+        busy += [t for tasks in (inspect.reserved() or {}).values() for t in tasks]
+        if not busy and client.llen("celery") == 0:
+            return
+        time.sleep(0.5)
+
+
+@pytest.fixture(autouse=True)
+def _worker_idle_before_teardown(transactional_db):
+    # Depends on transactional_db so that it is torn down first: the wait happens before the flush.
+    yield
+    wait_idle()
