@@ -44,6 +44,7 @@ class TurnView:
     annotations: list[AnnotationRow] = field(default_factory=list)
     correction: Correction | None = None
     html: str = ""
+    cards_html: str = ""
 
 
 @dataclass
@@ -105,13 +106,17 @@ def annotations_full(ids: list[int], tags: list[Tag]) -> dict[int, Annotation]:
 
 
 def prepare_for_card(annotation: Annotation, tags: list[Tag], viewer) -> Annotation:
-    """Complete an annotation a service just saved for rendering its card, with two plain queries (tag ids, thread)
-    instead of re-reading it through ``annotation_queryset``; the author is the viewer when they wrote it."""
-    # Tags the service read with the annotation (prefetched) are used as they are; otherwise one query.
-    annotation.tag_pk_list = [tag.pk for tag in annotation.tags.all()]  # type: ignore[attr-defined]
-    annotation.thread = list(  # type: ignore[attr-defined]
-        AnnotationReply.objects.filter(annotation=annotation).select_related("author").order_by("created_at", "id")
-    )
+    """Complete an annotation a service just saved for rendering its card, with at most two plain queries (tag ids,
+    thread) instead of re-reading it through ``annotation_queryset``; none for what the service already read
+    (``tag_pk_list``, and ``has_replies`` False: no thread to read). The author is the viewer when they wrote it."""
+    if not hasattr(annotation, "tag_pk_list"):
+        annotation.tag_pk_list = [tag.pk for tag in annotation.tags.all()]  # type: ignore[attr-defined]
+    if getattr(annotation, "has_replies", True):
+        annotation.thread = list(  # type: ignore[attr-defined]
+            AnnotationReply.objects.filter(annotation=annotation).select_related("author").order_by("created_at", "id")
+        )
+    else:
+        annotation.thread = []  # type: ignore[attr-defined]
     if annotation.author_id == viewer.pk:
         annotation.author = viewer
     return with_tag_lists([annotation], tags)[0]
@@ -127,15 +132,27 @@ def active(tags: list[Tag]) -> list[Tag]:
     return [t for t in tags if t.is_active]
 
 
+#: Fields of a turn only its rendering needs (not read when its rendered html is cached).
+TURN_RENDER_ONLY_FIELDS = ("metadata", "system_prompt", "retrieved_documents", "tool_calls", "created_at",
+                           "latency_ms", "prompt_tokens", "completion_tokens", "confidence")
+
+
+def turns_full(ids: list[int]) -> dict[int, Turn]:
+    """Whole turns (system context included) for rendering them: one query for any number."""
+    return Turn.objects.defer("metadata").in_bulk(ids)
+
+
 def review_data(conversation_id: int) -> ReviewData:
     """Everything the review page shows, in 4 queries: conversation, tags, turns with corrections, and annotation
     rows with author names. Cards are rendered (or taken from the cache) by the view; the full annotations
     are read only for cards not cached (``annotations_full``)."""
     conversation = get_object_or_404(Conversation, pk=conversation_id)
     taxonomy = all_tags()
+    # What the page needs of every turn; the rest of a turn (context, timings) only where its rendered html is not
+    # cached (``turns_full``).
     turns = list(
         Turn.objects.filter(conversation=conversation)
-        .defer("metadata")
+        .defer(*TURN_RENDER_ONLY_FIELDS)
         .select_related("correction", "correction__approved_by", "correction__updated_by")
         .order_by("position")
     )

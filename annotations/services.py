@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from annotations import anchoring
@@ -43,6 +45,8 @@ class Conflict(Exception):
 
 
 def _annotation_state(annotation: Annotation, tag_ids: Iterable[int] | None = None) -> dict[str, Any]:
+    if tag_ids is None:
+        tag_ids = getattr(annotation, "tag_pk_list", None)
     if tag_ids is None:
         tag_ids = [t.pk for t in annotation.tags.all()]
     return {
@@ -117,12 +121,15 @@ def _active_tags(tag_ids: Iterable[int]) -> list[Tag]:
     return tags
 
 
-def _lock_annotation(annotation_id: int, *, with_tags: bool = False) -> Annotation:
-    """The annotation, locked. ``with_tags`` also reads its tags (one query), kept on the instance: the service and
-    then the card rendered from the returned instance use them without reading them again."""
-    queryset = Annotation.objects.select_for_update()
-    if with_tags:
-        queryset = queryset.prefetch_related("tags")
+def _lock_annotation(annotation_id: int) -> Annotation:
+    """The annotation, locked, with its tag ids (``tag_pk_list``) and whether it has replies (``has_replies``) read
+    in the same query: the audit snapshots, and then the card rendered from the returned instance, use them without
+    reading them again."""
+    tag_ids = Annotation.tags.through.objects.filter(annotation_id=OuterRef("pk")).values("tag_id")
+    queryset = Annotation.objects.select_for_update(of=("self",)).annotate(
+        tag_pk_list=ArraySubquery(tag_ids),
+        has_replies=Exists(AnnotationReply.objects.filter(annotation_id=OuterRef("pk"))),
+    )
     try:
         return queryset.get(pk=annotation_id)
     except Annotation.DoesNotExist:
@@ -214,19 +221,19 @@ def annotation_update(
     replacement: str | None = None,
 ) -> Annotation:
     """Edit one's own annotation text (and tags, and a pending suggestion's replacement). Stale version: Conflict."""
-    annotation = _lock_annotation(annotation_id, with_tags=True)
+    annotation = _lock_annotation(annotation_id)
     perms.require_author(actor, annotation)
     yours = {"body": body, "replacement": replacement}
     if annotation.deleted_at is not None:
         raise ValidationError({"annotation": "This annotation was deleted; undo the delete first."})
     _check_version(annotation, version, yours)
-    current_tags = [t.pk for t in annotation.tags.all()]
+    current_tags = list(annotation.tag_pk_list)  # type: ignore[attr-defined]
     before = _annotation_state(annotation, current_tags)
     annotation.body = _clean_body(body)
     if tag_ids is not None:
         new_tags = _active_tags(tag_ids)
         annotation.tags.set(new_tags)
-        current_tags = [t.pk for t in new_tags]
+        current_tags = annotation.tag_pk_list = [t.pk for t in new_tags]  # type: ignore[attr-defined]
     if replacement is not None and annotation.is_suggestion:
         if annotation.suggestion_state != SuggestionState.PENDING:
             raise ValidationError({"replacement": "The suggestion was already decided."})

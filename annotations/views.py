@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import get_template, render_to_string
 from django.urls import reverse
+from django.utils.html import format_html_join
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -157,10 +158,12 @@ def render_turns(request: HttpRequest, data: selectors.ReviewData) -> None:
         cached = {}
     context = _perm_context(request)
     fresh = {}
+    full = selectors.turns_full([pk for pk, key in keys.items() if key not in cached])
     for tv in data.turns:
         html = cached.get(keys[tv.turn.pk])
         if html is None:
-            ctx = {"turn": tv.turn, "text_hash": tv.text_hash, "correction": tv.correction, **context}
+            turn = full.get(tv.turn.pk, tv.turn)
+            ctx = {"turn": turn, "text_hash": tv.text_hash, "correction": tv.correction, **context}
             html = render_to_string(f"{TEMPLATE}#turn", ctx, request=request)
             fresh[keys[tv.turn.pk]] = html
         tv.html = html
@@ -227,6 +230,10 @@ def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
         data = selectors.review_data(conversation_id)
     tags = data.tags
     render_cards(request, [a for tv in data.turns for a in tv.annotations] + data.orphans, data.all_tags)
+    for tv in data.turns:
+        # One string per margin rather than one template variable per card (a few hundred on a busy conversation);
+        # format_html_join escapes anything not already rendered markup, as the template would.
+        tv.cards_html = format_html_join("", "{}", ((a.card_html,) for a in tv.annotations))
     render_turns(request, data)
     config = {
         "changesUrl": reverse("annotations:changes", args=[conversation_id]),

@@ -53,3 +53,16 @@ def analyst(db) -> User:
 def moderator_client(client, moderator):
     client.force_login(moderator)
     return client
+
+
+@pytest.fixture
+def tasks_run_here():
+    """Celery tasks sent during the test run in the test's own process, at once (Celery's eager mode), instead of
+    waiting in Redis for a worker: for unit tests of what a task does after a commit. Tests of the real path
+    (a worker process taking tasks from Redis) are in tests/integration."""
+    from feedbackhub.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved

@@ -2,8 +2,9 @@
 
 * ``feedback_item_sync_for_annotation`` / ``feedback_items_sync_for_feedback_events`` build or update the items of
   annotations and of end-user feedback events (set-based for events); ``feedback_items_sync_for_import`` does the
-  latter for everything an import batch created or changed. Whatever writes feedback calls them after its commit
-  (``feedback_item_sync_on_commit``) and they enqueue the embed task after theirs.
+  latter for everything an import batch created or changed. Whatever writes feedback has a worker run them after
+  its commit (``feedback_item_sync_on_commit`` sends ``recall.sync_feedback``), and they enqueue the embed task
+  after theirs.
 * ``embeddings_embed_pending`` embeds, in batches, the active items whose current text has no vector for a model.
   It is idempotent: a vector is unique by (item, model, text hash) and inserted with ON CONFLICT DO NOTHING, each
   batch commits on its own, and rows are claimed with FOR UPDATE SKIP LOCKED so concurrent runs share the work.
@@ -336,13 +337,25 @@ def feedback_items_refresh_resolution(*, turn_ids: Iterable[int]) -> int:
 
 
 def feedback_item_sync_on_commit(*, annotation_id: int | None = None, turn_id: int | None = None) -> None:
-    """For writers of feedback: once the current transaction commits, sync the item of ``annotation_id`` and/or
-    the resolution of the items on ``turn_id``. A failure there is logged, never undoes the writer's work (the
-    next change, or ``manage.py reembed``, catches up)."""
+    """For writers of feedback: once the current transaction commits, have a worker sync the item of
+    ``annotation_id`` and/or the resolution of the items on ``turn_id`` (the ``recall.sync_feedback`` task, through
+    the outbox, so a save while Redis is down still succeeds). The request that saved the feedback pays only for
+    sending the task; the worker builds the item text and enqueues its embedding."""
+    if annotation_id is None and turn_id is None:
+        return
+    from annotations.recall.tasks import sync_feedback  # noqa: PLC0415 (tasks import this module)
+
+    kwargs = {k: v for k, v in (("annotation_id", annotation_id), ("turn_id", turn_id)) if v is not None}
+    enqueue_on_commit(sync_feedback, **kwargs)
+
+
+def feedback_sync(*, annotation_id: int | None = None, turn_id: int | None = None) -> None:
+    """What ``recall.sync_feedback`` runs: the item of ``annotation_id``, then the resolution of ``turn_id``'s
+    items; each step commits on its own and is idempotent, so a retried task redoes nothing wrong."""
     if annotation_id is not None:
-        transaction.on_commit(partial(feedback_item_sync_for_annotation, annotation_id=annotation_id), robust=True)
+        feedback_item_sync_for_annotation(annotation_id=annotation_id)
     if turn_id is not None:
-        transaction.on_commit(partial(feedback_items_refresh_resolution, turn_ids=[turn_id]), robust=True)
+        feedback_items_refresh_resolution(turn_ids=[turn_id])
 
 
 # --- embeddings -----------------------------------------------------------------------------------------------------

@@ -41,6 +41,14 @@ def embed_pending() -> int:
     return result.embedded
 
 
+@shared_task(name="recall.sync_feedback", ignore_result=True, acks_late=True, **_RETRY)
+def sync_feedback(annotation_id: int | None = None, turn_id: int | None = None) -> None:
+    """Sync the feedback item of an annotation that was just saved, and/or the resolution of a turn's items."""
+    from annotations.recall.services import feedback_sync  # noqa: PLC0415
+
+    feedback_sync(annotation_id=annotation_id, turn_id=turn_id)
+
+
 @shared_task(name="recall.sync_import_batch", ignore_result=True, acks_late=True, **_RETRY)
 def sync_import_batch(batch_id: int) -> None:
     """Create or update the feedback items of what import batch ``batch_id`` wrote (idempotent)."""

@@ -29,12 +29,30 @@ def test_save_runs_a_fixed_number_of_queries(client, expert, tagged, django_asse
     _save(client, tagged, body="warm-up")
     version = Annotation.objects.get(pk=tagged.pk).version
     url = reverse("annotations:annotation_edit", args=[tagged.pk])
-    # Session, user; savepoint, the annotation locked, the viewer's roles, its tags (kept for the card), update,
-    # audit event, release; then the taxonomy and the thread for the card. The tags are not read again.
-    with django_assert_num_queries(11):
+    # Session, user; savepoint, the annotation locked with its tag ids and whether it has replies, the viewer's
+    # roles, update, audit event, release; then the taxonomy for the card. No thread to read (it has no replies),
+    # the tags are not read again, and the feedback item is synced by a worker, not in the request.
+    with django_assert_num_queries(9):
         response = client.post(url, {"version": version, "body": "Wrong city: it is in Paris."})
     assert response.status_code == 200
     assert "Wrong city: it is in Paris." in response.content.decode()
+
+
+def test_a_save_of_an_annotation_with_replies_reads_its_thread_for_the_card(client, expert, moderator, tagged):
+    services.reply_create(actor=moderator, annotation_id=tagged.pk, body="Agreed, Paris.")
+    client.force_login(expert)
+    card = _save(client, tagged, body="Wrong city.").content.decode()
+    assert "Agreed, Paris." in card
+
+
+def test_a_save_sends_the_feedback_item_sync_to_a_worker(client, expert, tagged, django_capture_on_commit_callbacks):
+    from annotations.recall.tasks import sync_feedback
+
+    client.force_login(expert)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        _save(client, tagged, body="Wrong city: it is in Paris.")
+    sent = [(c.args[0], c.args[2]) for c in callbacks if getattr(c, "args", None)]
+    assert (sync_feedback, {"annotation_id": tagged.pk}) in sent
 
 
 def test_card_after_a_save_shows_the_tags_just_saved(client, expert, tagged):

@@ -44,11 +44,11 @@ def test_fifty_turns_with_two_hundred_annotations_render_in_a_fixed_number_of_qu
             services.suggestion_decide(actor=expert, annotation_id=s.pk, version=1, accept=True)
     client.force_login(expert)
     url = reverse("annotations:review", args=[conversation.pk])
-    # First view, no card cached: session, user, groups; conversation, tags, turns (+corrections), annotation rows
-    # (+author names); then the cards' annotations (+authors, tag ids) and their replies.
-    with django_assert_num_queries(9):
+    # First view, nothing cached: session, user, groups; conversation, tags, turns (+corrections), annotation rows
+    # (+author names); then the cards' annotations (+authors, tag ids) and their replies; the turns' context.
+    with django_assert_num_queries(10):
         cold = client.get(url)
-    # Again: every card comes from the cache, the two card queries are gone.
+    # Again: every card and turn comes from the cache, the three rendering queries are gone.
     with django_assert_num_queries(7):
         warm = client.get(url)
     assert cold.status_code == warm.status_code == 200

@@ -107,11 +107,11 @@ def test_an_event_that_stops_qualifying_loses_its_item():
     assert result.deleted == 1 and not FeedbackItem.objects.exists()
 
 
-# --- annotations (hooked in annotations.services, after commit) -----------------------------------------------------
+# --- annotations (hooked in annotations.services: a task sent after commit) ----------------------------------------
 
 
 def test_annotation_create_edit_delete_and_restore_follow_on_commit(
-    moderator, reply_turn, tag, django_capture_on_commit_callbacks
+    moderator, reply_turn, tag, django_capture_on_commit_callbacks, tasks_run_here
 ):
     with django_capture_on_commit_callbacks(execute=True):
         a = review.annotation_create(actor=moderator, turn=reply_turn, body="Wrong city", **span(reply_turn, "Berlin"))
@@ -138,7 +138,7 @@ def test_annotation_create_edit_delete_and_restore_follow_on_commit(
 
 
 def test_resolution_follows_annotation_status_and_approved_corrections(
-    moderator, expert, reply_turn, django_capture_on_commit_callbacks
+    moderator, expert, reply_turn, django_capture_on_commit_callbacks, tasks_run_here
 ):
     conv = reply_turn.conversation
     with django_capture_on_commit_callbacks(execute=True):
