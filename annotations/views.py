@@ -93,17 +93,31 @@ def _template_digest() -> str:
     return hashlib.sha256(Path(origin).read_bytes()).hexdigest()[:12]
 
 
+def _flags(request: HttpRequest) -> str:
+    return f"{int(perms.can_annotate(request.user))}{int(perms.can_decide(request.user))}"
+
+
+def card_keys(request: HttpRequest, rows: list, tags: list[Tag]) -> dict[int, str]:
+    """The cache key of each row's card. It holds everything a card depends on: the annotation's ``updated_at``
+    (moved by every change to it or its thread), the viewer and their permissions, the tag names, and the template
+    itself."""
+    taxonomy = hashlib.sha256("|".join(f"{t.pk}:{t.name}" for t in tags).encode()).hexdigest()[:12]
+    prefix = f"review:card:{_template_digest()}:{request.user.pk}:{_flags(request)}:{taxonomy}"
+    return {row.pk: f"{prefix}:{row.pk}:{row.updated_at.timestamp()}" for row in rows}
+
+
 def render_cards(
-    request: HttpRequest, rows: list, tags: list[Tag], *, prepared: dict[int, Annotation] | None = None
+    request: HttpRequest,
+    rows: list,
+    tags: list[Tag],
+    *,
+    prepared: dict[int, Annotation] | None = None,
+    keys: dict[int, str] | None = None,
 ) -> None:
     """Give each row (an Annotation or a ``selectors.AnnotationRow``) ``card_html``: its rendered card, from the
-    cache when that exact state was rendered for this viewer before; only the rest are read in full and rendered.
-    The key holds everything a card depends on: the annotation's ``updated_at`` (moved by every change to it or its
-    thread), the viewer and their permissions, the tag names, and the template itself."""
-    flags = f"{int(perms.can_annotate(request.user))}{int(perms.can_decide(request.user))}"
-    taxonomy = hashlib.sha256("|".join(f"{t.pk}:{t.name}" for t in tags).encode()).hexdigest()[:12]
-    prefix = f"review:card:{_template_digest()}:{request.user.pk}:{flags}:{taxonomy}"
-    keys = {row.pk: f"{prefix}:{row.pk}:{row.updated_at.timestamp()}" for row in rows}
+    cache when that exact state was rendered for this viewer before (``card_keys``); only the rest are read in full
+    and rendered."""
+    keys = keys or card_keys(request, rows, tags)
     cached = {}
     try:
         if not prepared:
@@ -126,31 +140,30 @@ def render_cards(
                 html = render_to_string(f"{TEMPLATE}#card", {"a": annotation, **context}, request=request)
                 fresh[keys[row.pk]] = html
         row.card_html = html
-    if fresh:
-        try:
-            if len(fresh) == 1:  # a save: one SET with its expiry, one round trip (set_many pipelines a transaction)
-                cache.set(*next(iter(fresh.items())), timeout=CARD_CACHE_SECONDS)
-            else:
-                cache.set_many(fresh, timeout=CARD_CACHE_SECONDS)
-        except Exception:
-            logger.warning("review card cache unavailable", exc_info=True)
+    _cache_set(fresh)
 
 
-def render_turns(request: HttpRequest, data: selectors.ReviewData) -> None:
-    """Give each turn view ``html``: the reply (or user/system turn) with its context and corrected reply, from the
-    cache when rendered before. It depends on the turn's text (hash), the conversation's content hash (moved by any
-    re-import that edits it, and so by any change of a turn's role, position or context), the correction's version,
-    the viewer's permissions and the template, not on who the viewer is, so reviewers with the same role share it."""
-    flags = f"{int(perms.can_annotate(request.user))}{int(perms.can_decide(request.user))}"
+def turn_keys(request: HttpRequest, data: selectors.ReviewData) -> dict[int, str]:
+    """The cache key of each turn's rendered html. It depends on the turn's text (hash), the conversation's content
+    hash (moved by any re-import that edits it, and so by any change of a turn's role, position or context), the
+    correction's version, the viewer's permissions and the template, not on who the viewer is, so reviewers with the
+    same role share it."""
     conversation = data.conversation
     # imported_at pins the conversation row itself: ids can come back (a recreated database), timestamps do not.
-    prefix = (f"review:turn:{_template_digest()}:{flags}:{conversation.pk}:{conversation.imported_at.timestamp()}:"
-              f"{conversation.content_hash}")
+    prefix = (f"review:turn:{_template_digest()}:{_flags(request)}:{conversation.pk}:"
+              f"{conversation.imported_at.timestamp()}:{conversation.content_hash}")
     keys = {}
     for tv in data.turns:
         c = tv.correction
         keys[tv.turn.pk] = (f"{prefix}:{tv.turn.pk}:{tv.text_hash or anchoring.text_hash(tv.turn.content)}:"
                             f"{c.version if c else 0}:{c.updated_at.timestamp() if c else 0}")
+    return keys
+
+
+def render_turns(request: HttpRequest, data: selectors.ReviewData, *, keys: dict[int, str] | None = None) -> None:
+    """Give each turn view ``html``: the reply (or user/system turn) with its context and corrected reply, from the
+    cache when rendered before (``turn_keys``); only the rest are read in full and rendered."""
+    keys = keys or turn_keys(request, data)
     try:
         cached = cache.get_many(list(keys.values()))
     except Exception:
@@ -167,11 +180,45 @@ def render_turns(request: HttpRequest, data: selectors.ReviewData) -> None:
             html = render_to_string(f"{TEMPLATE}#turn", ctx, request=request)
             fresh[keys[tv.turn.pk]] = html
         tv.html = html
-    if fresh:
-        try:
+    _cache_set(fresh)
+
+
+def _cache_set(fresh: dict[str, str]) -> None:
+    if not fresh:
+        return
+    try:
+        if len(fresh) == 1:  # a save: one SET with its expiry, one round trip (set_many pipelines a transaction)
+            cache.set(*next(iter(fresh.items())), timeout=CARD_CACHE_SECONDS)
+        else:
             cache.set_many(fresh, timeout=CARD_CACHE_SECONDS)
-        except Exception:
-            logger.warning("review turn cache unavailable", exc_info=True)
+    except Exception:
+        logger.warning("review cache unavailable", exc_info=True)
+
+
+def render_workspace(request: HttpRequest, data: selectors.ReviewData) -> str:
+    """The workspace of the review page: every turn with its margin of cards, and the orphans. Cached as a whole
+    under a key made of every card's and turn's own key, so it is reused exactly while none of them changed; when one
+    did, the cards and turns are taken from their own caches and only what changed is rendered."""
+    rows = [a for tv in data.turns for a in tv.annotations] + data.orphans
+    cards, turns = card_keys(request, rows, data.all_tags), turn_keys(request, data)
+    signature = hashlib.sha256("\n".join([*cards.values(), *turns.values()]).encode()).hexdigest()
+    key = f"review:workspace:{_template_digest()}:{request.user.pk}:{data.conversation.pk}:{signature}"
+    try:
+        html = cache.get(key)
+    except Exception:
+        logger.warning("review cache unavailable", exc_info=True)
+        html = None
+    if html is not None:
+        return html
+    render_cards(request, rows, data.all_tags, keys=cards)
+    for tv in data.turns:
+        # One string per margin rather than one template variable per card (a few hundred on a busy conversation);
+        # format_html_join escapes anything not already rendered markup, as the template would.
+        tv.cards_html = format_html_join("", "{}", ((a.card_html,) for a in tv.annotations))
+    render_turns(request, data, keys=turns)
+    html = render_to_string(f"{TEMPLATE}#workspace", {"data": data}, request=request)
+    _cache_set({key: html})
+    return html
 
 
 def _card(
@@ -229,12 +276,7 @@ def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
             services.annotations_reanchor(turn=turn)
         data = selectors.review_data(conversation_id)
     tags = data.tags
-    render_cards(request, [a for tv in data.turns for a in tv.annotations] + data.orphans, data.all_tags)
-    for tv in data.turns:
-        # One string per margin rather than one template variable per card (a few hundred on a busy conversation);
-        # format_html_join escapes anything not already rendered markup, as the template would.
-        tv.cards_html = format_html_join("", "{}", ((a.card_html,) for a in tv.annotations))
-    render_turns(request, data)
+    workspace = render_workspace(request, data)
     config = {
         "changesUrl": reverse("annotations:changes", args=[conversation_id]),
         "canAnnotate": perms.can_annotate(request.user),
@@ -242,7 +284,8 @@ def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
         "userId": request.user.pk,
         "tags": [{"id": t.pk, "name": t.name, "hotkey": t.hotkey} for t in tags],
     }
-    ctx = {"data": data, "tags": tags, "config": config, "nav": "sessions", **_perm_context(request)}
+    ctx = {"data": data, "workspace": workspace, "tags": tags, "config": config, "nav": "sessions",
+           **_perm_context(request)}
     return render(request, TEMPLATE, ctx)
 
 

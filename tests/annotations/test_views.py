@@ -227,3 +227,18 @@ def test_cached_fragments_follow_every_change(client, moderator, expert, convers
     client.force_login(moderator)  # another viewer with other permissions gets their own fragments
     html = client.get(url).content.decode()
     assert 'data-action="accept"' not in html and "Write a corrected reply" not in html
+
+
+def test_the_cached_workspace_follows_a_renamed_tag_and_a_deleted_annotation(client, moderator, reply_turn):
+    tag = Tag.objects.filter(is_active=True).order_by("pk").first()
+    a = services.annotation_create(actor=moderator, turn=reply_turn, body="keep", tag_ids=[tag.pk],
+                                   **span(reply_turn, "Berlin"))
+    gone = services.annotation_create(actor=moderator, turn=reply_turn, body="to be deleted")
+    client.force_login(moderator)
+    url = reverse("annotations:review", args=[reply_turn.conversation_id])
+    assert client.get(url).content.decode().count('<article class="card') == 2  # now cached as a whole
+    Tag.objects.filter(pk=tag.pk).update(name="Renamed tag")
+    services.annotation_delete(actor=moderator, annotation_id=gone.pk, version=gone.version)
+    html = client.get(url).content.decode()
+    assert f'<li class="chip tag-c-{tag.pk}">Renamed tag</li>' in html
+    assert html.count('<article class="card') == 1 and f'id="card-{a.pk}"' in html
