@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from functools import wraps
 
@@ -28,6 +29,10 @@ TOKEN_PREFIX = "fh_"  # noqa: S105 (a public marker, not a secret)
 PREFIX_LENGTH = len(TOKEN_PREFIX) + 8
 #: ``last_used_at`` is written at most this often per token, so a busy client does not turn every read into a write.
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+#: A process keeps a token row it has read for this long, so a busy client's requests skip the look-up. A revocation
+#: or scope change made elsewhere takes effect within this time (at once in the process that revokes).
+TOKEN_CACHE_SECONDS = 10.0
+_token_cache: dict[str, tuple[float, ApiToken]] = {}
 
 
 def token_digest(token: str) -> str:
@@ -75,6 +80,28 @@ def api_token_revoke(*, token_id: int) -> ApiToken:
     if row.revoked_at is None:
         row.revoked_at = timezone.now()
         row.save(update_fields=["revoked_at"])
+    _token_cache.pop(row.digest, None)
+    return row
+
+
+def clear_token_cache() -> None:
+    _token_cache.clear()
+
+
+def _token_row(digest: str) -> ApiToken | None:
+    """The token row with ``digest``, from this process's short-lived cache or the database (unknown digests are
+    never cached, so a new token works at once)."""
+    now = time.monotonic()
+    cached = _token_cache.get(digest)
+    if cached is not None and now - cached[0] < TOKEN_CACHE_SECONDS:
+        return cached[1]
+    row = ApiToken.objects.filter(digest=digest).first()
+    if row is None:
+        _token_cache.pop(digest, None)
+        return None
+    if len(_token_cache) > 1000:  # bounded: forget everything rather than grow with every token ever seen
+        _token_cache.clear()
+    _token_cache[digest] = (now, row)
     return row
 
 
@@ -90,7 +117,7 @@ def authenticate(authorization: str | None, *, scope: str) -> ApiToken:
     value = value.strip()
     if scheme.lower() != "bearer" or not value:
         raise TokenError(401, "missing_token", "Send an API token as 'Authorization: Bearer <token>'.")
-    row = ApiToken.objects.filter(digest=token_digest(value)).first()
+    row = _token_row(token_digest(value))
     if row is None:
         raise TokenError(401, "invalid_token", "Unknown API token.")
     if row.revoked_at is not None:

@@ -165,8 +165,14 @@ EMBEDDING_MODEL = env("EMBEDDING_MODEL", default="all-MiniLM-L6-v2")
 # Items the embed task embeds and commits per transaction, and whether workers load the model when they start.
 EMBEDDING_CHUNK_SIZE = env.int("EMBEDDING_CHUNK_SIZE", default=256)
 EMBEDDING_PRELOAD = env.bool("EMBEDDING_PRELOAD", default=True)
-# Torch threads a web process uses to embed a recall query (one is fastest for a single short text; 0: torch decides).
+# How the model runs: torch (fp32), onnx (fp32) or onnx-int8, exported once from the local weights into
+# EMBEDDING_CACHE_DIR. Vectors record their backend (docs/recall.md); switching takes `reembed --model NAME@BACKEND`.
+EMBEDDING_BACKEND = env("EMBEDDING_BACKEND", default="torch")
+EMBEDDING_CACHE_DIR = env.path("EMBEDDING_CACHE_DIR", default=BASE_DIR / ".data" / "models")
+# Threads a web process uses to embed a recall query (one is fastest for a single short text; 0: library decides).
 RECALL_QUERY_THREADS = env.int("RECALL_QUERY_THREADS", default=1)
+# Web processes (feedbackhub/wsgi.py) load the active model before serving, so no request waits for the load.
+RECALL_WARMUP = env.bool("RECALL_WARMUP", default=True)
 
 # --- Triage (docs/triage.md: thresholds chosen on real text) ---------------------------------------------------
 TRIAGE_ASSIGN_DISTANCE = env.float("TRIAGE_ASSIGN_DISTANCE", default=0.35)

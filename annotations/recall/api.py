@@ -19,9 +19,10 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from annotations.models import Tag
 from annotations.recall import querying, selectors
-from annotations.recall.cases import Case, cases_for
+from annotations.recall.cases import Case
 from feedbackhub.auth_tokens import json_error, token_required
 from feedbackhub.models import ApiScope
+from sessions.models import TurnRole
 
 MAX_K = 20
 DEFAULT_K = 5
@@ -74,6 +75,11 @@ def _day(value: Any, field: str) -> dt.date:
     if day is None:
         raise BadRequest(field, f"{field}: {text!r} is not an ISO 8601 date (2026-01-31) or date-time.")
     return day
+
+
+def clear_caches() -> None:
+    """Forget this process's cached active model name (tests call it between cases)."""
+    selectors.clear_caches()
 
 
 def _tag_ids(value: Any) -> list[int]:
@@ -159,11 +165,31 @@ def _guidance(examples: list[Case], candidates: list[Case]) -> list[dict[str, An
     return notes
 
 
+def _case(row: selectors.RecallRow) -> Case:
+    """A Case from a plain row of ``selectors.recall_rows`` (the same fields ``cases_for`` fills from models)."""
+    case = Case(item=row.item, similarity=row.similarity, extra={"tag_names": row.tag_names})
+    if row.turn_role == TurnRole.USER:
+        case.user_input = row.turn_content
+    else:
+        case.user_input, case.reply = row.previous_user_input, row.turn_content
+    if row.correction_status is not None:
+        case.correction_text = row.correction_text or ""
+        case.correction_status = row.correction_status
+        case.correction_rationale = row.correction_rationale or ""
+    if row.item.annotation_id is not None:
+        case.annotation_id = row.item.annotation_id
+        case.annotation_body = row.annotation_body or ""
+        case.annotation_quote = row.annotation_quote or ""
+        case.annotation_status = row.annotation_status or ""
+    return case
+
+
 def recall_answer(request: RecallRequest, *, absolute: Callable[[str], str] = str) -> dict[str, Any]:
-    model, similar = querying.similar_to_query(
+    # One query reads the nearest items with everything shown of them (no model instances on this path).
+    model, rows = querying.recall_query(
         text=request.input, k=min(request.k * CANDIDATES_PER_EXAMPLE, selectors.MAX_K), filters=request.filters
     )
-    candidates = cases_for(similar)
+    candidates = [_case(row) for row in rows]
     examples: list[Case] = []
     turns: set[int] = set()
     for case in candidates:  # best first; one example per reply
@@ -182,7 +208,7 @@ def recall_answer(request: RecallRequest, *, absolute: Callable[[str], str] = st
                 "similarity": round(case.similarity, 4),
                 "conversation_id": case.item.conversation_id,
                 "turn_id": case.item.turn_id,
-                "tags": [t.name for t in case.tags],
+                "tags": case.extra["tag_names"],
                 "url": absolute(case.url),
             }
             for case in examples

@@ -1,10 +1,10 @@
 """Embedding one search query inside a web process (the recall API, the search page, the review panels).
 
-A single short text gains nothing from torch's intra-op parallelism, and a web process serves several requests at
-once on a machine that also runs PostgreSQL and workers: with its default of one thread per core, torch's threads
-spin against everything else and one query took ten times longer here under load (see docs/recall.md). So the first
-query a process embeds sets torch to ``RECALL_QUERY_THREADS`` threads (default 1; 0 leaves torch alone). Only
-processes that embed queries run this; the embedding worker keeps its own setting.
+A single short text gains nothing from intra-op parallelism, and a web process serves several requests at once on a
+machine that also runs PostgreSQL and workers: with the default of one thread per core, torch's threads spin against
+everything else and one query took ten times longer here under load (see docs/recall.md). So the first query a
+process embeds (or ``warm_up``) sets the embedding library to ``RECALL_QUERY_THREADS`` threads (default 1; 0 leaves
+it alone). Only processes that embed queries run this; the embedding worker keeps its own setting.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ def _configure() -> None:
     with _lock:
         if _configured:
             return
+        from feedbackhub import embeddings  # noqa: PLC0415
+
         threads = int(getattr(settings, "RECALL_QUERY_THREADS", 1) or 0)
         if threads > 0:
-            import torch  # noqa: PLC0415 (only processes that embed import torch)
-
-            torch.set_num_threads(threads)
+            embeddings.set_threads(threads)
         _configured = True
 
 
@@ -60,3 +60,26 @@ def similar_to_query(
         if pk in items
     ]
     return model, similar
+
+
+def recall_query(
+    *, text: str, k: int, filters: selectors.RecallFilters | None = None
+) -> tuple[str, list[selectors.RecallRow]]:
+    """(the active model's name, the ``k`` nearest items to ``text`` as plain rows): the recall API's hot path.
+    The model name is cached for a minute; the search itself checks that it is still the active one, and on a
+    switch this looks it up again and embeds the text with the new model."""
+    model = selectors.active_model_name_cached()
+    rows = selectors.recall_rows(query_vector=embed_query(text, model=model), k=k, model=model, filters=filters)
+    if rows is None:  # the active model changed since it was cached
+        selectors.clear_caches()
+        model = selectors.active_model_name_cached()
+        rows = selectors.recall_rows(query_vector=embed_query(text, model=model), k=k, model=model, filters=filters)
+    return model, rows or []
+
+
+def warm_up() -> str:
+    """Load the active model now and embed one text (web processes call it at start, see feedbackhub/wsgi.py), so
+    the first request does not wait for the load. Returns the model's name."""
+    model = selectors.active_model_name()
+    embed_query("warm up", model=model)
+    return model

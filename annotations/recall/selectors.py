@@ -13,6 +13,8 @@ The returned items come with their conversation, turn, source (annotation or fee
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +22,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from annotations.models import Tag
+from annotations.models import Annotation, Correction, Tag
 from annotations.recall.models import DIMENSIONS, Embedding, EmbeddingModel, FeedbackItem, SourceKind
+from sessions.models import Turn, TurnRole
 
 #: Candidates the HNSW scan keeps per step; more is slower and closer to exact. Measured in bench/recall_bench.py.
 EF_SEARCH = 40
@@ -60,6 +63,34 @@ def active_model_name() -> str:
 
     name = EmbeddingModel.objects.filter(is_active=True).values_list("name", flat=True).first()
     return name or embeddings.model_name()
+
+
+#: How long a process trusts its cached active model name (``active_model_name_cached``).
+MODEL_CACHE_SECONDS = 60.0
+_model_cache: tuple[float, str] | None = None
+_cache_lock = threading.Lock()
+
+
+def active_model_name_cached() -> str:
+    """``active_model_name()`` remembered for ``MODEL_CACHE_SECONDS`` in this process, for the query hot path (the
+    recall API). Never for writers: the embed task must follow a switch at once. A stale name cannot return another
+    model's neighbours: ``recall_rows`` only matches when the name is still the active one (see there)."""
+    global _model_cache
+    cached = _model_cache
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < MODEL_CACHE_SECONDS:
+        return cached[1]
+    name = active_model_name()
+    with _cache_lock:
+        _model_cache = (now, name)
+    return name
+
+
+def clear_caches() -> None:
+    """Forget the cached active model name (after a switch in this process, and between tests)."""
+    global _model_cache
+    with _cache_lock:
+        _model_cache = None
 
 
 def _day_start(day: dt.date) -> dt.datetime:
@@ -143,6 +174,108 @@ def nearest_ids(
     return [(pk, float(distance)) for pk, distance in rows]
 
 
+@dataclass(slots=True)
+class ItemRef:
+    """What the recall API needs of an item (no model instance: the hot path reads plain rows)."""
+
+    id: int
+    conversation_id: int
+    turn_id: int
+    annotation_id: int | None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+@dataclass(slots=True)
+class RecallRow:
+    """One nearest item with what the recall API shows of it, read in the search's own query."""
+
+    item: ItemRef
+    similarity: float
+    turn_role: str
+    turn_content: str
+    previous_user_input: str
+    correction_text: str | None
+    correction_status: str | None
+    correction_rationale: str | None
+    annotation_body: str | None
+    annotation_status: str | None
+    annotation_quote: str | None
+    tag_names: list[str]
+
+
+def recall_rows(
+    *,
+    query_vector: Any,
+    k: int,
+    model: str,
+    filters: RecallFilters | None = None,
+    ef_search: int = EF_SEARCH,
+) -> list[RecallRow] | None:
+    """The ``k`` items nearest to ``query_vector`` with their turn, the user input before it, the turn's correction,
+    the annotation and the tag names, in one query (plus the search settings), most similar first. The search
+    only matches while ``model`` is still the active model (the EmbeddingModel row, else the configured one), so a
+    name cached too long never mixes models: then it returns None and the caller looks the name up again."""
+    from feedbackhub import embeddings  # noqa: PLC0415 (settings only)
+
+    k = max(1, min(int(k), MAX_K))
+    where, params = _where(filters, [])
+    params.update(q=_vector_literal(query_vector), k=k, model=model, configured=embeddings.model_name())
+    item_t, emb_t, model_t = FeedbackItem._meta.db_table, Embedding._meta.db_table, EmbeddingModel._meta.db_table
+    turn_t, corr_t = Turn._meta.db_table, Correction._meta.db_table
+    ann_t, tag_t = Annotation._meta.db_table, Tag._meta.db_table
+    # The active-model check is uncorrelated (one InitPlan, run once); the hits CTE is the index search of
+    # nearest_ids exactly, materialised so that the joins after it cannot change its plan.
+    sql = f"""
+        WITH active AS (
+            SELECT COALESCE((SELECT name FROM {model_t} WHERE is_active LIMIT 1), %(configured)s) AS name
+        ), hits AS MATERIALIZED (
+            SELECT i.id, (e.vector::halfvec({DIMENSIONS})) <=> %(q)s::halfvec({DIMENSIONS}) AS distance
+            FROM {emb_t} e JOIN {item_t} i ON i.id = e.item_id
+            WHERE {" AND ".join(where)} AND %(model)s = (SELECT name FROM active)
+            ORDER BY (e.vector::halfvec({DIMENSIONS})) <=> %(q)s::halfvec({DIMENSIONS})
+            LIMIT %(k)s
+        )
+        SELECT h.id, h.distance, i.conversation_id, i.turn_id, i.annotation_id, t.role, t.content,
+            (SELECT u.content FROM {turn_t} u WHERE u.conversation_id = t.conversation_id
+                AND u.role = %(user_role_value)s AND u.position < t.position ORDER BY u.position DESC LIMIT 1),
+            c.text, c.status, c.rationale, a.body, a.status, a.exact,
+            ARRAY(SELECT g.name FROM {tag_t} g WHERE g.id = ANY(i.tag_ids) ORDER BY g.name),
+            (SELECT name FROM active)
+        FROM (SELECT NULL) AS one
+        LEFT JOIN hits h ON true
+        LEFT JOIN {item_t} i ON i.id = h.id
+        LEFT JOIN {turn_t} t ON t.id = i.turn_id
+        LEFT JOIN {corr_t} c ON c.turn_id = i.turn_id
+        LEFT JOIN {ann_t} a ON a.id = i.annotation_id
+    """  # noqa: S608 (the WHERE parts are constants; values are parameters)
+    params["user_role_value"] = TurnRole.USER.value
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('hnsw.iterative_scan', %s, true),"
+            " set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)",
+            ["relaxed_order", str(max(ef_search, k)), str(MAX_SCAN_TUPLES)],
+        )
+        cursor.execute(sql, params)
+        raw = cursor.fetchall()
+    # The outer (SELECT NULL) LEFT JOIN always yields a row, so the active name comes back even without hits.
+    if raw and raw[0][-1] != model:
+        return None
+    hits = sorted((r for r in raw if r[0] is not None), key=lambda r: (r[1], r[0]))  # relaxed order: re-sort
+    return [
+        RecallRow(
+            item=ItemRef(id=r[0], conversation_id=r[2], turn_id=r[3], annotation_id=r[4]),
+            similarity=min(1.0, max(0.0, 1.0 - float(r[1]))),
+            turn_role=r[5], turn_content=r[6] or "", previous_user_input=r[7] or "",
+            correction_text=r[8], correction_status=r[9], correction_rationale=r[10],
+            annotation_body=r[11], annotation_status=r[12], annotation_quote=r[13], tag_names=list(r[14] or []),
+        )
+        for r in hits
+    ]  # fmt: skip
+
+
 def items_for_display(ids: Sequence[int]) -> dict[int, FeedbackItem]:
     """Items ``ids`` with what a results panel shows, in 2 queries: conversation, turn, the annotation or feedback
     event, the turn's correction (approved or not, ``item.turn.correction`` raises DoesNotExist when there is none,
@@ -212,12 +345,17 @@ def similar_to_item(*, item_id: int, k: int = 10, filters: RecallFilters | None 
 
 
 __all__ = [
+    "ItemRef",
     "RecallFilters",
+    "RecallRow",
     "SimilarItem",
     "active_model_name",
     "correction_of",
     "items_for_display",
     "nearest_ids",
+    "recall_rows",
+    "active_model_name_cached",
+    "clear_caches",
     "similar_items",
     "similar_to_item",
     "similar_to_text",

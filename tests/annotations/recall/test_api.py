@@ -187,6 +187,6 @@ def test_query_count_does_not_grow_with_k(api, token, cases):
             assert _post(api, {"input": REFUND_QUERY, "k": k}, token).status_code == 200
         counts.append(len(captured.captured_queries))
     assert counts[0] == counts[1]
-    # Token, model name, the search (savepoint, settings, k-NN, release), items, tags, user inputs, and the
-    # triage clusters' guidance notes of the recalled items.
-    assert counts[0] <= 10
+    # The token and the model name come from the process's short-lived caches; the search is one query with every
+    # row it shows (inside a savepoint with its settings), then the triage clusters' guidance notes.
+    assert counts[0] <= 5

@@ -1,0 +1,145 @@
+"""Embedding backends (torch fp32, ONNX int8) and the recall API's hot path: model identities name their backend,
+vectors of two backends are never mixed, the ONNX export is made once and agrees with fp32, and the API answers
+from cached token and model look-ups in a fixed handful of queries."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from annotations.recall import api as recall_api
+from annotations.recall import querying, selectors
+from annotations.recall.models import Embedding
+from feedbackhub import auth_tokens, embeddings
+from tests.annotations.recall.recall_cases import REFUND_QUERY, build_cases
+
+INT8 = f"{embeddings.DEFAULT_MODEL}@{embeddings.ONNX_INT8}"
+TEXTS = [
+    "The card was blocked after three wrong PIN attempts.",
+    "My card got blocked, what do I do?",
+    "The assistant quoted a refund window of 60 days; the policy says 30 days for annual plans.",
+    "Best pasta recipe with fresh tomatoes",
+]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    # Process caches of the hot path (token rows, active model name) must not outlive a test's data.
+    recall_api.clear_caches()
+    auth_tokens.clear_token_cache()
+    yield
+    recall_api.clear_caches()
+    auth_tokens.clear_token_cache()
+
+
+def test_identity_names_the_backend_unless_it_is_torch(settings):
+    assert embeddings.identity("all-MiniLM-L6-v2", "torch") == "all-MiniLM-L6-v2"
+    assert embeddings.identity("all-MiniLM-L6-v2", "onnx-int8") == INT8
+    assert embeddings.split_identity(INT8) == ("all-MiniLM-L6-v2", "onnx-int8")
+    # An @ that is not a backend belongs to the name (a local folder may contain one).
+    assert embeddings.split_identity("/models/team@v2") == ("/models/team@v2", "torch")
+    settings.EMBEDDING_BACKEND = "onnx-int8"
+    assert embeddings.model_name() == INT8
+    settings.EMBEDDING_BACKEND = "torch"
+    assert embeddings.model_name() == "all-MiniLM-L6-v2"
+    settings.EMBEDDING_BACKEND = "tensorflow"
+    with pytest.raises(ValueError, match="EMBEDDING_BACKEND"):
+        embeddings.model_name()
+
+
+def test_onnx_int8_is_exported_once_and_agrees_with_fp32(model):
+    encoder = embeddings.get_model(INT8)
+    assert isinstance(encoder, embeddings.OnnxEncoder) and embeddings.get_model(INT8) is encoder
+    folder = embeddings.export_onnx(embeddings.DEFAULT_MODEL, quantized=True)
+    exported = (folder / "model_int8.onnx").stat().st_mtime_ns
+    assert embeddings.export_onnx(embeddings.DEFAULT_MODEL, quantized=True) == folder
+    assert (folder / "model_int8.onnx").stat().st_mtime_ns == exported  # reused, not exported again
+
+    fp32 = embeddings.encode(TEXTS)
+    int8 = embeddings.encode(TEXTS, name=INT8)
+    assert int8.shape == (4, 384) and int8.dtype == np.float32
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-4)
+    cosine = (fp32 * int8).sum(axis=1)
+    assert cosine.min() > 0.97 and cosine.mean() >= 0.98
+    # Close to fp32, yet not the same vectors: that is why they are stored under another name.
+    assert not np.allclose(fp32, int8, atol=1e-4)
+    # Same neighbours: the blocked-card texts stay closest to each other.
+    assert int8[0] @ int8[1] > int8[0] @ int8[3] + 0.3
+    assert embeddings.encode([], name=INT8).shape == (0, 384)
+
+
+@pytest.fixture
+def cases(moderator, expert):
+    return build_cases(moderator, expert)
+
+
+def _post(client: Client, token: str, body: dict):
+    return client.post("/api/v1/recall", json.dumps(body), content_type="application/json",
+                       HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+@pytest.mark.django_db
+def test_the_query_is_embedded_by_the_active_models_backend_even_right_after_a_switch(cases):
+    token = auth_tokens.api_token_create(name="bot", scopes=["recall"])[1]
+    client = Client()
+    before = _post(client, token, {"input": REFUND_QUERY, "k": 1}).json()
+    assert before["model"] == "all-MiniLM-L6-v2"  # and that name is now cached in this process
+
+    call_command("reembed", "--model", INT8, stdout=io.StringIO(), stderr=io.StringIO())
+    assert selectors.active_model_name() == INT8
+    assert Embedding.objects.filter(model=INT8).count() == Embedding.objects.filter(
+        model="all-MiniLM-L6-v2").count() > 0
+
+    # The cached torch name is no longer active: the search notices, looks the name up again and embeds the query
+    # with int8, so int8 query vectors only ever meet int8 stored vectors.
+    after = _post(client, token, {"input": REFUND_QUERY, "k": 1}).json()
+    assert after["model"] == INT8
+    assert [e["turn_id"] for e in after["examples"]] == [cases.refund.turn.pk]
+    assert abs(after["examples"][0]["similarity"] - before["examples"][0]["similarity"]) < 0.03
+
+
+@pytest.mark.django_db
+def test_recall_rows_refuses_a_model_that_is_not_active(cases):
+    vector = querying.embed_query(REFUND_QUERY, model="all-MiniLM-L6-v2")
+    rows = selectors.recall_rows(query_vector=vector, k=3, model="all-MiniLM-L6-v2")
+    assert rows and rows[0].item.turn_id == cases.refund.turn.pk
+    assert [r.similarity for r in rows] == sorted((r.similarity for r in rows), reverse=True)
+    assert selectors.recall_rows(query_vector=vector, k=3, model=INT8) is None
+
+
+@pytest.mark.django_db
+def test_a_warm_request_reads_no_token_or_model_row(cases):
+    token = auth_tokens.api_token_create(name="bot", scopes=["recall"])[1]
+    client = Client()
+    _post(client, token, {"input": REFUND_QUERY, "k": 2, "filters": {"tags": ["factually-incorrect"]}})
+    with CaptureQueriesContext(connection) as captured:
+        response = _post(client, token, {"input": REFUND_QUERY, "k": 2, "filters": {"tags": ["factually-incorrect"]}})
+    assert response.status_code == 200 and response.json()["examples"]
+    sql = " ".join(q["sql"] for q in captured.captured_queries)
+    assert "feedbackhub_apitoken" not in sql
+    assert "FROM \"recall_embeddingmodel\"" not in sql  # only inside the search's own active-model check
+    # The search settings, the search with every row it shows, and the triage clusters' guidance notes (plus the
+    # transaction around the search).
+    searches = [q for q in captured.captured_queries if "halfvec" in q["sql"]]
+    assert len(searches) == 1 and len(captured.captured_queries) <= 6  # + the tag names of the filter
+
+
+@pytest.mark.django_db
+def test_a_revoked_token_is_refused_at_once_even_when_cached():
+    row, token = auth_tokens.api_token_create(name="bot", scopes=["recall"])
+    client = Client()
+    assert _post(client, token, {"input": "hello", "k": 1}).status_code == 200
+    auth_tokens.api_token_revoke(token_id=row.pk)
+    assert _post(client, token, {"input": "hello", "k": 1}).status_code == 401
+
+
+def test_warm_up_loads_the_active_model(db):
+    assert querying.warm_up() == selectors.active_model_name()
+    assert embeddings.is_loaded(selectors.active_model_name())
