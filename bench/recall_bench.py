@@ -126,47 +126,13 @@ def _encode_cached(path: Path, texts: list[str], log) -> Any:  # noqa: ANN001
 
 
 def _throughput(sizes: dict[str, int], log) -> dict[str, Any]:  # noqa: ANN001
-    from annotations.recall import services  # noqa: PLC0415
-    from annotations.recall.models import Embedding, FeedbackItem, SourceKind  # noqa: PLC0415
-    from annotations.recall.text import text_hash  # noqa: PLC0415
-    from feedbackhub import embeddings  # noqa: PLC0415
-    from sessions.models import Conversation, FeedbackEvent, Turn  # noqa: PLC0415
+    """Bare fp32 model.encode against the pipeline, and the ONNX backends against both, on the same real texts in
+    alternating rounds (``bench/recall_throughput_bench.py``, which also runs alone on a database of its own)."""
+    from bench import recall_throughput_bench as backends  # noqa: PLC0415
 
-    texts = _throughput_texts(sizes["throughput_texts"])
-    conv, _ = Conversation.objects.get_or_create(source=SOURCE, external_id="throughput",
-                                                 defaults={"content_hash": "0" * 64})
-    turn, _ = Turn.objects.get_or_create(conversation=conv, position=1, defaults={"role": "assistant"})
-    FeedbackItem.objects.filter(conversation=conv).delete()
-    FeedbackEvent.objects.filter(conversation=conv).delete()
-    events = FeedbackEvent.objects.bulk_create(
-        [FeedbackEvent(conversation=conv, turn=turn, event_key=f"t{i}", kind="comment", text=t)
-         for i, t in enumerate(texts)]
-    )
-    items = FeedbackItem.objects.bulk_create(
-        [FeedbackItem(source=SourceKind.FEEDBACK_EVENT, feedback_event=e, conversation=conv, turn=turn, text=t,
-                      text_hash=text_hash(t)) for e, t in zip(events, texts, strict=True)]
-    )
-    ids = [i.pk for i in items]
-    model = embeddings.get_model()
-    model.encode(texts[:64], batch_size=64, normalize_embeddings=True)  # warm-up
-    bare_s: list[float] = []
-    pipe_s: list[float] = []
-    for round_no in range(sizes["rounds"]):
-        Embedding.objects.filter(item_id__in=ids).delete()
-        for what in ("bare", "pipeline") if round_no % 2 == 0 else ("pipeline", "bare"):
-            t0 = time.perf_counter()
-            if what == "bare":
-                model.encode(texts, batch_size=services.EMBED_BATCH_SIZE, normalize_embeddings=True,
-                             convert_to_numpy=True, show_progress_bar=False)
-                bare_s.append(time.perf_counter() - t0)
-            else:
-                result = services.embeddings_embed_pending()
-                pipe_s.append(time.perf_counter() - t0)
-                assert result.embedded == len(texts), result
-        log(f"throughput round {round_no + 1}: bare {bare_s[-1]:.1f} s, pipeline {pipe_s[-1]:.1f} s")
-    stored = Embedding.objects.filter(item_id__in=ids).count()
-    return {"texts": len(texts), "bare_s": bare_s, "pipeline_s": pipe_s, "stored": stored,
-            "mean_chars": sum(map(len, texts)) / len(texts)}
+    tp = backends.measure(backends.texts(sizes["throughput_texts"]), rounds=sizes["rounds"], log=log)
+    return {"texts": tp["texts"], "bare_s": tp["wall_s"]["bare torch"], "pipeline_s": tp["wall_s"]["pipeline torch"],
+            "stored": tp["stored_vectors"], "mean_chars": tp["mean_chars"], "backends": tp}
 
 
 def _dataset(sizes: dict[str, int], quick: bool, log) -> dict[str, Any]:  # noqa: ANN001
@@ -387,6 +353,12 @@ def run(ctx: common.Context) -> dict[str, Any]:
     return _result(ctx, data)
 
 
+def _backend_summary(tp: dict[str, Any]) -> dict[str, Any]:
+    from bench import recall_throughput_bench as backends  # noqa: PLC0415
+
+    return backends.summary(tp["backends"])
+
+
 def _result(ctx: common.Context, data: dict[str, Any]) -> dict[str, Any]:
     sizes = data["sizes"]
     tp = data["throughput"]
@@ -414,6 +386,7 @@ def _result(ctx: common.Context, data: dict[str, Any]) -> dict[str, Any]:
             {"name": f"Embedding pipeline throughput vs bare model.encode ({tp['texts']} texts)",
              "target": f">= {TARGET_RATIO:.2f}", "measured": f"{ratio:.2f} ({tp['texts'] / pipe:.1f} vs "
              f"{tp['texts'] / bare:.1f} texts/s)", "value": ratio, "pass": ratio >= TARGET_RATIO},
+            *(_backend_summary(tp)["verdicts"] if "backends" in tp else []),
             {"name": f"k-NN recall@10 vs exact search, {n:,} vectors", "target": f">= {TARGET_RECALL}",
              "measured": f"{default['recall']:.3f}", "value": default["recall"],
              "pass": default["recall"] >= TARGET_RECALL},
