@@ -36,11 +36,13 @@ def _wait_for(what: str, condition, worker: Worker) -> None:
 
 
 def test_new_feedback_gets_its_vector_from_the_worker(celery_worker, moderator, tmp_path):
-    # A reviewer's annotation: synced after its commit, the embed task enqueued after the sync's commit.
+    # A reviewer's annotation: its item synced by the worker (a task sent after the save's commit), then the embed
+    # task enqueued after the sync's commit.
     conv = Conversation.objects.create(source="t", external_id="c1", content_hash="0" * 64)
     Turn.objects.create(conversation=conv, position=0, role=TurnRole.USER, content="Where is the Eiffel Tower?")
     turn = Turn.objects.create(conversation=conv, position=1, role=TurnRole.ASSISTANT, content="It is in Berlin.")
     annotation = review.annotation_create(actor=moderator, turn=turn, body="It is in Paris, not Berlin")
+    _wait_for("the annotation's item", FeedbackItem.objects.filter(annotation=annotation).exists, celery_worker)
     item = FeedbackItem.objects.get(annotation=annotation)
     _wait_for("the annotation's vector", lambda: Embedding.objects.filter(item=item).exists(), celery_worker)
     vector = Embedding.objects.get(item=item)
