@@ -43,7 +43,10 @@ class Cluster(models.Model):
     terms = ArrayField(models.CharField(max_length=80), default=list, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
     resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True, default="")
-    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # No indexes on the foreign keys of a cluster: the job rewrites thousands of cluster rows a minute and every
+    # index costs an insertion per rewrite, while a few thousand open clusters filter fast enough without them.
+    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                     db_index=False)
     #: Not closed: new items may join it, and it is in the default queue.
     is_open = models.BooleanField(default=True)
 
@@ -60,15 +63,19 @@ class Cluster(models.Model):
     tag_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     representative_ids = ArrayField(models.BigIntegerField(), default=list, blank=True,
                                     help_text="Feedback item ids nearest the centroid, nearest first.")
+    representative_distances = ArrayField(models.FloatField(), default=list, blank=True,
+                                          help_text="Their member distances, in the same order (so the job can "
+                                                    "merge a batch's nearest members in without reading members).")
     priority = models.FloatField(default=0.0, db_index=False)
     titled_size = models.PositiveIntegerField(default=0, help_text="Size when the title was last computed.")
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="triage_clusters")
+                              related_name="triage_clusters", db_index=False)
     claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+                                   related_name="+", db_index=False)
     claim_expires_at = models.DateTimeField(null=True, blank=True)
-    routed_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    routed_group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                     db_index=False)
     guidance = models.TextField(blank=True, help_text="Returned by the recall API with this cluster's cases.")
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -110,7 +117,9 @@ class ClusterMember(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["cluster", "distance", "item"], name="cluster_member_nearest"),
-            models.Index(fields=["cluster", "item_at"], name="cluster_member_item_at"),
+            # The job moves growth_24h along with time by taking off the members whose feedback time lies between
+            # its previous 24-hour cut and the new one: a range on item_at alone (a minute's worth of rows).
+            models.Index(fields=["item_at"], name="cluster_member_aging"),
         ]
 
     def __str__(self) -> str:

@@ -3,11 +3,15 @@
 The clustering job (:func:`triage_run`) works in batches of new feedback items (embedded by the active model, not yet
 in a cluster), one transaction per batch, each taking a transaction-level advisory lock first. A batch:
 
-1. finds each item's nearest open cluster with pgvector (HNSW over the centroids of open clusters); items within
-   ``TRIAGE_ASSIGN_DISTANCE`` (cosine distance) join it;
-2. groups the rest with ``clustering.group`` (average linkage, ``TRIAGE_NEW_CLUSTER_DISTANCE``) into new clusters;
-3. writes the member rows (which mark the items as clustered) and updates the touched clusters' running sums,
-   centroids, numbers, representatives, titles and priorities.
+1. moves every cluster's growth_24h to this run's 24-hour window (only clusters with members between the previous
+   cut and this one are recounted);
+2. finds each item's nearest open cluster exactly (one matrix product of the batch against the open clusters'
+   running sums); items within ``TRIAGE_ASSIGN_DISTANCE`` (cosine distance) join it;
+3. groups the rest with ``clustering.group`` (average linkage, ``TRIAGE_NEW_CLUSTER_DISTANCE``) into new clusters;
+4. writes the member rows (which mark the items as clustered) in one INSERT from arrays, then every touched
+   cluster's running sum, centroid, size, growth, environments, model versions, tags, severity, representatives
+   and priority in one UPDATE that aggregates the batch in SQL; titles only of clusters that are new or have
+   doubled since their last title.
 
 A worker killed mid-batch rolls the batch back; the rerun finds the same items in the same order (by id) and the same
 clusters, so it converges to the same result. A second run that finds the lock taken returns at once.
@@ -136,60 +140,67 @@ class Pending:
     item_ids: list[int]
     embedding_ids: list[int]
     vectors: np.ndarray
-    item_at: list[dt.datetime]
-    environment: list[str]
-    model_version: list[str]
-    tag_ids: list[list[int]]
-    is_negative: list[bool]
 
 
+#: The batch: items in embedding-id order, returned as two id arrays and one buffer of their vectors (``_vectors_of``).
 PENDING_SQL = """
-SELECT i.id, e.id, e.vector, COALESCE(i.occurred_at, i.created_at), i.environment, i.model_version,
-       i.tag_ids, i.is_negative
-FROM recall_feedbackitem i
-JOIN recall_embedding e ON e.item_id = i.id AND e.model = %(model)s AND e.text_hash = i.text_hash
-WHERE e.id > %(after)s AND i.is_active AND i.is_negative
-  AND NOT EXISTS (SELECT 1 FROM triage_clustermember m WHERE m.item_id = i.id)
-  AND (i.annotation_id IS NULL
-       OR NOT EXISTS (SELECT 1 FROM triage_clustertagging t WHERE t.annotation_id = i.annotation_id))
-ORDER BY e.id
-LIMIT %(limit)s
+SELECT array_agg(p.item_id ORDER BY p.embedding_id), array_agg(p.embedding_id ORDER BY p.embedding_id),
+       string_agg(vector_send(p.vector), ''::bytea ORDER BY p.embedding_id)
+FROM (
+    SELECT i.id AS item_id, e.id AS embedding_id, e.vector
+    FROM recall_feedbackitem i
+    JOIN recall_embedding e ON e.item_id = i.id AND e.model = %(model)s AND e.text_hash = i.text_hash
+    WHERE e.id > %(after)s AND i.is_active AND i.is_negative
+      AND NOT EXISTS (SELECT 1 FROM triage_clustermember m WHERE m.item_id = i.id)
+      AND (i.annotation_id IS NULL
+           OR NOT EXISTS (SELECT 1 FROM triage_clustertagging t WHERE t.annotation_id = i.annotation_id))
+    ORDER BY e.id
+    LIMIT %(limit)s
+) p
 """
 #: The job reads vectors from this far below its cursor again: an embedding whose id was taken before the cursor
 #: moved but committed after it (two embedding workers) is still found. The hourly re-cluster scans everything.
 CURSOR_MARGIN = 20_000
 CURSOR_NAME = "embedding"
+#: Cursor row holding the growth cut (microseconds since the epoch) the clusters' growth_24h counts are relative to.
+GROWTH_CURSOR_NAME = "growth_cut"
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+GROWTH_WINDOW = dt.timedelta(hours=24)
+
+
+def _vectors_of(blob: bytes | None, n: int) -> np.ndarray:
+    """``n`` vectors sent as one ``string_agg(vector_send(v))`` (each: 2-byte dimensions, 2 unused bytes, 384
+    big-endian float4): one buffer instead of n rows to convert."""
+    if not n:
+        return np.zeros((0, DIMENSIONS), np.float32)
+    return np.frombuffer(blob, dtype=">f4").reshape(n, DIMENSIONS + 1)[:, 1:].astype(np.float32)
 
 
 def _pending(limit: int, after: int = 0) -> Pending:
     """Up to ``limit`` clusterable items not yet in a cluster whose current vector's id is above ``after``."""
-    rows = _fetch(PENDING_SQL, {"model": _active_model(), "limit": limit, "after": after})
-    vectors = np.stack([r[2] for r in rows]) if rows else np.zeros((0, DIMENSIONS), np.float32)
-    return Pending(
-        item_ids=[r[0] for r in rows], embedding_ids=[r[1] for r in rows], vectors=vectors,
-        item_at=[r[3] for r in rows], environment=[r[4] for r in rows], model_version=[r[5] for r in rows],
-        tag_ids=[list(r[6] or []) for r in rows], is_negative=[bool(r[7]) for r in rows],
-    )
+    item_ids, embedding_ids, blob = _fetch(PENDING_SQL, {"model": _active_model(), "limit": limit, "after": after})[0]
+    item_ids, embedding_ids = item_ids or [], embedding_ids or []
+    return Pending(item_ids=item_ids, embedding_ids=embedding_ids, vectors=_vectors_of(blob, len(item_ids)))
 
 
-def _nearest_open(embedding_ids: Sequence[int], vectors: np.ndarray,
-                  sums_out: dict[int, np.ndarray] | None = None) -> dict[int, tuple[int, float]]:
-    """embedding id -> (nearest open cluster id, cosine distance), exact; ``sums_out`` receives the clusters'
-    running sums (id -> vector).
+def _nearest_open(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest open cluster id, cosine distance) per vector, exact; cluster id 0 when there is no open cluster.
 
-    The open clusters' running sums are read in one query (binary) and compared with the batch in numpy: 10k
-    vectors against a few thousand centroids take milliseconds, and the answer is exact and repeatable, which an
-    approximate index search is not (see the note on Cluster's indexes)."""
-    if not embedding_ids:
-        return {}
-    rows = _fetch("SELECT id, vector_sum FROM triage_cluster WHERE is_open AND size > 0 ORDER BY id", None)
-    if not rows:
-        return {}
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    if sums_out is not None:
-        sums_out.update((r[0], r[1]) for r in rows)
-    best, dist = clustering.nearest(vectors, np.stack([r[1] for r in rows]))
-    return {e: (int(ids[b]), float(d)) for e, b, d in zip(embedding_ids, best, dist, strict=True)}
+    The open clusters' running sums are read in one query (one binary buffer) and compared with the batch in numpy:
+    one matrix product of the batch against every centroid (10k x 3,000 x 384 take a few hundred milliseconds of
+    one core), exact and repeatable, which an approximate index search is not (see the note on Cluster's indexes).
+    The same exact search inside PostgreSQL (no index) computes those 30 million distances one by one, far
+    slower."""
+    none = np.zeros(len(vectors), dtype=np.int64), np.full(len(vectors), np.inf)
+    if not len(vectors):
+        return none
+    ids, blob = _fetch("SELECT array_agg(id ORDER BY id), string_agg(vector_send(vector_sum), ''::bytea ORDER BY id)"
+                       " FROM triage_cluster WHERE is_open AND size > 0", None)[0]
+    if not ids:
+        return none
+    ids = np.asarray(ids, dtype=np.int64)
+    best, dist = clustering.nearest(vectors, _vectors_of(blob, len(ids)))
+    return ids[best], dist
 
 
 @dataclass
@@ -200,45 +211,34 @@ class RunResult:
     batches: int = 0
     locked_out: bool = False
     growth_updated: int = 0
+    retitled: int = 0
 
 
 def _zero() -> list[float]:
     return [0.0] * DIMENSIONS
 
 
-def _apply_members(
-    clusters: dict[int, Cluster], members: list[tuple[int, int, int]], pending: Pending, severities: dict[int, int],
-    now: dt.datetime,
-) -> None:
-    """Add (cluster id, pending index, ...) members to the clusters' running numbers (in memory; the vector sums
-    grow in SQL, see ADD_SUMS_SQL)."""
-    day_ago = now - dt.timedelta(hours=24)
-    for cluster_id, index, _ in members:
-        c = clusters[cluster_id]
-        c.size += 1
-        c.negative_count += int(pending.is_negative[index])
-        if pending.item_at[index] and pending.item_at[index] > day_ago:
-            c.growth_24h += 1
-        env, version = pending.environment[index], pending.model_version[index]
-        if env and env not in c.environments:
-            c.environments = sorted([*c.environments, env])
-        if version and version not in c.model_versions:
-            c.model_versions = sorted([*c.model_versions, version])
-        for tag_id in pending.tag_ids[index]:
-            if tag_id not in c.tag_ids:
-                c.tag_ids = sorted([*c.tag_ids, tag_id])
-            c.max_severity = max(c.max_severity, severities.get(tag_id, 0))
-        item_at = pending.item_at[index]
-        if item_at and (c.last_item_at is None or item_at > c.last_item_at):
-            c.last_item_at = item_at
+def _priority_sql(size: str, growth: str, severity: str, negative: str) -> str:
+    """``priority_of`` as an SQL expression over the given column expressions (same order of operations)."""
+    return (f"round((10 * ln(1 + ({size})::float8) + 15 * ln(1 + ({growth})::float8) + 5 * ({severity})"
+            f" + CASE WHEN ({size}) > 0 THEN 10 * (({negative})::float8 / ({size})) ELSE 0 END)::numeric, 4)::float8")
+
+
+def _job_transaction_settings() -> None:
+    """The job's statements touch thousands of rows and look expensive to the planner, which then compiles them
+    (JIT) for longer than they run: off for this transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
 
 
 def _batch(batch_size: int, now: dt.datetime, result: RunResult, *, full_scan: bool = False) -> bool:
-    """One batch in one transaction. False when there was nothing to do or the lock was taken."""
+    """One batch in one transaction. False when there is nothing more to do (the batch was not full) or the lock
+    was taken."""
     with transaction.atomic():
         if not _try_lock():
             result.locked_out = True
             return False
+        _job_transaction_settings()
         cursor_row, _ = Cursor.objects.select_for_update().get_or_create(name=CURSOR_NAME)
         after = 0 if full_scan else max(0, cursor_row.value - CURSOR_MARGIN)
         pending = _pending(batch_size, after)
@@ -246,107 +246,200 @@ def _batch(batch_size: int, now: dt.datetime, result: RunResult, *, full_scan: b
             return False
         cursor_row.value = max(cursor_row.value, max(pending.embedding_ids))
         cursor_row.save(update_fields=["value"])
+        # Growth first moves to this run's window, so the batch's fresh members add to counts of the same window.
+        result.growth_updated += _age_growth(now)
         assign_max = float(setting("TRIAGE_ASSIGN_DISTANCE"))
-        nearest = _nearest_open(pending.embedding_ids, pending.vectors)
-        members: list[tuple[int, int, int]] = []  # (cluster id, index into pending, -)
-        distances: dict[int, float] = {}
-        rest: list[int] = []
-        for index, embedding_id in enumerate(pending.embedding_ids):
-            hit = nearest.get(embedding_id)
-            if hit is not None and hit[1] <= assign_max:
-                members.append((hit[0], index, 0))
-                distances[index] = hit[1]
-            else:
-                rest.append(index)
-        touched_ids = {m[0] for m in members}
-        clusters = {c.pk: c for c in Cluster.objects.select_for_update().defer("centroid", "vector_sum")
-                    .filter(pk__in=touched_ids)}
+        cluster_ids, distances = _nearest_open(pending.vectors)
+        rest = np.flatnonzero(~(distances <= assign_max))
+        distances = distances.astype(np.float64)
         new_ids: set[int] = set()
-        if rest:
+        if len(rest):
             labels = clustering.group(pending.vectors[rest], threshold=float(setting("TRIAGE_NEW_CLUSTER_DISTANCE")),
                                       assign=assign_max)
             sums, _counts = clustering.centroids(pending.vectors[rest], labels)
-            created = _create_clusters(clustering.normalise(sums), now)
-            for c in created:
-                c.vector_sum = np.zeros(DIMENSIONS, dtype=np.float32)
-                clusters[c.pk] = c
-                new_ids.add(c.pk)
-            for position, label in zip(rest, labels.tolist(), strict=True):
-                cluster = created[label]
-                members.append((cluster.pk, position, 0))
-                distances[position] = float(1.0 - pending.vectors[position] @ np.asarray(cluster.centroid))
+            centres = clustering.normalise(sums)
+            created = np.asarray(_create_clusters(centres, now), dtype=np.int64)
+            cluster_ids[rest] = created[labels]
+            distances[rest] = 1.0 - np.einsum("ij,ij->i", pending.vectors[rest], centres[labels])
+            new_ids = {int(i) for i in created}
             result.new_clusters += len(created)
-        _insert_members([(cid, pending.item_ids[i], distances[i], pending.item_at[i] or now)
-                         for cid, i, _ in members], now)
-        _apply_members(clusters, members, pending, _severities(), now)
-        # The sums grow in the database from the vectors already there: nothing 384 numbers wide goes over the wire.
-        with connection.cursor() as cursor:
-            cursor.execute(ADD_SUMS_SQL, [pending.embedding_ids, pending.item_ids])
-        _refresh_derived(list(clusters.values()), new_ids=new_ids)
-        _write_clusters(list(clusters.values()), now)
+        touched = _add_members(cluster_ids.tolist(), pending, distances.tolist(), now)
+        result.retitled += _retitle_changed(touched, new_ids)
         result.items += len(pending.item_ids)
         result.assigned += len(pending.item_ids) - len(rest)
         result.batches += 1
-        return True
+        # A short batch was the last one: what arrives meanwhile waits for the next run, not another scan now.
+        return len(pending.item_ids) == batch_size
 
 
-def _create_clusters(centres: np.ndarray, now: dt.datetime) -> list[Cluster]:
-    """New empty clusters around ``centres`` (ids reserved first, rows written with COPY), in order."""
+def _create_clusters(centres: np.ndarray, now: dt.datetime) -> list[int]:
+    """New empty clusters around ``centres`` (ids reserved first, rows written with COPY); their ids, in order."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT nextval(pg_get_serial_sequence('triage_cluster', 'id')) FROM generate_series(1, %s)",
                        [len(centres)])
         ids = [r[0] for r in cursor.fetchall()]
     zero = _vector_literal(np.zeros(DIMENSIONS, dtype=np.float32))
-    clusters = [Cluster(pk=pk, centroid=c, vector_sum=np.zeros(DIMENSIONS, dtype=np.float32), status=Status.NEW,
-                        created_at=now, updated_at=now) for pk, c in zip(ids, centres, strict=True)]
     columns = ["id", "title", "terms", "status", "resolution", "is_open", "centroid", "vector_sum", "size",
                "negative_count", "growth_24h", "max_severity", "environments", "model_versions", "tag_ids",
-               "representative_ids", "priority", "titled_size", "guidance", "created_at", "updated_at"]
+               "representative_ids", "representative_distances", "priority", "titled_size", "guidance",
+               "created_at", "updated_at"]
     with connection.connection.cursor() as cursor, cursor.copy(
         f"COPY triage_cluster ({', '.join(columns)}) FROM STDIN"
     ) as copy:
-        for c in clusters:
-            copy.write_row((c.pk, c.title, "{}", Status.NEW, "", True, _vector_literal(c.centroid), zero, 0, 0, 0, 0,
-                            "{}", "{}", "{}", "{}", 0.0, 0, "", now, now))
-    return clusters
+        for pk, centre in zip(ids, centres, strict=True):
+            copy.write_row((pk, "Untitled cluster", "{}", Status.NEW, "", True, _vector_literal(centre), zero, 0, 0,
+                            0, 0, "{}", "{}", "{}", "{}", "{}", 0.0, 0, "", now, now))
+    return ids
 
 
-def _insert_members(rows: list[tuple[int, int, float, dt.datetime]], now: dt.datetime) -> None:
-    """(cluster id, item id, distance, item_at) rows, with COPY (thousands of rows per batch)."""
-    connection.ensure_connection()
-    with connection.connection.cursor() as cursor, cursor.copy(
-        "COPY triage_clustermember (cluster_id, item_id, distance, item_at, via, added_at) FROM STDIN"
-    ) as copy:
-        for cluster_id, item_id, distance, item_at in rows:
-            copy.write_row((cluster_id, item_id, distance, item_at, ClusterMember.Via.JOB, now))
+def _merged(column: str, added: str, *, collate: str = "") -> str:
+    """``column`` with the values of the array ``added`` it lacks, sorted (unchanged when nothing is new).
+    Both are fixed identifiers of this module, never input."""
+    return (f"CASE WHEN {added} IS NULL OR {added} <@ c.{column} THEN c.{column} "  # noqa: S608
+            f"ELSE ARRAY(SELECT x FROM unnest(c.{column} || {added}) AS x GROUP BY x ORDER BY x{collate}) END")
 
 
-ADD_SUMS_SQL = """
-UPDATE triage_cluster c SET vector_sum = c.vector_sum + d.s, centroid = l2_normalize(c.vector_sum + d.s)
-FROM (SELECT m.cluster_id, sum(e.vector) AS s
-      FROM triage_clustermember m JOIN recall_embedding e ON e.id = ANY(%s) AND e.item_id = m.item_id
-      WHERE m.item_id = ANY(%s) GROUP BY m.cluster_id) d
-WHERE c.id = d.cluster_id
+#: The batch's writes in one statement. ``v``: the members with what the item says (one index look-up per item);
+#: ``ins``: their member rows (which mark the items as clustered); ``s``: the vector sum per cluster, from the stored
+#: vectors (nothing 384 numbers wide is sent); ``b``: counts, where and when, and the three nearest new members per
+#: cluster; ``t``: tags and their highest severity. The UPDATE adds these to each touched cluster as the row is when
+#: the UPDATE reaches it (a concurrent change such as a merge's recount is added to, not overwritten).
+#: Representatives: the three nearest of the current ones and the batch's three nearest, by the distance stored
+#: when each joined (kept on the row with them, so no member rows are read). The ``OFFSET 0`` keeps the vector
+#: look-ups per member through the primary key, whatever the planner thinks of the size of the embedding table.
+ADD_MEMBERS_SQL = """
+WITH v AS MATERIALIZED (
+    SELECT v.cluster_id, v.item_id, v.embedding_id, v.distance, i.is_negative,
+           COALESCE(i.occurred_at, i.created_at) AS item_at, i.environment, i.model_version, i.tag_ids
+    FROM unnest(%(clusters)s::bigint[], %(items)s::bigint[], %(embeddings)s::bigint[], %(distances)s::float8[])
+        AS v(cluster_id, item_id, embedding_id, distance)
+    JOIN recall_feedbackitem i ON i.id = v.item_id
+), ins AS (
+    INSERT INTO triage_clustermember (cluster_id, item_id, distance, item_at, via, added_at)
+    SELECT cluster_id, item_id, distance, item_at, %(via)s, %(now)s FROM v
+), s AS (
+    SELECT v.cluster_id, sum(e.vector) AS s
+    FROM v CROSS JOIN LATERAL (SELECT e.vector FROM recall_embedding e WHERE e.id = v.embedding_id OFFSET 0) e
+    GROUP BY v.cluster_id
+), b AS (
+    SELECT cluster_id, count(*) AS n, count(*) FILTER (WHERE is_negative) AS negative,
+           count(*) FILTER (WHERE item_at > %(cut)s) AS fresh, max(item_at) AS last_at,
+           array_agg(DISTINCT environment) FILTER (WHERE environment <> '') AS envs,
+           array_agg(DISTINCT model_version) FILTER (WHERE model_version <> '') AS versions,
+           (array_agg(item_id ORDER BY distance, item_id))[1:{representatives}] AS rep_ids,
+           (array_agg(distance ORDER BY distance, item_id))[1:{representatives}] AS rep_distances
+    FROM v GROUP BY cluster_id
+), t AS (
+    SELECT v.cluster_id, array_agg(DISTINCT tag) AS tags, max(COALESCE(tg.severity, 0)) AS severity
+    FROM v CROSS JOIN LATERAL unnest(v.tag_ids) AS tag LEFT JOIN {tag_table} tg ON tg.id = tag
+    WHERE cardinality(v.tag_ids) > 0
+    GROUP BY v.cluster_id
+), n AS (
+    SELECT b.*, s.s, t.tags, COALESCE(t.severity, 0) AS severity
+    FROM b JOIN s ON s.cluster_id = b.cluster_id LEFT JOIN t ON t.cluster_id = b.cluster_id
+)
+UPDATE triage_cluster c SET
+    vector_sum = c.vector_sum + n.s,
+    centroid = l2_normalize(c.vector_sum + n.s),
+    size = c.size + n.n,
+    negative_count = c.negative_count + n.negative,
+    growth_24h = c.growth_24h + n.fresh,
+    max_severity = GREATEST(c.max_severity, n.severity),
+    environments = {environments},
+    model_versions = {model_versions},
+    tag_ids = {tag_ids},
+    last_item_at = GREATEST(c.last_item_at, n.last_at),
+    representative_ids = {representative_ids},
+    representative_distances = {representative_distances},
+    priority = {priority},
+    updated_at = %(now)s
+FROM n
+WHERE c.id = n.cluster_id
+RETURNING c.id, c.size, c.titled_size
 """
+
+
+def _nearest_of(column: str) -> str:
+    """``column`` ("representative_ids" or "representative_distances"): the three nearest among the cluster's
+    representatives and the batch's nearest members; unchanged (no sorting) when the cluster has its three and
+    none of the batch is nearer than the third."""
+    value = "id" if column == "representative_ids" else "d"
+    return (f"CASE WHEN cardinality(c.representative_distances) >= {REPRESENTATIVES}"  # noqa: S608
+            f" AND n.rep_distances[1] > c.representative_distances[{REPRESENTATIVES}] THEN c.{column}"
+            f" ELSE ARRAY(SELECT r.{value} FROM (SELECT * FROM unnest(c.representative_ids,"
+            " c.representative_distances) UNION ALL SELECT * FROM unnest(n.rep_ids, n.rep_distances)) AS r(id, d)"
+            f" ORDER BY r.d, r.id LIMIT {REPRESENTATIVES}) END")
+
+
+def _add_members_sql() -> str:
+    from annotations.models import Tag  # noqa: PLC0415
+
+    return ADD_MEMBERS_SQL.format(
+        tag_table=connection.ops.quote_name(Tag._meta.db_table),
+        environments=_merged("environments", "n.envs", collate=' COLLATE "C"'),
+        model_versions=_merged("model_versions", "n.versions", collate=' COLLATE "C"'),
+        tag_ids=_merged("tag_ids", "n.tags"),
+        representatives=REPRESENTATIVES,
+        representative_ids=_nearest_of("representative_ids"),
+        representative_distances=_nearest_of("representative_distances"),
+        priority=_priority_sql("c.size + n.n", "c.growth_24h + n.fresh", "GREATEST(c.max_severity, n.severity)",
+                               "c.negative_count + n.negative"),
+    )
+
+
+def _add_members(cluster_ids: list[int], pending: Pending, distances: list[float],
+                 now: dt.datetime) -> list[tuple[int, int, int]]:
+    """Write the batch's member rows and add them to their clusters' numbers (ADD_MEMBERS_SQL, one statement);
+    (id, size, titled_size) of each touched cluster."""
+    with connection.cursor() as cursor:
+        cursor.execute(_add_members_sql(), {
+            "clusters": cluster_ids, "items": pending.item_ids, "embeddings": pending.embedding_ids,
+            "distances": distances, "via": ClusterMember.Via.JOB, "now": now, "cut": _growth_cut(now),
+        })
+        return cursor.fetchall()
+
+
+def _retitle_changed(touched: list[tuple[int, int, int]], new_ids: set[int]) -> int:
+    """Titles of the touched clusters that are new or have doubled in size since their title was computed (the rule
+    that keeps a run from recomputing thousands of titles whose members barely changed)."""
+    stale = [Cluster(pk=pk, size=size) for pk, size, titled in sorted(touched)
+             if pk in new_ids or size >= 2 * max(titled, 1)]
+    if not stale:
+        return 0
+    _retitle(stale)
+    import json  # noqa: PLC0415
+
+    payload = [{"id": c.pk, "title": c.title, "terms": list(c.terms), "titled_size": c.titled_size} for c in stale]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """UPDATE triage_cluster c SET title = v.title, terms = v.terms, titled_size = v.titled_size
+               FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, title text, terms text[], titled_size integer)
+               WHERE c.id = v.id""",
+            [json.dumps(payload)],
+        )
+    return len(stale)
+
 
 WRITE_CLUSTERS_SQL = """
 UPDATE triage_cluster c SET
     size = v.size,
     negative_count = v.negative_count, growth_24h = v.growth_24h, environments = v.environments,
     model_versions = v.model_versions, tag_ids = v.tag_ids, max_severity = v.max_severity,
-    last_item_at = v.last_item_at, representative_ids = v.representative_ids, title = v.title, terms = v.terms,
+    last_item_at = v.last_item_at, representative_ids = v.representative_ids,
+    representative_distances = v.representative_distances, title = v.title, terms = v.terms,
     titled_size = v.titled_size, priority = v.priority, updated_at = %s
 FROM jsonb_to_recordset(%s::jsonb) AS v(
     id bigint, size integer, negative_count integer, growth_24h integer,
     environments text[], model_versions text[], tag_ids bigint[], max_severity smallint, last_item_at timestamptz,
-    representative_ids bigint[], title text, terms text[], titled_size integer, priority double precision)
+    representative_ids bigint[], representative_distances double precision[], title text, terms text[],
+    titled_size integer, priority double precision)
 WHERE c.id = v.id
 """
 
 
 def _write_clusters(clusters: list[Cluster], now: dt.datetime) -> None:
-    """Write the job's numbers of ``clusters`` in one statement (Django's bulk_update builds a CASE per field and
-    row, which costs seconds for thousands of clusters). Vector sums are added in SQL (``ADD_SUMS_SQL``)."""
+    """Write the numbers of ``clusters`` held in Python in one statement (the re-cluster's refresh; Django's
+    bulk_update builds a CASE per field and row, which costs seconds for thousands of clusters)."""
     import json  # noqa: PLC0415
 
     if not clusters:
@@ -357,30 +450,32 @@ def _write_clusters(clusters: list[Cluster], now: dt.datetime) -> None:
         "growth_24h": c.growth_24h, "environments": list(c.environments), "model_versions": list(c.model_versions),
         "tag_ids": list(c.tag_ids), "max_severity": c.max_severity,
         "last_item_at": c.last_item_at.isoformat() if c.last_item_at else None,
-        "representative_ids": list(c.representative_ids), "title": c.title, "terms": list(c.terms),
+        "representative_ids": list(c.representative_ids),
+        "representative_distances": list(c.representative_distances), "title": c.title, "terms": list(c.terms),
         "titled_size": c.titled_size, "priority": c.priority,
     } for c in clusters]
     with connection.cursor() as cursor:
         cursor.execute(WRITE_CLUSTERS_SQL, [now, json.dumps(payload)])
 
 
-def _representatives(cluster_ids: Iterable[int]) -> dict[int, list[int]]:
-    """The members nearest each cluster's centroid (by the distance stored when they joined)."""
+def _representatives(cluster_ids: Iterable[int]) -> dict[int, list[tuple[int, float]]]:
+    """(item id, distance) of the members nearest each cluster's centroid (by the distance stored when they
+    joined), nearest first."""
     ids = list(cluster_ids)
     if not ids:
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT c.id, r.item_id FROM unnest(%s::bigint[]) AS c(id)
-            CROSS JOIN LATERAL (SELECT m.item_id FROM triage_clustermember m WHERE m.cluster_id = c.id
+            SELECT c.id, r.item_id, r.distance FROM unnest(%s::bigint[]) AS c(id)
+            CROSS JOIN LATERAL (SELECT m.item_id, m.distance FROM triage_clustermember m WHERE m.cluster_id = c.id
                                 ORDER BY m.distance, m.item_id LIMIT %s) r
             """,
             [ids, REPRESENTATIVES],
         )
-        out: dict[int, list[int]] = {i: [] for i in ids}
-        for cluster_id, item_id in cursor.fetchall():
-            out[cluster_id].append(item_id)
+        out: dict[int, list[tuple[int, float]]] = {i: [] for i in ids}
+        for cluster_id, item_id, distance in cursor.fetchall():
+            out[cluster_id].append((item_id, distance))
     return out
 
 
@@ -423,52 +518,98 @@ def _refresh_derived(clusters: list[Cluster], *, new_ids: set[int] = frozenset()
     """Representatives, titles (when new or doubled in size since the last title) and priority."""
     reps = _representatives(c.pk for c in clusters)
     for c in clusters:
-        c.representative_ids = reps.get(c.pk, [])
+        c.representative_ids = [item_id for item_id, _ in reps.get(c.pk, [])]
+        c.representative_distances = [distance for _, distance in reps.get(c.pk, [])]
         c.priority = priority_of(size=c.size, growth_24h=c.growth_24h, max_severity=c.max_severity,
                                  negative_count=c.negative_count)
     _retitle([c for c in clusters if force_title or c.pk in new_ids or c.size >= 2 * max(c.titled_size, 1)])
 
 
-def _refresh_growth(now: dt.datetime) -> int:
-    """Recount growth_24h where it may have changed (members age out of the window); one transaction."""
+def _growth_cut(now: dt.datetime) -> dt.datetime:
+    """Members whose feedback is later than this count as growth (the last 24 hours)."""
+    return now - GROWTH_WINDOW
+
+
+def _micros(at: dt.datetime) -> int:
+    return (at - EPOCH) // dt.timedelta(microseconds=1)
+
+
+#: Every cluster's exact count (the first run, the hourly full scan): members later than the cut, from the aging
+#: index (a day's members), written only where it differs.
+RECOUNT_GROWTH_SQL = """
+UPDATE triage_cluster c SET growth_24h = COALESCE(g.n, 0), priority = {priority}, updated_at = %(now)s
+FROM (SELECT c.id, f.n FROM triage_cluster c
+      LEFT JOIN (SELECT m.cluster_id, count(*) AS n FROM triage_clustermember m WHERE m.item_at > %(cut)s
+                 GROUP BY m.cluster_id) f ON f.cluster_id = c.id
+      WHERE c.growth_24h > 0 OR f.n IS NOT NULL) g
+WHERE c.id = g.id AND c.growth_24h <> COALESCE(g.n, 0)
+"""
+#: Moving the cut: members whose feedback time lies between the previous cut and this one leave (or, if the clock
+#: went back, re-enter) their clusters' counts.
+SHIFT_GROWTH_SQL = """
+UPDATE triage_cluster c SET growth_24h = GREATEST(0, c.growth_24h + %(sign)s * d.n), priority = {priority},
+    updated_at = %(now)s
+FROM (SELECT m.cluster_id, count(*) AS n FROM triage_clustermember m
+      WHERE m.item_at > %(low)s AND m.item_at <= %(high)s GROUP BY m.cluster_id) d
+WHERE c.id = d.cluster_id
+"""
+
+
+def _age_growth(now: dt.datetime, *, full: bool = False) -> int:
+    """Move growth_24h to the window ending at ``now``; call under the job's lock. Returns clusters changed.
+
+    Every cluster's growth_24h counts its members whose feedback is later than the cut, a Cursor row (locked until
+    the transaction ends, so a merge's recount, which reads it too, waits). Moving the cut takes off the members
+    between the previous cut and this one, found by an index range on ``item_at`` (a minute's worth of members per
+    run), so a run costs what aged out, not a recount of every cluster with recent members. ``full`` (the hourly
+    re-cluster) and the first run recount everything."""
+    cut = _growth_cut(now)
+    row, created = Cursor.objects.select_for_update().get_or_create(name=GROWTH_CURSOR_NAME,
+                                                                   defaults={"value": _micros(cut)})
+    previous = EPOCH + dt.timedelta(microseconds=row.value)
+    params: dict[str, Any] = {"cut": cut, "now": now}
+    if created or full:
+        sql = RECOUNT_GROWTH_SQL.format(
+            priority=_priority_sql("c.size", "COALESCE(g.n, 0)", "c.max_severity", "c.negative_count"))
+    elif previous == cut:
+        return 0
+    else:
+        params.update(low=min(previous, cut), high=max(previous, cut), sign=-1 if cut > previous else 1)
+        sql = SHIFT_GROWTH_SQL.format(priority=_priority_sql(
+            "c.size", "GREATEST(0, c.growth_24h + %(sign)s * d.n)", "c.max_severity", "c.negative_count"))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        changed = cursor.rowcount
+    if row.value != _micros(cut):
+        row.value = _micros(cut)
+        row.save(update_fields=["value"])
+    return changed
+
+
+def growth_cut_for_update(now: dt.datetime | None = None) -> dt.datetime:
+    """The cut the stored growth counts use (now - 24 h before the job's first run), with the Cursor row locked so
+    the job does not move it before the caller's transaction ends. For recounts outside the job."""
+    row = Cursor.objects.select_for_update().filter(name=GROWTH_CURSOR_NAME).first()
+    if row is None:
+        return _growth_cut(now or timezone.now())
+    return EPOCH + dt.timedelta(microseconds=row.value)
+
+
+def _refresh_growth(now: dt.datetime, *, full: bool = False) -> int:
+    """``_age_growth`` in a transaction of its own, when no batch ran (the window still moves every minute)."""
     with transaction.atomic():
         if not _try_lock():
             return 0
-        day_ago = now - dt.timedelta(hours=24)
-        candidates = list(Cluster.objects.filter(Q(growth_24h__gt=0) | Q(last_item_at__gt=day_ago))
-                          .values_list("pk", "growth_24h", "size", "max_severity", "negative_count"))
-        if not candidates:
-            return 0
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """SELECT m.cluster_id, count(*) FROM triage_clustermember m
-                   WHERE m.cluster_id = ANY(%s) AND m.item_at > %s GROUP BY m.cluster_id""",
-                [[c[0] for c in candidates], day_ago],
-            )
-            counts = dict(cursor.fetchall())
-        changed = []
-        for pk, growth, size, severity, negative in candidates:
-            fresh = counts.get(pk, 0)
-            if fresh != growth:
-                changed.append((pk, fresh, priority_of(size=size, growth_24h=fresh, max_severity=severity,
-                                                       negative_count=negative)))
-        if changed:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    """UPDATE triage_cluster c SET growth_24h = v.g, priority = v.p, updated_at = %s
-                       FROM unnest(%s::bigint[], %s::integer[], %s::double precision[]) AS v(id, g, p)
-                       WHERE c.id = v.id""",
-                    [now, [c[0] for c in changed], [c[1] for c in changed], [c[2] for c in changed]],
-                )
-        return len(changed)
+        _job_transaction_settings()
+        return _age_growth(now, full=full)
 
 
 def triage_run(*, max_batches: int | None = None, now: dt.datetime | None = None, full_scan: bool = False,
                batch_size: int | None = None) -> RunResult:
     """Cluster every new embedded negative feedback item (see the module docstring). Idempotent.
 
-    Normally only vectors above the job's cursor (less a margin) are read; ``full_scan`` looks at every vector
-    (the hourly re-cluster does, as a safety net)."""
+    Normally only vectors above the job's cursor (less a margin) are read; ``full_scan`` looks at every vector and
+    recounts every cluster's growth (the hourly re-cluster does, as a safety net)."""
     now = now or timezone.now()
     result = RunResult()
     batch_size = batch_size or int(setting("TRIAGE_BATCH_SIZE"))
@@ -480,7 +621,7 @@ def triage_run(*, max_batches: int | None = None, now: dt.datetime | None = None
         if pause:
             time.sleep(pause)  # a deliberately slow run (TRIAGE_BATCH_PAUSE_SECONDS), for demonstrations and tests
     if not result.locked_out:
-        result.growth_updated = _refresh_growth(now)
+        result.growth_updated += _refresh_growth(now, full=full_scan)
     return result
 
 
@@ -763,7 +904,7 @@ def cluster_set_guidance(*, actor, cluster_id: int, guidance: str) -> Cluster:
 def _recompute(cluster_ids: Iterable[int]) -> None:
     """Recompute sums, centroid and numbers of clusters from their members (after moves and merges)."""
     severities = _severities()
-    day_ago = timezone.now() - dt.timedelta(hours=24)
+    day_ago = growth_cut_for_update()  # the job's cut, so its later shifts of the window stay exact
     for cluster in Cluster.objects.select_for_update().filter(pk__in=list(cluster_ids)).order_by("pk"):
         item_ids, vectors = _member_vectors(cluster.pk, limit=10**9)
         rows = list(ClusterMember.objects.filter(cluster=cluster).values_list(
@@ -809,7 +950,7 @@ def clusters_merge(*, actor, cluster_ids: Iterable[int], into_id: int) -> Cluste
         other.duplicate_of = target
         other.size, other.negative_count, other.growth_24h, other.priority = 0, 0, 0, 0.0
         other.claimed_by, other.claim_expires_at = None, None
-        other.representative_ids = []
+        other.representative_ids, other.representative_distances = [], []
         other.status_changed_at = timezone.now()
         if other.guidance and not target.guidance:
             target.guidance = other.guidance
