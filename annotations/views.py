@@ -33,6 +33,9 @@ from sessions.models import Turn
 TEMPLATE = "annotations/review.html"
 logger = logging.getLogger(__name__)
 CARD_CACHE_SECONDS = 24 * 3600
+# A whole workspace is large (hundreds of KB on a busy conversation) and superseded by every change to it: kept only
+# for revisits within a few minutes, so Redis holds a bounded number of them.
+WORKSPACE_CACHE_SECONDS = 600
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -183,14 +186,14 @@ def render_turns(request: HttpRequest, data: selectors.ReviewData, *, keys: dict
     _cache_set(fresh)
 
 
-def _cache_set(fresh: dict[str, str]) -> None:
+def _cache_set(fresh: dict[str, str], timeout: int = CARD_CACHE_SECONDS) -> None:
     if not fresh:
         return
     try:
         if len(fresh) == 1:  # a save: one SET with its expiry, one round trip (set_many pipelines a transaction)
-            cache.set(*next(iter(fresh.items())), timeout=CARD_CACHE_SECONDS)
+            cache.set(*next(iter(fresh.items())), timeout=timeout)
         else:
-            cache.set_many(fresh, timeout=CARD_CACHE_SECONDS)
+            cache.set_many(fresh, timeout=timeout)
     except Exception:
         logger.warning("review cache unavailable", exc_info=True)
 
@@ -217,7 +220,7 @@ def render_workspace(request: HttpRequest, data: selectors.ReviewData) -> str:
         tv.cards_html = format_html_join("", "{}", ((a.card_html,) for a in tv.annotations))
     render_turns(request, data, keys=turns)
     html = render_to_string(f"{TEMPLATE}#workspace", {"data": data}, request=request)
-    _cache_set({key: html})
+    _cache_set({key: html}, timeout=WORKSPACE_CACHE_SECONDS)
     return html
 
 
