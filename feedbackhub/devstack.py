@@ -233,6 +233,10 @@ def _start_redis() -> None:
         # The broker queue survives a restart (append-only file); no RDB snapshots needed.
         "--appendonly", "yes",
         "--save", "",
+        # Cache entries (all set with an expiry) are evicted when memory runs short; keys without one (the broker's
+        # queues) never are.
+        "--maxmemory", os.environ.get("FEEDBACKHUB_REDIS_MAXMEMORY", "1gb"),
+        "--maxmemory-policy", "volatile-lru",
     ]
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL)
