@@ -111,16 +111,17 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
     from annotations.models import Tag  # noqa: PLC0415
 
     filters = _filters(request)
+    base = reverse("triage:queue")  # row links are built from it: no URL reversal per row
     context = {
         "nav": "triage",
         "filters": filters,
-        "clusters": selectors.queue(request.user, filters),
+        "clusters": selectors.queue(request.user, filters, base=base),
         "stamp": selectors.changed_stamp(),
         "can_triage": services.can_triage(request.user),
         "statuses": Status.choices,
         "resolutions": [r for r in Resolution.choices if r[0]],
         "query": request.GET.urlencode(),
-        "base": reverse("triage:queue"),  # row links are built from it: no URL reversal per row
+        "base": base,
     }
     if request.htmx and request.GET.get("fragment") == "rows":
         return render(request, f"{QUEUE_TEMPLATE}#rows", context)
