@@ -171,6 +171,8 @@ EMBEDDING_BACKEND = env("EMBEDDING_BACKEND", default="torch")
 EMBEDDING_CACHE_DIR = env.path("EMBEDDING_CACHE_DIR", default=BASE_DIR / ".data" / "models")
 # Threads a web process uses to embed a recall query (one is fastest for a single short text; 0: library decides).
 RECALL_QUERY_THREADS = env.int("RECALL_QUERY_THREADS", default=1)
+# hnsw.ef_search of recall searches: candidates the HNSW scan keeps; more is nearer exact, slower (docs/recall.md).
+RECALL_EF_SEARCH = env.int("RECALL_EF_SEARCH", default=100)
 # Web processes (feedbackhub/wsgi.py) load the active model before serving, so no request waits for the load.
 RECALL_WARMUP = env.bool("RECALL_WARMUP", default=True)
 

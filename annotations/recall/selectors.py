@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -26,8 +27,12 @@ from annotations.models import Annotation, Correction, Tag
 from annotations.recall.models import DIMENSIONS, Embedding, EmbeddingModel, FeedbackItem, SourceKind
 from sessions.models import Turn, TurnRole
 
-#: Candidates the HNSW scan keeps per step; more is slower and closer to exact. Measured in bench/recall_bench.py.
-EF_SEARCH = 40
+#: Candidates the HNSW scan keeps per step when the RECALL_EF_SEARCH setting is not set; more is slower and closer
+#: to exact. Measured in bench/recall_bench.py (docs/recall.md).
+EF_SEARCH = 100
+#: Iterative scan mode: relaxed_order returns rows slightly out of order (re-sorted here), strict_order keeps the
+#: order but stops earlier under a selective filter. Compared in bench/recall_bench.py.
+ITERATIVE_SCAN = "relaxed_order"
 #: Most candidates an iterative scan looks at before giving up on filling ``k`` (pgvector's default).
 MAX_SCAN_TUPLES = 20_000
 MAX_K = 100
@@ -131,6 +136,11 @@ def _where(filters: RecallFilters | None, exclude_item_ids: Sequence[int]) -> tu
     return where, params
 
 
+def default_ef_search() -> int:
+    """The ``hnsw.ef_search`` searches use: the RECALL_EF_SEARCH setting, else EF_SEARCH."""
+    return int(getattr(settings, "RECALL_EF_SEARCH", 0) or EF_SEARCH)
+
+
 def _vector_literal(query_vector: Any) -> str:
     values = query_vector.tolist() if hasattr(query_vector, "tolist") else list(query_vector)
     if len(values) != DIMENSIONS:
@@ -145,12 +155,20 @@ def nearest_ids(
     filters: RecallFilters | None = None,
     exclude_item_ids: Iterable[int] = (),
     model: str | None = None,
-    ef_search: int = EF_SEARCH,
-    iterative: bool = True,
+    ef_search: int | None = None,
+    iterative: bool | str = True,
 ) -> list[tuple[int, float]]:
     """(item id, cosine distance) of the ``k`` nearest active items, nearest first (index search; benchmarks and
-    ``similar_items`` use it). ``iterative=False`` turns iterative scans off (for comparisons only: a selective
-    filter then returns fewer than ``k``)."""
+    ``similar_items`` use it). ``ef_search`` defaults to ``default_ef_search()``. ``iterative=False`` turns
+    iterative scans off (for comparisons only: a selective filter then returns fewer than ``k``); a string picks
+    the mode (``"strict_order"``, ``"relaxed_order"``), True means ITERATIVE_SCAN."""
+    if iterative is True:
+        iterative = ITERATIVE_SCAN
+    elif iterative is False:
+        iterative = "off"
+    if iterative not in ("off", "strict_order", "relaxed_order"):
+        raise ValueError(f"unknown iterative scan mode {iterative!r}")
+    ef_search = ef_search or default_ef_search()
     k = max(1, min(int(k), MAX_K))
     where, params = _where(filters, list(exclude_item_ids))
     params.update(q=_vector_literal(query_vector), k=k, model=model or active_model_name())
@@ -166,7 +184,7 @@ def nearest_ids(
         cursor.execute(
             "SELECT set_config('hnsw.iterative_scan', %s, true),"
             " set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)",
-            ["relaxed_order" if iterative else "off", str(max(ef_search, k)), str(MAX_SCAN_TUPLES)],
+            [iterative, str(max(ef_search, k)), str(MAX_SCAN_TUPLES)],
         )
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -212,7 +230,7 @@ def recall_rows(
     k: int,
     model: str,
     filters: RecallFilters | None = None,
-    ef_search: int = EF_SEARCH,
+    ef_search: int | None = None,
 ) -> list[RecallRow] | None:
     """The ``k`` items nearest to ``query_vector`` with their turn, the user input before it, the turn's correction,
     the annotation and the tag names, in one query (plus the search settings), most similar first. The search
@@ -220,6 +238,7 @@ def recall_rows(
     name cached too long never mixes models: then it returns None and the caller looks the name up again."""
     from feedbackhub import embeddings  # noqa: PLC0415 (settings only)
 
+    ef_search = ef_search or default_ef_search()
     k = max(1, min(int(k), MAX_K))
     where, params = _where(filters, [])
     params.update(q=_vector_literal(query_vector), k=k, model=model, configured=embeddings.model_name())
@@ -256,7 +275,7 @@ def recall_rows(
         cursor.execute(
             "SELECT set_config('hnsw.iterative_scan', %s, true),"
             " set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)",
-            ["relaxed_order", str(max(ef_search, k)), str(MAX_SCAN_TUPLES)],
+            [ITERATIVE_SCAN, str(max(ef_search, k)), str(MAX_SCAN_TUPLES)],
         )
         cursor.execute(sql, params)
         raw = cursor.fetchall()
@@ -351,6 +370,7 @@ __all__ = [
     "SimilarItem",
     "active_model_name",
     "correction_of",
+    "default_ef_search",
     "items_for_display",
     "nearest_ids",
     "recall_rows",
