@@ -189,14 +189,17 @@ def run(ctx: common.Context) -> dict[str, Any]:
     querying.embed_query("warm up", model=configured)
     load_s = time.perf_counter() - t0
     data = _dataset(ctx.quick, ctx)
-    if active_model_name() != configured:
-        # The data set was embedded with another backend: move it to the configured one (as `reembed` does).
+    if active_model_name() != configured or not Embedding.objects.filter(model=configured).exists():
+        # The data set was embedded with another backend: switch to the configured one, which flags every item it
+        # has no vector of, and embed those (what `reembed --model` does, in the other order).
         ctx.log(f"re-embedding the data set with {configured}")
-        recall_services.embeddings_embed_pending(model=configured)
         recall_services.embedding_model_activate(name=configured)
+        recall_services.embeddings_embed_pending()
     items = FeedbackItem.objects.count()
     resolved = FeedbackItem.objects.filter(is_resolved=True).count()
     vectors = Embedding.objects.filter(model=configured).count()
+    if vectors < FeedbackItem.objects.filter(is_active=True).count():
+        raise RuntimeError(f"only {vectors} of {items} items have a vector of {configured}")
     _, token = auth_tokens.api_token_create(name="bench", scopes=["recall"])
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     client = Client()
