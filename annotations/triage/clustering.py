@@ -45,10 +45,16 @@ def _agglomerate(x: np.ndarray, threshold: float) -> np.ndarray:
 
     if len(x) == 1:
         return np.zeros(1, dtype=np.int64)
+    # Cosine distances of unit vectors by one matrix product (float64, as scipy's pdist would compute them, but
+    # tens of times faster for a 2000-vector chunk); the clustering is the same average linkage.
+    x64 = np.asarray(x, dtype=np.float64)
+    distances = np.clip(1.0 - x64 @ x64.T, 0.0, 2.0)
+    np.fill_diagonal(distances, 0.0)
     model = AgglomerativeClustering(
-        n_clusters=None, metric="cosine", linkage="average", distance_threshold=threshold, compute_full_tree=True
+        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold,
+        compute_full_tree=True,
     )
-    return model.fit_predict(x).astype(np.int64)
+    return model.fit_predict(distances).astype(np.int64)
 
 
 def _canonical(labels: np.ndarray) -> np.ndarray:

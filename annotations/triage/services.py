@@ -142,21 +142,16 @@ class Pending:
     vectors: np.ndarray
 
 
-#: The batch: items in embedding-id order, returned as two id arrays and one buffer of their vectors (``_vectors_of``).
 PENDING_SQL = """
-SELECT array_agg(p.item_id ORDER BY p.embedding_id), array_agg(p.embedding_id ORDER BY p.embedding_id),
-       string_agg(vector_send(p.vector), ''::bytea ORDER BY p.embedding_id)
-FROM (
-    SELECT i.id AS item_id, e.id AS embedding_id, e.vector
-    FROM recall_feedbackitem i
-    JOIN recall_embedding e ON e.item_id = i.id AND e.model = %(model)s AND e.text_hash = i.text_hash
-    WHERE e.id > %(after)s AND i.is_active AND i.is_negative
-      AND NOT EXISTS (SELECT 1 FROM triage_clustermember m WHERE m.item_id = i.id)
-      AND (i.annotation_id IS NULL
-           OR NOT EXISTS (SELECT 1 FROM triage_clustertagging t WHERE t.annotation_id = i.annotation_id))
-    ORDER BY e.id
-    LIMIT %(limit)s
-) p
+SELECT i.id, e.id, e.vector
+FROM recall_feedbackitem i
+JOIN recall_embedding e ON e.item_id = i.id AND e.model = %(model)s AND e.text_hash = i.text_hash
+WHERE e.id > %(after)s AND i.is_active AND i.is_negative
+  AND NOT EXISTS (SELECT 1 FROM triage_clustermember m WHERE m.item_id = i.id)
+  AND (i.annotation_id IS NULL
+       OR NOT EXISTS (SELECT 1 FROM triage_clustertagging t WHERE t.annotation_id = i.annotation_id))
+ORDER BY e.id
+LIMIT %(limit)s
 """
 #: The job reads vectors from this far below its cursor again: an embedding whose id was taken before the cursor
 #: moved but committed after it (two embedding workers) is still found. The hourly re-cluster scans everything.
@@ -168,38 +163,30 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 GROWTH_WINDOW = dt.timedelta(hours=24)
 
 
-def _vectors_of(blob: bytes | None, n: int) -> np.ndarray:
-    """``n`` vectors sent as one ``string_agg(vector_send(v))`` (each: 2-byte dimensions, 2 unused bytes, 384
-    big-endian float4): one buffer instead of n rows to convert."""
-    if not n:
-        return np.zeros((0, DIMENSIONS), np.float32)
-    return np.frombuffer(blob, dtype=">f4").reshape(n, DIMENSIONS + 1)[:, 1:].astype(np.float32)
-
-
 def _pending(limit: int, after: int = 0) -> Pending:
     """Up to ``limit`` clusterable items not yet in a cluster whose current vector's id is above ``after``."""
-    item_ids, embedding_ids, blob = _fetch(PENDING_SQL, {"model": _active_model(), "limit": limit, "after": after})[0]
-    item_ids, embedding_ids = item_ids or [], embedding_ids or []
-    return Pending(item_ids=item_ids, embedding_ids=embedding_ids, vectors=_vectors_of(blob, len(item_ids)))
+    rows = _fetch(PENDING_SQL, {"model": _active_model(), "limit": limit, "after": after})
+    vectors = np.stack([r[2] for r in rows]) if rows else np.zeros((0, DIMENSIONS), np.float32)
+    return Pending(item_ids=[r[0] for r in rows], embedding_ids=[r[1] for r in rows], vectors=vectors)
 
 
 def _nearest_open(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(nearest open cluster id, cosine distance) per vector, exact; cluster id 0 when there is no open cluster.
 
-    The open clusters' running sums are read in one query (one binary buffer) and compared with the batch in numpy:
-    one matrix product of the batch against every centroid (10k x 3,000 x 384 take a few hundred milliseconds of
-    one core), exact and repeatable, which an approximate index search is not (see the note on Cluster's indexes).
-    The same exact search inside PostgreSQL (no index) computes those 30 million distances one by one, far
-    slower."""
+    The open clusters' running sums are read in one query (binary, straight into numpy) and compared with the batch
+    in numpy: one matrix product of the batch against every centroid (10k x 3,000 x 384 take a few hundred
+    milliseconds of one core), exact and repeatable, which an approximate index search is not (see the note on
+    Cluster's indexes). The same exact search inside PostgreSQL (no index) computes those 30 million distances one
+    by one, far slower. (Reading the vectors as one ``string_agg`` buffer instead of rows was tried: it cost the
+    database ten times the CPU.)"""
     none = np.zeros(len(vectors), dtype=np.int64), np.full(len(vectors), np.inf)
     if not len(vectors):
         return none
-    ids, blob = _fetch("SELECT array_agg(id ORDER BY id), string_agg(vector_send(vector_sum), ''::bytea ORDER BY id)"
-                       " FROM triage_cluster WHERE is_open AND size > 0", None)[0]
-    if not ids:
+    rows = _fetch("SELECT id, vector_sum FROM triage_cluster WHERE is_open AND size > 0 ORDER BY id", None)
+    if not rows:
         return none
-    ids = np.asarray(ids, dtype=np.int64)
-    best, dist = clustering.nearest(vectors, _vectors_of(blob, len(ids)))
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    best, dist = clustering.nearest(vectors, np.stack([r[1] for r in rows]))
     return ids[best], dist
 
 
@@ -306,7 +293,8 @@ def _merged(column: str, added: str, *, collate: str = "") -> str:
 #: the UPDATE reaches it (a concurrent change such as a merge's recount is added to, not overwritten).
 #: Representatives: the three nearest of the current ones and the batch's three nearest, by the distance stored
 #: when each joined (kept on the row with them, so no member rows are read). The ``OFFSET 0`` keeps the vector
-#: look-ups per member through the primary key, whatever the planner thinks of the size of the embedding table.
+#: look-ups per member through the primary key, whatever the planner thinks of the size of the embedding table, in
+#: cluster order, so the sums are taken without sorting rows that carry vectors.
 ADD_MEMBERS_SQL = """
 WITH v AS MATERIALIZED (
     SELECT v.cluster_id, v.item_id, v.embedding_id, v.distance, i.is_negative,
@@ -318,9 +306,10 @@ WITH v AS MATERIALIZED (
     INSERT INTO triage_clustermember (cluster_id, item_id, distance, item_at, via, added_at)
     SELECT cluster_id, item_id, distance, item_at, %(via)s, %(now)s FROM v
 ), s AS (
-    SELECT v.cluster_id, sum(e.vector) AS s
-    FROM v CROSS JOIN LATERAL (SELECT e.vector FROM recall_embedding e WHERE e.id = v.embedding_id OFFSET 0) e
-    GROUP BY v.cluster_id
+    SELECT o.cluster_id, sum(e.vector) AS s
+    FROM (SELECT cluster_id, embedding_id FROM v ORDER BY cluster_id) o
+    CROSS JOIN LATERAL (SELECT e.vector FROM recall_embedding e WHERE e.id = o.embedding_id OFFSET 0) e
+    GROUP BY o.cluster_id
 ), b AS (
     SELECT cluster_id, count(*) AS n, count(*) FILTER (WHERE is_negative) AS negative,
            count(*) FILTER (WHERE item_at > %(cut)s) AS fresh, max(item_at) AS last_at,
@@ -901,10 +890,10 @@ def cluster_set_guidance(*, actor, cluster_id: int, guidance: str) -> Cluster:
     return cluster
 
 
-def _recompute(cluster_ids: Iterable[int]) -> None:
+def _recompute(cluster_ids: Iterable[int], *, growth_cut: dt.datetime) -> None:
     """Recompute sums, centroid and numbers of clusters from their members (after moves and merges)."""
     severities = _severities()
-    day_ago = growth_cut_for_update()  # the job's cut, so its later shifts of the window stay exact
+    day_ago = growth_cut  # the job's cut, so its later shifts of the window stay exact
     for cluster in Cluster.objects.select_for_update().filter(pk__in=list(cluster_ids)).order_by("pk"):
         item_ids, vectors = _member_vectors(cluster.pk, limit=10**9)
         rows = list(ClusterMember.objects.filter(cluster=cluster).values_list(
@@ -937,6 +926,8 @@ def clusters_merge(*, actor, cluster_ids: Iterable[int], into_id: int) -> Cluste
     """Move every member of ``cluster_ids`` into cluster ``into_id``; the others close as duplicates of it (they
     keep their history and point at the survivor)."""
     _require_triage(actor)
+    # The growth cut first (before any cluster row), the order the job takes them in: no deadlock with a run.
+    cut = growth_cut_for_update()
     others = sorted(set(cluster_ids) - {into_id})
     if not others:
         raise ValidationError({"cluster_ids": "Choose at least one other cluster to merge into this one."})
@@ -960,7 +951,7 @@ def clusters_merge(*, actor, cluster_ids: Iterable[int], into_id: int) -> Cluste
     target.save()
     ClusterProposal.objects.filter(status=ProposalStatus.PENDING).filter(
         Q(cluster_id__in=others) | Q(other_id__in=others)).update(status=ProposalStatus.STALE)
-    _recompute([into_id])
+    _recompute([into_id], growth_cut=cut)
     target.refresh_from_db()
     return target
 
@@ -970,6 +961,7 @@ def members_move(*, actor, item_ids: Iterable[int], to_cluster_id: int | None = 
     """Move items (members of any clusters) into cluster ``to_cluster_id``, or with None split them out into a new
     cluster. The clusters they leave and join are recomputed; a cluster left empty closes as a duplicate."""
     _require_triage(actor)
+    cut = growth_cut_for_update()  # before any cluster row, as the job takes them (see clusters_merge)
     ids = sorted({int(i) for i in item_ids})
     members = list(ClusterMember.objects.select_for_update().filter(item_id__in=ids))
     if not members:
@@ -992,7 +984,7 @@ def members_move(*, actor, item_ids: Iterable[int], to_cluster_id: int | None = 
     for source in sources:
         _event(Cluster(pk=source), actor, action, to=target.pk, items=ids)
     _event(target, actor, "split_from" if to_cluster_id is None else "move_in", sources=sources, items=ids)
-    _recompute([*sources, target.pk])
+    _recompute([*sources, target.pk], growth_cut=cut)
     for emptied in Cluster.objects.filter(pk__in=sources, size=0):
         emptied.status, emptied.resolution, emptied.is_open = Status.CLOSED, Resolution.DUPLICATE, False
         emptied.duplicate_of = target
