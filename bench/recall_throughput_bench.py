@@ -164,7 +164,8 @@ def summary(tp: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(ctx: common.Context) -> dict[str, Any]:
-    sizes = QUICK if ctx.quick else FULL
+    sizes = dict(QUICK if ctx.quick else FULL)
+    sizes["rounds"] = min(sizes["rounds"], ctx.repeats)  # --repeats 1: one round of each step
     base = common.database_url(quick=False)
     db_url = base.rsplit("/", 1)[0] + "/" + DB_NAME + (common.QUICK_DB_SUFFIX if ctx.quick else "")
     ctx.log(f"embedding backends on {db_url.rsplit('/', 1)[-1]}: {sizes['texts']} texts x {sizes['rounds']} rounds")
