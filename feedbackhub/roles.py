@@ -24,12 +24,15 @@ def user_roles(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
         return frozenset()
     cached = getattr(user, "_feedbackhub_roles", None)
     if cached is None:
-        if user.is_superuser:
-            cached = frozenset(ALL_ROLES)
-        else:
-            cached = frozenset(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
-        user._feedbackhub_roles = cached  # type: ignore[union-attr]
+        remember(user, () if user.is_superuser else user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
+        cached = user._feedbackhub_roles  # type: ignore[union-attr]
     return cached
+
+
+def remember(user: AbstractBaseUser, group_names) -> None:  # noqa: ANN001
+    """Record ``user``'s group names, read by the caller (the authentication backend reads them with the user), so
+    ``user_roles`` needs no query of its own."""
+    user._feedbackhub_roles = frozenset(ALL_ROLES) if user.is_superuser else frozenset(group_names)  # type: ignore[attr-defined]
 
 
 def has_role(user: AbstractBaseUser | AnonymousUser, *roles: str) -> bool:
