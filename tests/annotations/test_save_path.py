@@ -29,10 +29,10 @@ def test_save_runs_a_fixed_number_of_queries(client, expert, tagged, django_asse
     _save(client, tagged, body="warm-up")
     version = Annotation.objects.get(pk=tagged.pk).version
     url = reverse("annotations:annotation_edit", args=[tagged.pk])
-    # Session, user; savepoint, the annotation locked with its tag ids and whether it has replies, the viewer's
-    # roles, update, audit event, release; then the taxonomy for the card. No thread to read (it has no replies),
+    # Session, user (with their roles); savepoint, the annotation locked with its tag ids and whether it has
+    # replies, update, audit event, release; then the taxonomy for the card. No thread to read (it has no replies),
     # the tags are not read again, and the feedback item is synced by a worker, not in the request.
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(8):
         response = client.post(url, {"version": version, "body": "Wrong city: it is in Paris."})
     assert response.status_code == 200
     assert "Wrong city: it is in Paris." in response.content.decode()

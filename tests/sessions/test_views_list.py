@@ -322,8 +322,8 @@ def test_page_links_keep_filters_and_href(moderator_client):
 # --- Query count -----------------------------------------------------------------------------------------------------
 
 
-# session + user + the user's groups (roles), filter choices, the page.
-LIST_QUERIES = 5
+# session, the user with their groups (roles), filter choices, the page.
+LIST_QUERIES = 4
 
 
 @pytest.mark.parametrize("size", [3, 40])
