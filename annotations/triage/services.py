@@ -376,14 +376,21 @@ def _add_members_sql() -> str:
     )
 
 
+def _array_literal(values) -> str:  # noqa: ANN001
+    """Numbers as a PostgreSQL array literal, for a parameter the statement casts (``%(x)s::bigint[]``): ten times
+    cheaper to send than letting the driver adapt a list of 10,000 Python numbers one by one."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 def _add_members(cluster_ids: list[int], pending: Pending, distances: list[float],
                  now: dt.datetime) -> list[tuple[int, int, int]]:
     """Write the batch's member rows and add them to their clusters' numbers (ADD_MEMBERS_SQL, one statement);
     (id, size, titled_size) of each touched cluster."""
     with connection.cursor() as cursor:
         cursor.execute(_add_members_sql(), {
-            "clusters": cluster_ids, "items": pending.item_ids, "embeddings": pending.embedding_ids,
-            "distances": distances, "via": ClusterMember.Via.JOB, "now": now, "cut": _growth_cut(now),
+            "clusters": _array_literal(cluster_ids), "items": _array_literal(pending.item_ids),
+            "embeddings": _array_literal(pending.embedding_ids), "distances": _array_literal(distances),
+            "via": ClusterMember.Via.JOB, "now": now, "cut": _growth_cut(now),
         })
         return cursor.fetchall()
 
