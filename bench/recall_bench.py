@@ -22,6 +22,7 @@ scan modes, timed from one client after an untimed warm-up pass over all queries
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -78,22 +79,25 @@ def database_url(*, quick: bool) -> str:
 # --- texts ---------------------------------------------------------------------------------------------------------
 
 
+def _explanation(row: dict) -> str:
+    """The judge's written explanation of an AlpacaEval record ('' when it has none)."""
+    raw = row.get("raw_completion")
+    if isinstance(raw, str):
+        try:
+            raw = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            raw = {}
+    return (raw.get("concise_explanation") or "") if isinstance(raw, dict) else ""
+
+
 def _alpaca_texts() -> list[str]:
     """Real texts, in a fixed order: instructions, the judge's explanations, first paragraphs of the answers."""
-    import ast  # noqa: PLC0415
-
     rows = json.loads(ALPACA.read_text())
     instructions, explanations, answers = [], [], []
     for row in rows:
         instructions.append(row["instruction"])
-        raw = row.get("raw_completion")
-        if isinstance(raw, str):
-            try:
-                raw = ast.literal_eval(raw)
-            except (ValueError, SyntaxError):
-                raw = {}
-        if isinstance(raw, dict) and raw.get("concise_explanation"):
-            explanations.append(raw["concise_explanation"])
+        if explanation := _explanation(row):
+            explanations.append(explanation)
         for key in ("output_1", "output_2"):
             first = (row.get(key) or "").strip().split("\n\n", 1)[0]
             if len(first) > 40:
@@ -120,7 +124,6 @@ def _knn_texts() -> list[str]:
     paragraphs (over 40 characters) and their sentences (over 30 characters), each group shuffled with a fixed seed;
     no duplicates. Feedback quotes, paraphrases and comments on answers, so answer text is the nearest real stand-in
     for the bulk of the items."""
-    import ast  # noqa: PLC0415
     import re  # noqa: PLC0415
 
     import numpy as np  # noqa: PLC0415
@@ -138,14 +141,8 @@ def _knn_texts() -> list[str]:
     for row in rows:
         add(row["instruction"])
     for row in rows:
-        raw = row.get("raw_completion")
-        if isinstance(raw, str):
-            try:
-                raw = ast.literal_eval(raw)
-            except (ValueError, SyntaxError):
-                raw = {}
-        if isinstance(raw, dict) and raw.get("concise_explanation"):
-            add(raw["concise_explanation"])
+        if explanation := _explanation(row):
+            add(explanation)
     paragraphs: list[str] = []
     sentences: list[str] = []
     for row in rows:

@@ -148,6 +148,15 @@ def _vector_literal(query_vector: Any) -> str:
     return "[" + ",".join(repr(float(v)) for v in values) + "]"
 
 
+def _search_settings(cursor, *, iterative: str, ef_search: int, k: int) -> None:  # noqa: ANN001
+    """The HNSW scan settings of one search, for the current transaction only (``set_config(..., true)``)."""
+    cursor.execute(
+        "SELECT set_config('hnsw.iterative_scan', %s, true),"
+        " set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)",
+        [iterative, str(max(ef_search, k)), str(MAX_SCAN_TUPLES)],
+    )
+
+
 def nearest_ids(
     *,
     query_vector: Any,
@@ -181,11 +190,7 @@ def nearest_ids(
         LIMIT %(k)s
     """  # noqa: S608 (the WHERE parts are constants; values are parameters)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('hnsw.iterative_scan', %s, true),"
-            " set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)",
-            [iterative, str(max(ef_search, k)), str(MAX_SCAN_TUPLES)],
-        )
+        _search_settings(cursor, iterative=iterative, ef_search=ef_search, k=k)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     rows.sort(key=lambda r: (r[1], r[0]))  # relaxed order: put them back in exact order
@@ -272,11 +277,7 @@ def recall_rows(
     """  # noqa: S608 (the WHERE parts are constants; values are parameters)
     params["user_role_value"] = TurnRole.USER.value
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('hnsw.iterative_scan', %s, true),"
-            " set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)",
-            [ITERATIVE_SCAN, str(max(ef_search, k)), str(MAX_SCAN_TUPLES)],
-        )
+        _search_settings(cursor, iterative=ITERATIVE_SCAN, ef_search=ef_search, k=k)
         cursor.execute(sql, params)
         raw = cursor.fetchall()
     # The outer (SELECT NULL) LEFT JOIN always yields a row, so the active name comes back even without hits.

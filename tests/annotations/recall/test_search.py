@@ -62,10 +62,10 @@ def test_nearest_first_with_similarity_and_exclusions():
     assert [r.item.pk for r in selectors.similar_items(query_vector=q, k=2, exclude_item_ids=[ids[0]])] == ids[1:3]
 
 
-def test_selective_filter_still_returns_k_thanks_to_iterative_scan():
-    """300 items near the query in 'prod', 12 far ones in 'test': the index must walk past hundreds of candidates.
-    Sequential scans and sorts are switched off so the plan is the HNSW index scan whatever the table size (on a
-    small table the planner rightly prefers an exact scan of the few matching rows)."""
+def selective_case() -> tuple[np.ndarray, list[np.ndarray], list[int]]:
+    """300 items near the query in 'prod', 12 far ones in 'test', with sequential scans, bitmap scans and sorts off
+    for the test's transaction, so the plan is the HNSW index scan whatever the table size. Returns the query, the
+    far vectors and the item ids (near ones first)."""
     rng = np.random.default_rng(2)
     q = _unit(rng.normal(size=384))
     near = [_unit(q + 0.8 * _unit(rng.normal(size=384))) for _ in range(300)]
@@ -76,6 +76,14 @@ def test_selective_filter_still_returns_k_thanks_to_iterative_scan():
         cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("ANALYZE recall_embedding")
+    return q, far, ids
+
+
+def test_selective_filter_still_returns_k_thanks_to_iterative_scan():
+    """300 items near the query in 'prod', 12 far ones in 'test': the index must walk past hundreds of candidates.
+    Sequential scans and sorts are switched off so the plan is the HNSW index scan whatever the table size (on a
+    small table the planner rightly prefers an exact scan of the few matching rows)."""
+    q, far, ids = selective_case()
     only_test = RecallFilters(environment="test")
     without = selectors.nearest_ids(query_vector=q, k=10, filters=only_test, iterative=False)
     assert len(without) < 10  # the control: a plain HNSW scan runs out of candidates

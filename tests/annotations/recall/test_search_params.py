@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext, override_settings
 
 from annotations.recall import selectors
 from annotations.recall.selectors import RecallFilters
-from tests.annotations.recall.test_search import _synthetic, _unit
+from tests.annotations.recall.test_search import _unit, selective_case
 
 pytestmark = pytest.mark.django_db
 
@@ -42,16 +42,7 @@ def test_iterative_modes():
 def test_strict_order_also_fills_a_selective_filter_in_exact_order():
     """As the relaxed-order test in test_search.py, with strict order: 300 near items in 'prod', 12 far ones in
     'test', plans forced onto the HNSW index."""
-    rng = np.random.default_rng(2)
-    q = _unit(rng.normal(size=384))
-    near = [_unit(q + 0.8 * _unit(rng.normal(size=384))) for _ in range(300)]
-    far = [_unit(rng.normal(size=384)) for _ in range(12)]
-    ids = _synthetic(near + far, environments=["prod"] * 300 + ["test"] * 12)
-    with connection.cursor() as cursor:  # SET LOCAL: lasts until the test's transaction ends
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        cursor.execute("SET LOCAL enable_sort = off")
-        cursor.execute("ANALYZE recall_embedding")
+    q, far, ids = selective_case()
     only_test = RecallFilters(environment="test")
     assert len(selectors.nearest_ids(query_vector=q, k=10, filters=only_test, iterative=False)) < 10
     hits = selectors.nearest_ids(query_vector=q, k=10, filters=only_test, iterative="strict_order")
