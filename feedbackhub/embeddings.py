@@ -14,6 +14,12 @@ processes only load it). Vectors of different backends differ slightly, so they 
 ``"<model>@<backend>"`` (``all-MiniLM-L6-v2@onnx-int8``). ``model_name()`` is the configured identity; every
 function here takes an identity, so ``reembed --model all-MiniLM-L6-v2@onnx-int8`` embeds with that backend and
 queries are embedded by the backend of the active model's identity.
+
+**Queries** (one text at a time, in web processes) go through ``query_identity``: with ``RECALL_QUERY_ENCODER=onnx``
+(the default) a torch identity's queries run on the fp32 ONNX export of the same weights. That is the same function
+in the same precision (cosine to the torch vectors 1.000000 on real texts, tests/annotations/recall/test_embeddings.py)
+without torch's per-operator overhead, which dominates a single short text: 2-3x faster per query here
+(docs/benchmarks.md). Stored vectors keep their torch identity; only the query's computation differs.
 """
 
 from __future__ import annotations
@@ -80,6 +86,17 @@ def model_name() -> str:
     if split_identity(name)[1] != TORCH:
         return name  # the setting already names a backend
     return identity(name, backend())
+
+
+def query_identity(name: str) -> str:
+    """The encoder identity that embeds search queries for stored vectors of model identity ``name``: the fp32 ONNX
+    export of the same weights when ``name`` runs on torch and RECALL_QUERY_ENCODER is ``onnx``, else ``name``.
+    Never stored: vectors and searches keep ``name``."""
+    choice = getattr(settings, "RECALL_QUERY_ENCODER", ONNX) or "model"
+    if choice not in (ONNX, "model"):
+        raise ValueError(f"RECALL_QUERY_ENCODER={choice!r}: expected 'onnx' or 'model'")
+    base, backend_name = split_identity(name)
+    return identity(base, ONNX) if backend_name == TORCH and choice == ONNX else name
 
 
 def model_path(name: str) -> str:

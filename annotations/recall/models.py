@@ -141,8 +141,8 @@ class Embedding(models.Model):
             HnswIndex(
                 OpClass(Cast("vector", HalfVectorField(dimensions=DIMENSIONS)), name="halfvec_cosine_ops"),
                 name="embedding_vector_hnsw",
-                m=16,
-                ef_construction=64,
+                m=24,
+                ef_construction=128,
             ),
         ]
 

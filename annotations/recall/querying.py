@@ -35,12 +35,13 @@ def _configure() -> None:
 
 
 def embed_query(text: str, *, model: str | None = None) -> Any:
-    """The L2-normalised vector of ``text`` by ``model`` (default: the active one), loaded once per process."""
+    """The L2-normalised vector of ``text`` for searching the vectors of ``model`` (default: the active one), by its
+    query encoder (``embeddings.query_identity``), loaded once per process."""
     from feedbackhub import embeddings  # noqa: PLC0415
 
     if not _configured:
         _configure()
-    return embeddings.encode([text], name=model or selectors.active_model_name())[0]
+    return embeddings.encode([text], name=embeddings.query_identity(model or selectors.active_model_name()))[0]
 
 
 def similar_to_query(

@@ -340,10 +340,10 @@ def similar_items(
 
 
 def similar_to_text(*, text: str, k: int = 10, filters: RecallFilters | None = None) -> list[SimilarItem]:
-    """Items most similar to free ``text`` (embedded with the active model first)."""
+    """Items most similar to free ``text`` (embedded first by the active model's query encoder)."""
     from feedbackhub import embeddings  # noqa: PLC0415
 
-    vector = embeddings.encode([text], name=active_model_name())[0]
+    vector = embeddings.encode([text], name=embeddings.query_identity(active_model_name()))[0]
     return similar_items(query_vector=vector, k=k, filters=filters)
 
 

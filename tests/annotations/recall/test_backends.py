@@ -75,6 +75,36 @@ def test_onnx_int8_is_exported_once_and_agrees_with_fp32(model):
     assert embeddings.encode([], name=INT8).shape == (0, 384)
 
 
+def test_queries_for_torch_vectors_run_on_the_fp32_onnx_export_unless_told_otherwise(settings):
+    assert embeddings.query_identity("all-MiniLM-L6-v2") == "all-MiniLM-L6-v2@onnx"
+    # Vectors of an ONNX backend are queried by that same backend.
+    assert embeddings.query_identity(INT8) == INT8
+    settings.RECALL_QUERY_ENCODER = "model"
+    assert embeddings.query_identity("all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
+    settings.RECALL_QUERY_ENCODER = "openvino"
+    with pytest.raises(ValueError, match="RECALL_QUERY_ENCODER"):
+        embeddings.query_identity("all-MiniLM-L6-v2")
+
+
+QUERY_TEXTS = [
+    *TEXTS,
+    "x",
+    "Pourquoi ma carte est-elle bloquée ? 🙁 👩‍👩‍👧 e\u0301te\u0301",
+    "银行卡被冻结了怎么办",
+    " ".join(["The reply cited a policy that does not exist."] * 60),  # past the model's 256 tokens: truncated
+]
+
+
+def test_the_query_encoder_makes_the_same_vectors_as_torch(model):
+    torch_vectors = embeddings.encode(QUERY_TEXTS)
+    one_by_one = np.vstack([querying.embed_query(t, model="all-MiniLM-L6-v2") for t in QUERY_TEXTS])
+    assert embeddings.is_loaded("all-MiniLM-L6-v2@onnx")
+    assert one_by_one.shape == (len(QUERY_TEXTS), 384) and one_by_one.dtype == np.float32
+    # The same weights in the same precision: equal up to float rounding, far closer than halfvec storage keeps.
+    assert (torch_vectors * one_by_one).sum(axis=1).min() > 0.99999
+    assert np.abs(torch_vectors - one_by_one).max() < 1e-3
+
+
 @pytest.fixture
 def cases(moderator, expert):
     return build_cases(moderator, expert)
