@@ -11,21 +11,33 @@ the task's name and JSON arguments are stored as a ``triage.OutboxTask`` row ins
 is still down). It runs from beat every 30 seconds (``feedbackhub.outbox.drain`` task, on a worker, so it runs as soon
 as Redis and the worker are back), and ``python manage.py outbox_drain`` runs it by hand.
 Tasks must take JSON-serialisable arguments (ids), which the project's tasks do.
+
+**Coalescing.** A task that reads the latest state when it runs (sync this annotation's feedback item, embed whatever
+is pending) need not be queued twice: :func:`enqueue_once_on_commit` sends it only when no such task with the same
+arguments is queued and not yet started, marked by a short-lived cache key (``SET NX``, a fraction of a millisecond,
+against a few for a broker publish). The task calls :func:`started` first thing, before it reads anything, so every
+commit is read either by a task that was already queued or by one this commit sends. A mark whose task never ran
+expires after ``QUEUED_MARK_SECONDS``; with the cache down every send goes out (duplicates are harmless, the tasks are
+idempotent).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import socket
 from typing import Any
 
 from celery import shared_task
+from django.core.cache import cache
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
 DRAIN_BATCH = 500
+#: How long a "queued, not started" mark keeps further identical sends back (longer queues just send a duplicate).
+QUEUED_MARK_SECONDS = 60
 
 
 def _broker_errors() -> tuple[type[BaseException], ...]:
@@ -60,6 +72,33 @@ def store(task_name: str, args: tuple | list = (), kwargs: dict | None = None, *
 def enqueue_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
     """Like ``task.delay_on_commit(*args, **kwargs)``, falling back to the outbox when the broker is down."""
     transaction.on_commit(functools.partial(send, task, args, kwargs))
+
+
+def enqueue_once_on_commit(task: Any, **kwargs: Any) -> None:
+    """``enqueue_on_commit`` for a task that reads the latest state and calls :func:`started` first: not sent again
+    while one with the same keyword arguments is queued and has not started (module docstring, "Coalescing")."""
+    transaction.on_commit(functools.partial(_send_once, task, kwargs))
+
+
+def _queued_key(task_name: str, kwargs: dict[str, Any]) -> str:
+    return f"outbox:queued:{task_name}:{json.dumps(kwargs, sort_keys=True, separators=(',', ':'))}"
+
+
+def _send_once(task: Any, kwargs: dict[str, Any]) -> bool:
+    try:
+        if not cache.add(_queued_key(task.name, kwargs), 1, timeout=QUEUED_MARK_SECONDS):
+            return False  # one is queued and will read what was just committed
+    except Exception:  # the cache is only an optimisation here
+        logger.warning("outbox: cache unavailable, sending %s without coalescing", task.name, exc_info=True)
+    return send(task, (), kwargs)
+
+
+def started(task_name: str, **kwargs: Any) -> None:
+    """Called by a coalesced task before it reads anything: from now on a commit sends a new task."""
+    try:
+        cache.delete(_queued_key(task_name, kwargs))
+    except Exception:
+        logger.warning("outbox: cache unavailable, %s mark left to expire", task_name, exc_info=True)
 
 
 def pending_count() -> int:

@@ -36,7 +36,7 @@ from annotations.models import (
 )
 from annotations.recall import text as item_text
 from annotations.recall.models import DIMENSIONS, Embedding, EmbeddingModel, FeedbackItem, SourceKind
-from feedbackhub.outbox import enqueue_on_commit
+from feedbackhub.outbox import enqueue_once_on_commit
 from sessions.models import FeedbackEvent, FeedbackKind, Turn, TurnRole
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def _enqueue_embedding() -> None:
     from annotations.recall.tasks import embed_pending  # noqa: PLC0415 (tasks import this module)
 
     # Through the outbox: a save while Redis is down still succeeds; the beat safety net embeds it later anyway.
-    enqueue_on_commit(embed_pending)
+    enqueue_once_on_commit(embed_pending)
 
 
 # --- items ----------------------------------------------------------------------------------------------------------
@@ -339,14 +339,15 @@ def feedback_items_refresh_resolution(*, turn_ids: Iterable[int]) -> int:
 def feedback_item_sync_on_commit(*, annotation_id: int | None = None, turn_id: int | None = None) -> None:
     """For writers of feedback: once the current transaction commits, have a worker sync the item of
     ``annotation_id`` and/or the resolution of the items on ``turn_id`` (the ``recall.sync_feedback`` task, through
-    the outbox, so a save while Redis is down still succeeds). The request that saved the feedback pays only for
-    sending the task; the worker builds the item text and enqueues its embedding."""
+    the outbox, so a save while Redis is down still succeeds; not sent again while one for the same ids is queued and
+    has not started). The request that saved the feedback pays only for that; the worker builds the item text and
+    enqueues its embedding."""
     if annotation_id is None and turn_id is None:
         return
     from annotations.recall.tasks import sync_feedback  # noqa: PLC0415 (tasks import this module)
 
     kwargs = {k: v for k, v in (("annotation_id", annotation_id), ("turn_id", turn_id)) if v is not None}
-    enqueue_on_commit(sync_feedback, **kwargs)
+    enqueue_once_on_commit(sync_feedback, **kwargs)
 
 
 def feedback_sync(*, annotation_id: int | None = None, turn_id: int | None = None) -> None:

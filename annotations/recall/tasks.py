@@ -14,6 +14,8 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
+from feedbackhub import outbox
+
 logger = logging.getLogger(__name__)
 
 _RETRY = {
@@ -33,6 +35,7 @@ def embed_pending() -> int:
     fresh task so no single message stays unacknowledged for long."""
     from annotations.recall.services import EMBED_RUN_SECONDS, embeddings_embed_pending  # noqa: PLC0415
 
+    outbox.started(embed_pending.name)
     result = embeddings_embed_pending(max_seconds=EMBED_RUN_SECONDS, chunk_size=settings.EMBEDDING_CHUNK_SIZE)
     if result.more:
         embed_pending.delay()
@@ -46,6 +49,8 @@ def sync_feedback(annotation_id: int | None = None, turn_id: int | None = None) 
     """Sync the feedback item of an annotation that was just saved, and/or the resolution of a turn's items."""
     from annotations.recall.services import feedback_sync  # noqa: PLC0415
 
+    outbox.started(sync_feedback.name, **{k: v for k, v in (("annotation_id", annotation_id), ("turn_id", turn_id))
+                                          if v is not None})
     feedback_sync(annotation_id=annotation_id, turn_id=turn_id)
 
 

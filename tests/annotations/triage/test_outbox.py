@@ -79,3 +79,69 @@ def test_send_goes_straight_to_redis_when_it_is_up():
 
     assert outbox.send(beat_heartbeat) is True
     assert OutboxTask.objects.count() == 0
+
+
+@pytest.fixture
+def sends(monkeypatch):
+    """What ``outbox.send`` was asked to send, instead of publishing it (the coalescing decision is under test, and a
+    real worker must not run sync tasks against this test's data)."""
+    sent = []
+    monkeypatch.setattr(outbox, "send", lambda task, args=(), kwargs=None: sent.append((task.name, kwargs)) or True)
+    return sent
+
+
+def test_a_coalesced_task_is_not_sent_again_while_one_is_queued_and_not_started(sends):
+    from django.db import transaction
+
+    from annotations.recall.tasks import sync_feedback
+
+    for pk in (10**12, 10**12 + 1):
+        outbox.started(sync_feedback.name, annotation_id=pk)
+    for _ in range(3):
+        with transaction.atomic():
+            outbox.enqueue_once_on_commit(sync_feedback, annotation_id=10**12)
+    with transaction.atomic():
+        outbox.enqueue_once_on_commit(sync_feedback, annotation_id=10**12 + 1)  # other arguments: a task of its own
+    assert sends == [("recall.sync_feedback", {"annotation_id": 10**12}),
+                     ("recall.sync_feedback", {"annotation_id": 10**12 + 1})]
+
+    # Once it has started (before reading anything), a new commit sends a new one.
+    outbox.started(sync_feedback.name, annotation_id=10**12)
+    with transaction.atomic():
+        outbox.enqueue_once_on_commit(sync_feedback, annotation_id=10**12)
+    assert len(sends) == 3
+
+    # A rolled-back transaction sends nothing and marks nothing.
+    outbox.started(sync_feedback.name, annotation_id=10**12)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        outbox.enqueue_once_on_commit(sync_feedback, annotation_id=10**12)
+        raise RuntimeError
+    with transaction.atomic():
+        outbox.enqueue_once_on_commit(sync_feedback, annotation_id=10**12)
+    assert len(sends) == 4
+    outbox.started(sync_feedback.name, annotation_id=10**12)
+    outbox.started(sync_feedback.name, annotation_id=10**12 + 1)
+
+
+def test_the_sync_task_clears_its_mark_before_it_reads(sends, moderator):
+    from annotations.recall import tasks
+
+    outbox.started(tasks.sync_feedback.name, annotation_id=10**12 + 2)
+    outbox.enqueue_once_on_commit(tasks.sync_feedback, annotation_id=10**12 + 2)
+    outbox.enqueue_once_on_commit(tasks.sync_feedback, annotation_id=10**12 + 2)
+    assert len(sends) == 1
+    tasks.sync_feedback(annotation_id=10**12 + 2)  # no such annotation: nothing to sync, but it has started
+    outbox.enqueue_once_on_commit(tasks.sync_feedback, annotation_id=10**12 + 2)
+    assert len(sends) == 2
+    outbox.started(tasks.sync_feedback.name, annotation_id=10**12 + 2)
+
+
+def test_coalescing_sends_everything_when_the_cache_is_down(sends, settings):
+    from annotations.recall.tasks import sync_feedback
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0"}}
+    for _ in range(2):
+        outbox.enqueue_once_on_commit(sync_feedback, annotation_id=10**12 + 3)
+    outbox.started(sync_feedback.name, annotation_id=10**12 + 3)  # logs, does not raise
+    assert len(sends) == 2
