@@ -9,8 +9,9 @@ used. Items are synced and embedded through the recall services with the real mo
 
 Requests go through Django's test client with a bearer token (token check, validation, embedding the query with
 the query encoder, filtered HNSW search, result rows, JSON), DEBUG off, after untimed warm-ups that load the model;
-the first load is reported separately. Queries are the instructions reworded (a prefix, lower case) so none is an exact copy of a
-stored text; every third request carries filters (environment, and a tag or a date range). The query encoder (for
+the first load is reported separately. Queries are the instructions reworded (a prefix, lower case) so none is an
+exact copy of a stored text; every third request carries filters (environment, and a tag or a date range). The
+query encoder (for
 torch vectors the fp32 ONNX export of the same weights, RECALL_QUERY_ENCODER) is also timed against a bare
 ``model.encode`` of the stored vectors' model on the same texts, one text per call, with the cosine of their vectors:
 the issue's bar for a faster backend (>= 2x, cosine >= 0.98).
