@@ -11,10 +11,9 @@ Requests go through Django's test client with a bearer token (token check, valid
 the query encoder, filtered HNSW search, result rows, JSON), DEBUG off, after untimed warm-ups that load the model;
 the first load is reported separately. Queries are the instructions reworded (a prefix, lower case) so none is an
 exact copy of a stored text; every third request carries filters (environment, and a tag or a date range). The
-query encoder (for
-torch vectors the fp32 ONNX export of the same weights, RECALL_QUERY_ENCODER) is also timed against a bare
-``model.encode`` of the stored vectors' model on the same texts, one text per call, with the cosine of their vectors:
-the issue's bar for a faster backend (>= 2x, cosine >= 0.98).
+query encoder (for torch vectors the fp32 ONNX export of the same weights, RECALL_QUERY_ENCODER) is also timed
+against a bare ``model.encode`` of the stored vectors' model on the same texts, one text per call, with the cosine of
+their vectors: the issue's bar for a faster backend (>= 2x, cosine >= 0.98).
 """
 
 from __future__ import annotations
