@@ -4,10 +4,13 @@ queries whatever their count (pinned by a test)."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.contrib.postgres.aggregates import ArrayAgg
+from django.core.cache import cache
+from django.db import connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, Prefetch, Q, QuerySet, Value
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -15,6 +18,12 @@ from django.utils import timezone
 from annotations import anchoring
 from annotations.models import AnchorState, Annotation, AnnotationReply, AuditEvent, Correction, Tag
 from sessions.models import Conversation, Turn, TurnRole
+
+logger = logging.getLogger(__name__)
+
+#: The taxonomy's cached copy (``all_tags``): dropped whenever a tag is saved or deleted, kept at most this long.
+TAXONOMY_CACHE_KEY = "annotations:taxonomy:1"
+TAXONOMY_CACHE_SECONDS = 60
 
 #: Polls look this far behind their stamp, so a change committed late with an earlier timestamp is not missed;
 #: the browser skips cards it already has in that version.
@@ -123,8 +132,43 @@ def prepare_for_card(annotation: Annotation, tags: list[Tag], viewer) -> Annotat
 
 
 def all_tags() -> list[Tag]:
-    """The whole taxonomy, inactive tags included (annotations keep showing a tag that was retired)."""
-    return list(Tag.objects.all())
+    """The whole taxonomy, inactive tags included (annotations keep showing a tag that was retired).
+
+    Every review request needs it, so it is read through the cache: a copy shared by all processes, dropped when a
+    tag is saved or deleted (``forget_taxonomy``, from the Tag signals) and again when that transaction commits, and
+    kept at most ``TAXONOMY_CACHE_SECONDS`` (for writes that bypass signals). Inside a transaction it is read from
+    the database and not cached: the transaction may hold tag changes nobody else can see yet."""
+    shared = not connection.in_atomic_block
+    if shared:
+        try:
+            tags = cache.get(TAXONOMY_CACHE_KEY)
+        except Exception:  # the cache is an optimisation: read the database when it is down
+            logger.warning("taxonomy cache unavailable", exc_info=True)
+            shared, tags = False, None
+        if tags is not None:
+            return tags
+    tags = list(Tag.objects.all())
+    if shared:
+        try:
+            cache.set(TAXONOMY_CACHE_KEY, tags, TAXONOMY_CACHE_SECONDS)
+        except Exception:
+            logger.warning("taxonomy cache unavailable", exc_info=True)
+    return tags
+
+
+def forget_taxonomy(**_signal: object) -> None:
+    """Drop the cached taxonomy now, and again once the current transaction commits (a reader outside it may have
+    cached the old tags in between)."""
+
+    def forget() -> None:
+        try:
+            cache.delete(TAXONOMY_CACHE_KEY)
+        except Exception:
+            logger.warning("taxonomy cache unavailable; its copy expires within %s s", TAXONOMY_CACHE_SECONDS,
+                           exc_info=True)
+
+    forget()
+    transaction.on_commit(forget)
 
 
 def active(tags: list[Tag]) -> list[Tag]:

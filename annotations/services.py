@@ -241,7 +241,8 @@ def annotation_update(
     if not annotation.is_suggestion and not annotation.body and not current_tags:
         raise ValidationError({"body": "Write a comment or keep at least one tag."})
     annotation.version += 1
-    annotation.save()
+    # Only what an edit changes (updated_at moves with auto_now): a short UPDATE, not every column written back.
+    annotation.save(update_fields=["body", "replacement", "version", "updated_at"])
     _audit(actor=actor, action="edit", obj=annotation, before=before,
            after=_annotation_state(annotation, current_tags))
     feedback_item_sync_on_commit(annotation_id=annotation.pk)

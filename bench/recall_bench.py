@@ -8,7 +8,10 @@ touches the development or test databases and can run after others in one ``make
 feedback items. In alternating rounds the bare model encodes them all in one call (``model.encode``, batches of
 64, normalised) and the pipeline embeds them the way the worker does (``embeddings_embed_pending``: claim 256 items
 with FOR UPDATE SKIP LOCKED, encode them in batches of 64, INSERT ... ON CONFLICT DO NOTHING, commit), their vectors
-deleted before each pipeline round. The ratio compares the best round of each.
+deleted (untimed) before each pipeline round. The ratio compares the best round of each. These rounds run on the
+throughput benchmark's database (``feedbackhub_bench_recall_throughput``, a few hundred items): what is measured is
+the pipeline against the model. What writing a vector into the million-vector HNSW index costs is measured on its own
+(256 vectors inserted in a transaction that is rolled back) and reported beside the searches.
 2. k-NN: the data set is built once and reused (version 3, docs/recall.md says why): 14,336 real texts
 (AlpacaEval instructions, judge explanations, answer paragraphs) are embedded; 200 of them, picked at random, are
 the queries and never feed the data set; from the other 14,136 one million vectors are made (each a step from a real
@@ -424,11 +427,43 @@ def _search(queries: Any, truth: tuple[list[list[int]], list[float]], data: dict
             "full_share": full / len(queries), "load_average": [round(load, 2), round(os.getloadavg()[0], 2)]}
 
 
-def child(quick: bool, out_path: str) -> None:
+def _index_write_ms(data: dict[str, Any], log, n: int = 256) -> float:  # noqa: ANN001
+    """Milliseconds to write one vector into the full table with its HNSW index: ``n`` vectors near stored ones
+    inserted in one transaction that is rolled back (the data set is left as it was)."""
+    import numpy as np  # noqa: PLC0415
+    from django.db import connection, transaction  # noqa: PLC0415
+
+    from annotations.recall.selectors import active_model_name  # noqa: PLC0415
+    from annotations.recall.services import vector_literal  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    picks = np.sort(rng.choice(len(data["ids"]), n, replace=False))
+    vectors = np.asarray(data["vectors"][picks], dtype=np.float32)
+    vectors = vectors + rng.normal(0, 0.02, vectors.shape).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    model = active_model_name()
+    rows = [(int(data["ids"][i]), model, f"write-{j}", vector_literal(v))
+            for j, (i, v) in enumerate(zip(picks, vectors, strict=True))]
+    with transaction.atomic(), connection.cursor() as cursor:
+        t0 = time.perf_counter()
+        cursor.executemany("INSERT INTO recall_embedding (item_id, model, text_hash, vector, created_at) "
+                           "VALUES (%s, %s, %s, %s::vector, now())", rows)
+        ms = (time.perf_counter() - t0) * 1000 / n
+        transaction.set_rollback(True)
+    log(f"writing a vector into the {len(data['ids']):,}-vector index: {ms:.1f} ms")
+    return ms
+
+
+def child(quick: bool, out_path: str, *, part: str) -> None:
+    """``part`` "throughput" (run on the throughput benchmark's database) or "knn" (on the million vectors)."""
     sizes = QUICK if quick else FULL
 
     def log(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    if part == "throughput":
+        Path(out_path).write_text(json.dumps(_throughput(sizes, log)))
+        return
 
     import numpy as np  # noqa: PLC0415
 
@@ -440,11 +475,7 @@ def child(quick: bool, out_path: str) -> None:
     load_s = time.perf_counter() - t0
     ef_default = default_ef_search()
     data = _dataset(sizes, quick, log)
-    throughput = _throughput(sizes, log)
-    # The throughput items are real texts, maybe some of the queries: their vectors leave the k-NN data set.
-    from annotations.recall.models import Embedding  # noqa: PLC0415
-
-    Embedding.objects.filter(item__conversation__source=SOURCE, item__conversation__external_id="throughput").delete()
+    write_ms = _index_write_ms(data, log)
     _, queries = _knn_split(sizes, quick, log)
     log("exact search (numpy)")
     truth = _exact_top(data["vectors"], data["ids"], queries)
@@ -460,7 +491,7 @@ def child(quick: bool, out_path: str) -> None:
                           iterative="strict_order")
     log(f"1% filter, strict order: {rare_strict['full_share']:.1%} full, recall {rare_strict['recall']:.3f}")
     result = {
-        "sizes": sizes, "load_s": load_s, "throughput": throughput, "build": data["build"], "built": data["built"],
+        "sizes": sizes, "load_s": load_s, "write_ms": write_ms, "build": data["build"], "built": data["built"],
         "rare_rows": int(np.asarray(data["rare"]).sum()), "ef_default": ef_default,
         "searches": {str(k): v for k, v in searches.items()}, "rare": rare, "rare_strict": rare_strict,
     }
@@ -474,14 +505,23 @@ def run(ctx: common.Context) -> dict[str, Any]:
     db_url = database_url(quick=ctx.quick)
     ctx.log(f"recall benchmark on {db_url.rsplit('/', 1)[-1]}")
     common.migrate(db_url)
+    # The throughput rounds run on the throughput benchmark's database (a few hundred items), the searches on the
+    # million vectors; writing into that index is timed on its own (docs/recall.md, "Numbers").
+    from bench import recall_throughput_bench  # noqa: PLC0415
+
+    tp_url = db_url.rsplit("/", 1)[0] + "/" + recall_throughput_bench.DB_NAME + (
+        common.QUICK_DB_SUFFIX if ctx.quick else "")
+    common.migrate(tp_url)
+    parts = {}
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "recall.json"
-        env = common.bench_environment(db_url)
-        env["DJANGO_SETTINGS_MODULE"] = "feedbackhub.settings"
-        subprocess.run([sys.executable, "-m", "bench.recall_bench", "--child", "--out", str(out),
-                        *(["--quick"] if ctx.quick else [])], env=env, cwd=common.BASE_DIR, check=True)
-        data = json.loads(out.read_text())
-    return _result(ctx, data)
+        for part, url in (("throughput", tp_url), ("knn", db_url)):
+            out = Path(tmp) / f"{part}.json"
+            env = common.bench_environment(url)
+            env["DJANGO_SETTINGS_MODULE"] = "feedbackhub.settings"
+            subprocess.run([sys.executable, "-m", "bench.recall_bench", "--child", part, "--out", str(out),
+                            *(["--quick"] if ctx.quick else [])], env=env, cwd=common.BASE_DIR, check=True)
+            parts[part] = json.loads(out.read_text())
+    return _result(ctx, {**parts["knn"], "throughput": parts["throughput"]})
 
 
 def _backend_summary(tp: dict[str, Any]) -> dict[str, Any]:
@@ -551,7 +591,11 @@ def _result(ctx: common.Context, data: dict[str, Any]) -> dict[str, Any]:
         ],
         "notes": [
             f"Throughput texts: AlpacaEval instructions and judge explanations, {tp['mean_chars']:.0f} characters "
-            f"on average; model load {data['load_s']:.1f} s (not counted).",
+            f"on average, embedded on the throughput benchmark's database; model load {data['load_s']:.1f} s (not "
+            "counted).",
+            *([f"Writing one vector into the {n:,}-vector table with its HNSW index (256 vectors near stored ones, one "
+               f"transaction, rolled back): {data['write_ms']:.1f} ms per vector, the cost of the index's graph "
+               "quality on every embed at this size (docs/recall.md)."] if "write_ms" in data else []),
             f"Data set version {DATASET_VERSION}: {n:,} vectors made from {sizes['base_texts']:,} real embeddings "
             f"(AlpacaEval instructions, explanations, answer paragraphs), each a step toward one of its "
             f"{KNN_NEIGHBOURS} real neighbours (up to {STEP_MAX}) plus noise with the real covariance (x{NOISE}); "
@@ -576,7 +620,8 @@ def _result(ctx: common.Context, data: dict[str, Any]) -> dict[str, Any]:
 if __name__ == "__main__":
     if "--child" in sys.argv:
         common.setup_django(os.environ["DATABASE_URL"])
-        child("--quick" in sys.argv, sys.argv[sys.argv.index("--out") + 1])
+        child("--quick" in sys.argv, sys.argv[sys.argv.index("--out") + 1],
+              part=sys.argv[sys.argv.index("--child") + 1])
     else:
         print("run it with: python -m bench.run --only recall [--quick]", file=sys.stderr)
         sys.exit(2)

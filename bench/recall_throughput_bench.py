@@ -6,11 +6,11 @@ The issue's bar for adopting a faster backend: the whole embedding pipeline at >
 384 AlpacaEval texts (instructions and the judge's explanations, interleaved, as in the recall benchmark) are embedded
 in alternating rounds by: the bare fp32 sentence-transformers model (one call, batches of 64); the bare ONNX encoders
 (``feedbackhub.embeddings.OnnxEncoder``, the same call); and the pipeline (``embeddings_embed_pending``: claim,
-encode, insert, commit, with the backend's encoder) with fp32 torch and with ONNX int8, each round starting from no
-vectors. Both wall-clock and the process's CPU time are recorded; best rounds are compared. The ONNX export is made
-before the timed part (once, cached under EMBEDDING_CACHE_DIR). Runs alone (``python -m bench.run --only
-recall_throughput``) on a database of its own,
-``feedbackhub_bench_recall_throughput``; the recall benchmark calls ``measure`` for its throughput part.
+encode, insert, commit, with the backend's encoder) with fp32 torch and with ONNX int8, each round starting
+(untimed) from no vectors. Both wall-clock and the process's CPU time are recorded; best rounds are compared. The
+ONNX export is made before the timed part (once, cached under EMBEDDING_CACHE_DIR). Runs alone (``python -m bench.run
+--only recall_throughput``) on a database of its own, ``feedbackhub_bench_recall_throughput``, where the recall
+benchmark also runs ``measure`` for its throughput part.
 """
 
 from __future__ import annotations
@@ -99,17 +99,17 @@ def measure(sample: list[str], *, rounds: int, log, item_ids: list[int] | None =
 
     active = services.active_model_name()
 
-    def pipeline(backend: str) -> None:
-        # The embed task's own path (flagged items of the active model: claim, encode, insert, commit) with this
-        # backend's encoder, so it only ever claims these items, whatever else the database holds (the recall
-        # benchmark's million). A candidate's vectors are deleted at once: they never stand under another name.
+    def reset() -> None:
+        # Untimed: the items back to "waiting for a vector", as a save leaves them.
         Embedding.objects.filter(item_id__in=ids).delete()
         FeedbackItem.objects.filter(pk__in=ids).update(embedding_pending=True)
+
+    def pipeline(backend: str) -> None:
+        # The embed task's own path (flagged items of the active model: claim, encode, insert, commit) with this
+        # backend's encoder, so it only ever claims these items, whatever else the database holds.
         encode = partial(embeddings.encode, name=names[backend], batch_size=services.EMBED_BATCH_SIZE)
         result = services.embeddings_embed_pending(model=active, encode=encode)
         assert result.embedded >= len(ids), result
-        if names[backend] != active:
-            Embedding.objects.filter(item_id__in=ids).delete()
 
     steps = [("bare", "torch"), ("pipeline", "torch"), ("bare", CANDIDATE), ("pipeline", CANDIDATE), ("bare", "onnx")]
     wall: dict[str, list[float]] = {f"{kind} {b}": [] for kind, b in steps}
@@ -118,6 +118,8 @@ def measure(sample: list[str], *, rounds: int, log, item_ids: list[int] | None =
     for round_no in range(rounds):
         for kind, backend in steps if round_no % 2 == 0 else list(reversed(steps)):
             key = f"{kind} {backend}"
+            if kind == "pipeline":
+                reset()
             c, t = time.process_time(), time.perf_counter()
             if kind == "bare":
                 vectors[backend] = bare(backend)
@@ -125,6 +127,9 @@ def measure(sample: list[str], *, rounds: int, log, item_ids: list[int] | None =
                 pipeline(backend)
             wall[key].append(time.perf_counter() - t)
             cpu[key].append(time.process_time() - c)
+            if kind == "pipeline" and names[backend] != active:
+                # A candidate's vectors are deleted at once: they never stand under another name.
+                Embedding.objects.filter(item_id__in=ids).delete()
         log(f"round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in wall.items()))
     reference = np.asarray(vectors["torch"], dtype=np.float32)
     agreement = {}

@@ -108,6 +108,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # --- Security -------------------------------------------------------------------------------------------------
+# Sessions live in the database and are read through Redis (one query fewer per request), guarded so a Redis outage
+# only costs that query again (feedbackhub/session_store.py); the cached copy is kept SESSION_CACHE_SECONDS.
+SESSION_ENGINE = "feedbackhub.session_store"
+SESSION_CACHE_SECONDS = env.int("SESSION_CACHE_SECONDS", default=300)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
