@@ -29,10 +29,11 @@ def test_save_runs_a_fixed_number_of_queries(client, expert, tagged, django_asse
     _save(client, tagged, body="warm-up")
     version = Annotation.objects.get(pk=tagged.pk).version
     url = reverse("annotations:annotation_edit", args=[tagged.pk])
-    # Session, user (with their roles); savepoint, the annotation locked with its tag ids and whether it has
-    # replies, update, audit event, release; then the taxonomy for the card. No thread to read (it has no replies),
-    # the tags are not read again, and the feedback item is synced by a worker, not in the request.
-    with django_assert_num_queries(8):
+    # User (with their roles; the session comes from Redis); savepoint, the annotation locked with its tag ids and
+    # whether it has replies, update, audit event, release; then the taxonomy for the card (from the cache outside a
+    # test's transaction). No thread to read (it has no replies), the tags are not read again, and the feedback item
+    # is synced by a worker, not in the request.
+    with django_assert_num_queries(7):
         response = client.post(url, {"version": version, "body": "Wrong city: it is in Paris."})
     assert response.status_code == 200
     assert "Wrong city: it is in Paris." in response.content.decode()
@@ -51,8 +52,8 @@ def test_a_save_sends_the_feedback_item_sync_to_a_worker(client, expert, tagged,
     client.force_login(expert)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         _save(client, tagged, body="Wrong city: it is in Paris.")
-    sent = [(c.args[0], c.args[2]) for c in callbacks if getattr(c, "args", None)]
-    assert (sync_feedback, {"annotation_id": tagged.pk}) in sent
+    sent = [c.args for c in callbacks if getattr(c, "args", None)]
+    assert (sync_feedback, {"annotation_id": tagged.pk}) in sent  # coalesced: outbox.enqueue_once_on_commit
 
 
 def test_card_after_a_save_shows_the_tags_just_saved(client, expert, tagged):

@@ -44,12 +44,13 @@ def test_fifty_turns_with_two_hundred_annotations_render_in_a_fixed_number_of_qu
             services.suggestion_decide(actor=expert, annotation_id=s.pk, version=1, accept=True)
     client.force_login(expert)
     url = reverse("annotations:review", args=[conversation.pk])
-    # First view, nothing cached: session, user (with groups); conversation, tags, turns (+corrections), annotation rows
-    # (+author names); then the cards' annotations (+authors, tag ids) and their replies; the turns' context.
-    with django_assert_num_queries(9):
+    # First view, nothing cached but the session (in Redis): user (with groups); conversation, tags, turns
+    # (+corrections), annotation rows (+author names); then the cards' annotations (+authors, tag ids) and their
+    # replies; the turns' context.
+    with django_assert_num_queries(8):
         cold = client.get(url)
     # Again: every card and turn comes from the cache, the three rendering queries are gone.
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         warm = client.get(url)
     assert cold.status_code == warm.status_code == 200
     assert cold.content.decode().count('<article class="card') == Annotation.objects.count()

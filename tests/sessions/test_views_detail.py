@@ -158,8 +158,9 @@ def test_every_text_is_escaped(moderator_client):
     assert body.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 12
 
 
-# session, the user with their groups; conversation (with its import batch), turns, feedback events.
-DETAIL_QUERIES = 5
+# the user with their groups (the session comes from Redis); conversation (with its import batch), turns, feedback
+# events.
+DETAIL_QUERIES = 4
 
 
 @pytest.mark.parametrize("turn_count", [2, 30])

@@ -322,8 +322,8 @@ def test_page_links_keep_filters_and_href(moderator_client):
 # --- Query count -----------------------------------------------------------------------------------------------------
 
 
-# session, the user with their groups (roles), filter choices, the page.
-LIST_QUERIES = 4
+# the user with their groups (roles; the session comes from Redis), filter choices, the page.
+LIST_QUERIES = 3
 
 
 @pytest.mark.parametrize("size", [3, 40])

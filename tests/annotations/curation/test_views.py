@@ -34,21 +34,21 @@ def test_dataset_pages_render_for_every_role(client, curated, analyst, django_as
     assert page.status_code == 200
     assert page.content.count(b'class="example ') == 3
     assert b"Approve</button>" not in page.content  # analysts read only
-    # session, the user with their groups, dataset, examples, counts, versions, jobs
-    with django_assert_num_queries(7):
+    # the user with their groups (the session comes from Redis), dataset, examples, counts, versions, jobs
+    with django_assert_num_queries(6):
         client.get(curated.get_absolute_url())
 
 
 def test_example_page_query_count_does_not_grow_with_examples(expert_client, expert, curated,
                                                                django_assert_num_queries):
     url = curated.get_absolute_url() + "?status=approved"
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4):
         expert_client.get(url, headers={"HX-Request": "true"})
     for _ in range(5):
         correction = approve(make_reply(history=0), expert)
         services.examples_add(actor=expert, dataset=curated, correction_ids=[correction.pk])
     Example.objects.filter(dataset=curated).update(status=ExampleStatus.APPROVED)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(4):
         response = expert_client.get(url, headers={"HX-Request": "true"})
     assert response.content.count(b'class="example ') == 8
     assert b"<html" not in response.content

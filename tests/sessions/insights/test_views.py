@@ -47,11 +47,12 @@ def test_every_role_reads_the_dashboard(client, request, who, varied_sessions):
 def test_dashboard_runs_a_fixed_number_of_queries(client, analyst, varied_sessions, django_assert_num_queries):
     services.rollup_rebuild()
     client.force_login(analyst)
-    # session, user (with their roles), freshness, filter choices, last day, rollup, categories, reviewer tags
-    with django_assert_num_queries(8):
+    # user (with their roles; the session comes from Redis), freshness, filter choices, last day, rollup, categories,
+    # reviewer tags
+    with django_assert_num_queries(7):
         assert client.get(DASH).status_code == 200
     # The filter choices come from the cache now.
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(6):
         client.get(DASH, {"environment": "prod", "split": "user_role", "model_a": "m-b", "model_b": "m-a"})
 
 
@@ -60,8 +61,8 @@ def test_the_body_is_reused_until_the_rollup_changes(client, analyst, varied_ses
     client.force_login(analyst)
     params = {"date_from": "2026-03-01", "date_to": "2026-03-07"}
     first = client.get(DASH, params)
-    # session, user (with their roles), freshness: the filter choices and figures come from the cache.
-    with django_assert_num_queries(3):
+    # user (with their roles), freshness: the session, filter choices and figures come from the cache.
+    with django_assert_num_queries(2):
         again = client.get(DASH, params)
     assert _charts(again) == _charts(first)
     assert b'data-total="sessions">6<' in again.content
