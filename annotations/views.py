@@ -20,7 +20,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import get_template, render_to_string
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html_join
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
@@ -52,14 +52,23 @@ def _int(value: str | None, field: str) -> int | None:
         raise ValidationError({field: f"{value!r} is not a whole number."}) from None
 
 
+@functools.cache
+def _url_bases(script_prefix: str) -> dict[str, str]:
+    """URL prefixes for the per-card forms, built once per process (and script prefix) instead of one reverse() per
+    form."""
+    return {
+        "a_base": reverse("annotations:card", args=[1])[: -len("1/")],
+        "r_base": reverse("annotations:reply_edit", args=[1])[: -len("1/edit")],
+        "t_base": reverse("annotations:annotation_create", args=[1])[: -len("1/annotations")],
+        "s_base": reverse("recall:similar_annotation", args=[1])[: -len("1/")],
+    }
+
+
 def _perm_context(request: HttpRequest) -> dict:
     return {
         "can_annotate": perms.can_annotate(request.user),
         "can_decide": perms.can_decide(request.user),
-        # URL prefixes for the per-card forms, built once per response instead of one reverse() per form.
-        "a_base": reverse("annotations:card", args=[1])[: -len("1/")],
-        "r_base": reverse("annotations:reply_edit", args=[1])[: -len("1/edit")],
-        "t_base": reverse("annotations:annotation_create", args=[1])[: -len("1/annotations")],
+        **_url_bases(get_script_prefix()),
     }
 
 
