@@ -238,6 +238,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
     # The query encoder against a bare model.encode of the stored vectors' model, one text at a time (what a request
     # does), interleaved over the same texts, in this process's query threads.
     query_encoder = embeddings.query_identity(configured)
+    embeddings.encode(["warm up"], name=configured)  # loads the bare model (untimed, like the encoder's load)
     encode_ms: list[float] = []
     bare_ms: list[float] = []
     cosines: list[float] = []

@@ -294,8 +294,9 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         if threads > 0:
             options.intra_op_num_threads = threads
-        if threads == 1:
-            # No spinning pool threads competing with the database and other requests for the cores.
+        if threads > 0:
+            # An explicit thread count is a process sharing the machine (a web process embedding queries): its pool
+            # threads sleep between operators instead of spinning against the database and other requests.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         file_name = "model_int8.onnx" if quantized else "model.onnx"
         self.session = ort.InferenceSession(str(folder / file_name), options, providers=["CPUExecutionProvider"])

@@ -178,8 +178,9 @@ EMBEDDING_CACHE_DIR = env.path("EMBEDDING_CACHE_DIR", default=BASE_DIR / ".data"
 # How a web process embeds a search query for torch vectors: onnx (the fp32 ONNX export of the same weights, same
 # vectors, 2-3x faster for one text; exported once into EMBEDDING_CACHE_DIR) or model (the stored vectors' backend).
 RECALL_QUERY_ENCODER = env("RECALL_QUERY_ENCODER", default="onnx")
-# Threads a web process uses to embed a recall query (one is fastest for a single short text; 0: library decides).
-RECALL_QUERY_THREADS = env.int("RECALL_QUERY_THREADS", default=1)
+# Threads a web process uses to embed a recall query (0: the library decides). Two halve a long query's time with the
+# ONNX encoder, whose threads sleep rather than spin between operators; with RECALL_QUERY_ENCODER=model (torch) use 1.
+RECALL_QUERY_THREADS = env.int("RECALL_QUERY_THREADS", default=2)
 # hnsw.ef_search of recall searches: candidates the HNSW scan keeps; more is nearer exact, slower (docs/recall.md).
 RECALL_EF_SEARCH = env.int("RECALL_EF_SEARCH", default=100)
 # Web processes (feedbackhub/wsgi.py) load the active model before serving, so no request waits for the load.

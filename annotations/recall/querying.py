@@ -1,10 +1,11 @@
 """Embedding one search query inside a web process (the recall API, the search page, the review panels).
 
-A single short text gains nothing from intra-op parallelism, and a web process serves several requests at once on a
-machine that also runs PostgreSQL and workers: with the default of one thread per core, torch's threads spin against
-everything else and one query took ten times longer here under load (see docs/recall.md). So the first query a
-process embeds (or ``warm_up``) sets the embedding library to ``RECALL_QUERY_THREADS`` threads (default 1; 0 leaves
-it alone). Only processes that embed queries run this; the embedding worker keeps its own setting.
+Queries are embedded by the query encoder of the active model (``embeddings.query_identity``: for torch vectors the
+fp32 ONNX export of the same weights). A web process serves several requests at once on a machine that also runs
+PostgreSQL and workers: with the libraries' default of one spinning thread per core, one query took ten times longer
+here under load (see docs/recall.md). So the first query a process embeds (or ``warm_up``) sets the embedding
+library to ``RECALL_QUERY_THREADS`` threads (default 2, whose ONNX threads sleep between operators instead of
+spinning; 0 leaves it alone). Only processes that embed queries run this; the embedding worker keeps its own setting.
 """
 
 from __future__ import annotations
