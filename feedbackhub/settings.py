@@ -183,6 +183,9 @@ RECALL_QUERY_ENCODER = env("RECALL_QUERY_ENCODER", default="onnx")
 RECALL_QUERY_THREADS = env.int("RECALL_QUERY_THREADS", default=2)
 # hnsw.ef_search of recall searches: candidates the HNSW scan keeps; more is nearer exact, slower (docs/recall.md).
 RECALL_EF_SEARCH = env.int("RECALL_EF_SEARCH", default=100)
+# Database sessions start with the search settings (one statement per search, no transaction); turn off behind a
+# transaction-pooling proxy (pgbouncer pool_mode=transaction), where session settings do not follow the client.
+RECALL_SESSION_SEARCH_SETTINGS = env.bool("RECALL_SESSION_SEARCH_SETTINGS", default=True)
 # Web processes (feedbackhub/wsgi.py) load the active model before serving, so no request waits for the load.
 RECALL_WARMUP = env.bool("RECALL_WARMUP", default=True)
 

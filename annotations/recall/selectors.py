@@ -1,7 +1,8 @@
 """Reads of semantic recall: nearest feedback items to a vector, a text or another item.
 
 Search runs on the HNSW index over half-precision copies of the active model's vectors (cosine distance), joined to
-the items for the filters. Inside one transaction it sets ``hnsw.iterative_scan = relaxed_order`` (pgvector 0.8):
+the items for the filters. It runs with ``hnsw.iterative_scan = relaxed_order`` (pgvector 0.8), set for every
+database session when it opens (or for a search's own transaction when it asks for other settings):
 when filters drop most candidates the index scan keeps going until ``k`` rows pass or ``hnsw.max_scan_tuples``
 candidates were looked at, so a selective filter still returns ``k`` results. Relaxed order may return them slightly
 out of order; they are sorted again here by exact distance.
@@ -15,7 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,13 +150,44 @@ def _vector_literal(query_vector: Any) -> str:
     return "[" + ",".join(repr(float(v)) for v in values) + "]"
 
 
-def _search_settings(cursor, *, iterative: str, ef_search: int, k: int) -> None:  # noqa: ANN001
-    """The HNSW scan settings of one search, for the current transaction only (``set_config(..., true)``)."""
-    cursor.execute(
-        "SELECT set_config('hnsw.iterative_scan', %s, true),"
-        " set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)",
-        [iterative, str(max(ef_search, k)), str(MAX_SCAN_TUPLES)],
-    )
+_SET_SCAN_SETTINGS = (
+    "SELECT set_config('hnsw.iterative_scan', %s, {local}),"
+    " set_config('hnsw.ef_search', %s, {local}), set_config('hnsw.max_scan_tuples', %s, {local})"
+)
+
+
+def _scan_settings(*, iterative: str, ef_search: int, k: int) -> tuple[str, str, str]:
+    return iterative, str(max(ef_search, k)), str(MAX_SCAN_TUPLES)
+
+
+def apply_session_search_settings(*, connection, **_signal: object) -> None:  # noqa: ANN001
+    """``connection_created`` receiver: a new database session starts with the default search settings (iterative
+    scan mode, ``default_ef_search()``, MAX_SCAN_TUPLES), remembered on the connection, so a search at the defaults
+    is one statement with no transaction around it. Off with RECALL_SESSION_SEARCH_SETTINGS=False (behind a
+    transaction-pooling proxy, where session settings do not follow the client)."""
+    connection.recall_search_settings = None
+    if connection.vendor != "postgresql" or not getattr(settings, "RECALL_SESSION_SEARCH_SETTINGS", True):
+        return
+    values = _scan_settings(iterative=ITERATIVE_SCAN, ef_search=default_ef_search(), k=1)
+    with connection.cursor() as cursor:
+        cursor.execute(_SET_SCAN_SETTINGS.format(local="false"), list(values))
+    connection.recall_search_settings = values
+
+
+@contextmanager
+def _search_cursor(*, iterative: str, ef_search: int, k: int) -> Iterator[Any]:
+    """A cursor for one search with these HNSW scan settings: the session's own when it has them
+    (``apply_session_search_settings``) and no transaction is open (one that is open may carry other settings an
+    earlier search set for it), else set for a transaction of their own (``set_config(..., true)``)."""
+    values = _scan_settings(iterative=iterative, ef_search=ef_search, k=k)
+    connection.ensure_connection()
+    if not connection.in_atomic_block and getattr(connection, "recall_search_settings", None) == values:
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_SET_SCAN_SETTINGS.format(local="true"), list(values))
+        yield cursor
 
 
 def nearest_ids(
@@ -189,8 +222,7 @@ def nearest_ids(
         ORDER BY (e.vector::halfvec({DIMENSIONS})) <=> %(q)s::halfvec({DIMENSIONS})
         LIMIT %(k)s
     """  # noqa: S608 (the WHERE parts are constants; values are parameters)
-    with transaction.atomic(), connection.cursor() as cursor:
-        _search_settings(cursor, iterative=iterative, ef_search=ef_search, k=k)
+    with _search_cursor(iterative=iterative, ef_search=ef_search, k=k) as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     rows.sort(key=lambda r: (r[1], r[0]))  # relaxed order: put them back in exact order
@@ -276,8 +308,7 @@ def recall_rows(
         LEFT JOIN {ann_t} a ON a.id = i.annotation_id
     """  # noqa: S608 (the WHERE parts are constants; values are parameters)
     params["user_role_value"] = TurnRole.USER.value
-    with transaction.atomic(), connection.cursor() as cursor:
-        _search_settings(cursor, iterative=ITERATIVE_SCAN, ef_search=ef_search, k=k)
+    with _search_cursor(iterative=ITERATIVE_SCAN, ef_search=ef_search, k=k) as cursor:
         cursor.execute(sql, params)
         raw = cursor.fetchall()
     # The outer (SELECT NULL) LEFT JOIN always yields a row, so the active name comes back even without hits.
