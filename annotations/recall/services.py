@@ -419,6 +419,17 @@ class EmbedResult:
     more: bool = False
 
 
+def _pin_active_model(name: str) -> None:
+    """With no EmbeddingModel row the active model is the configured one (EMBEDDING_MODEL by EMBEDDING_BACKEND), so
+    changing those settings would silently point searches at a model with no vectors. The first embed records the
+    model it embeds with as the active row; from then on only ``reembed`` changes it."""
+    if EmbeddingModel.objects.filter(is_active=True).exists():
+        return
+    record, _ = EmbeddingModel.objects.get_or_create(name=name, defaults={"dimensions": DIMENSIONS})
+    if not record.is_active:
+        EmbeddingModel.objects.filter(pk=record.pk).update(is_active=True, activated_at=timezone.now())
+
+
 def embeddings_embed_pending(
     *,
     model: str | None = None,
@@ -438,6 +449,8 @@ def embeddings_embed_pending(
 
     active = active_model_name()
     model = model or active
+    if model == active:
+        _pin_active_model(active)
     pending_sql = _FLAGGED_SQL if model == active else _MISSING_SQL
     encode = encode or partial(embeddings.encode, name=model, batch_size=batch_size)
     result = EmbedResult()

@@ -134,3 +134,17 @@ def test_reembed_refuses_a_model_it_cannot_load():
         call_command("reembed", "--model", "/nonexistent/model", stdout=io.StringIO(), stderr=io.StringIO())
     with pytest.raises(CommandError, match="--drop-old"):
         call_command("reembed", "--no-activate", "--drop-old", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_the_first_embed_pins_the_model_so_a_changed_backend_setting_does_not_empty_searches(embed_all, settings):
+    assert not EmbeddingModel.objects.exists()
+    _items(2)
+    embed_all()
+    pinned = EmbeddingModel.objects.get(is_active=True)
+    assert pinned.name == embeddings.model_name() == "all-MiniLM-L6-v2"
+    # Without the row, this setting alone would make searches look for int8 vectors there are none of.
+    settings.EMBEDDING_BACKEND = "onnx-int8"
+    assert active_model_name() == "all-MiniLM-L6-v2"
+    assert {r[1] for r in _rows()} == {"all-MiniLM-L6-v2"}
+    embed_all()  # and the embed task keeps to it
+    assert EmbeddingModel.objects.filter(is_active=True).count() == 1
