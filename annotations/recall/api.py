@@ -17,9 +17,9 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from annotations.models import Tag
 from annotations.recall import querying, selectors
 from annotations.recall.cases import Case
+from annotations.selectors import all_tags
 from feedbackhub.auth_tokens import json_error, token_required
 from feedbackhub.models import ApiScope
 from sessions.models import TurnRole
@@ -89,9 +89,9 @@ def _tag_ids(value: Any) -> list[int]:
     if not names:
         return []
     found: dict[str, int] = {}
-    for pk, slug, name in Tag.objects.values_list("pk", "slug", "name"):
-        found[slug.lower()] = pk
-        found[name.lower()] = pk
+    for tag in all_tags():  # the cached taxonomy: no query on the hot path
+        found[tag.slug.lower()] = tag.pk
+        found[tag.name.lower()] = tag.pk
     ids = []
     for i, name in enumerate(names):
         if name.lower() not in found:

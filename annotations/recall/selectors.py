@@ -147,7 +147,7 @@ def _vector_literal(query_vector: Any) -> str:
     values = query_vector.tolist() if hasattr(query_vector, "tolist") else list(query_vector)
     if len(values) != DIMENSIONS:
         raise ValueError(f"query vector has {len(values)} dimensions; the index has {DIMENSIONS}")
-    return "[" + ",".join(repr(float(v)) for v in values) + "]"
+    return "[" + ",".join(map(repr, map(float, values))) + "]"
 
 
 _SET_SCAN_SETTINGS = (

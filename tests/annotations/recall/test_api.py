@@ -190,3 +190,22 @@ def test_query_count_does_not_grow_with_k(api, token, cases):
     # The token and the model name come from the process's short-lived caches; the search is one query with every
     # row it shows (inside a savepoint with its settings), then the triage clusters' guidance notes.
     assert counts[0] <= 5
+
+
+@pytest.mark.django_db
+def test_tag_filters_follow_the_taxonomy_without_a_query(api, token, cases):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from annotations.models import Tag
+
+    body = {"input": REFUND_QUERY, "filters": {"tags": ["Outdated pricing"]}}
+    assert _post(api, body, token).json()["error"]["field"] == "filters.tags[0]"
+    Tag.objects.create(name="Outdated pricing", slug="outdated-pricing", colour="#aa3300")  # forgets the cached one
+    assert _post(api, body, token).status_code == 200
+    with CaptureQueriesContext(connection) as plain:
+        _post(api, {"input": REFUND_QUERY}, token)
+    with CaptureQueriesContext(connection) as tagged:
+        assert _post(api, {"input": REFUND_QUERY, "filters": {"tags": ["outdated-pricing"]}}, token).status_code == 200
+    # The tag names are resolved from the cached taxonomy: the filtered request runs the same queries.
+    assert len(tagged.captured_queries) == len(plain.captured_queries)
