@@ -303,8 +303,8 @@ def run(ctx: common.Context) -> dict[str, Any]:
             "Python, not PostgreSQL's work), a floor for the server time on an idle machine; the wall-clock rows "
             "include waiting for a core. The load average at start and end is in the machine details.",
             "'queries' counts every SQL query of one warm request: the token and the active model name come from the "
-            "process's short-lived caches, so it is the search with its rows (in a transaction with its settings) "
-            "and the triage clusters' guidance notes; filtered requests with tags add the tag look-up.",
+            "process's short-lived caches and tag names from the cached taxonomy, so it is the search with its rows "
+            "(on the session's search settings) and the triage clusters' guidance notes.",
             f"Model load: importing the library and loading {query_encoder} before the first request, what a web "
             "process does at start (RECALL_WARMUP).",
         ],
