@@ -119,6 +119,7 @@ def _step_row(repeat: int, size: int, step: str, result: dict[str, Any], stats: 
         "process_cpu_s": result.get("process_cpu_s"),
         "stored": result.get("stored"),
         "batch": result.get("batch"),
+        "timings": result.get("timings") or {},
         "status": result.get("status"),
     }
 
@@ -264,6 +265,15 @@ def summarise(
          f"{r['peak_rss_mib']:.0f}"]
         for r in rows
     ]
+    fresh = [r for r in of(largest, "import") if r["timings"]]
+    step_names = sorted({k for r in fresh for k in r["timings"]}, key=lambda k: (k.endswith(" CPU"), k))
+    wall = common.median([r["seconds"] for r in fresh]) if fresh else 0.0
+    time_rows = [
+        [name, f"{common.median([r['timings'].get(name, 0.0) for r in fresh]):.2f}",
+         "-" if name.endswith(" CPU") or not wall
+         else f"{100 * common.median([r['timings'].get(name, 0.0) for r in fresh]) / wall:.0f}%"]
+        for name in step_names
+    ]
     summary_rows = [
         [f"{p['conversations']:,}", _fmt(p["import_turns_per_s"]), _fmt(p["reimport_turns_per_s"]),
          _fmt(p["copy_turns_per_s"]), "-" if p["ratio_to_copy"] is None else f"{p['ratio_to_copy']:.2f}",
@@ -294,6 +304,14 @@ def summarise(
         "staging and the idempotent merge, so it is the floor for writing these rows, measured on the same tables "
         "with the same indexes and foreign keys."
     )
+    if time_rows:
+        notes.append(
+            "Where the time went: the loader thread's wall seconds per merge step (it waits for PostgreSQL in the "
+            "COPY and upsert steps, and for the reader thread in 'waiting for the reader'); 'merging chunks, in "
+            "all' also holds what the named steps leave out (staging set-up, look-ups of updated rows, the commit); "
+            "then each thread's own CPU seconds: the reader parses, validates and hashes the records, the loader "
+            "formats the COPY rows. On 2 cores both threads and the PostgreSQL backend share two CPUs."
+        )
     notes += [f"Problem: {p}" for p in problems]
     return {
         "name": NAME,
@@ -310,6 +328,8 @@ def summarise(
             {"title": "Every step", "columns": ["repeat", "conversations", "step", "seconds", "turns/s",
                                                 "conversations/s", "JSONL MiB/s", "process CPU s", "peak RSS MiB"],
              "rows": run_rows},
+            {"title": f"Where the fresh import of {largest:,} conversations spent its time (medians over repeats)",
+             "columns": ["step", "seconds", "share of wall time"], "rows": time_rows},
         ],
         "notes": notes,
         "data": {"per_size": per_size, "runs": rows, "idle_peak_rss_mib": idle["peak_rss_mib"],

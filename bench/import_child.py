@@ -60,6 +60,8 @@ def run_pipeline(path: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
+        # Wall seconds per merge step and each thread's CPU seconds (sessions.importers.pipeline.run).
+        "timings": {k: round(v, 3) for k, v in getattr(batch, "import_timings", {}).items()},
         "status": batch.status,
         "error": batch.error,
         "batch": {
