@@ -308,7 +308,7 @@ def summarise(
         notes.append(
             "Where the time went: the loader thread's wall seconds per merge step (it waits for PostgreSQL in the "
             "COPY and upsert steps, and for the reader thread in 'waiting for the reader'); 'merging chunks, in "
-            "all' also holds what the named steps leave out (staging set-up, look-ups of updated rows, the commit); "
+            "all' also holds what the named steps leave out (look-ups for updated conversations, building the rows); "
             "then each thread's own CPU seconds: the reader parses, validates and hashes the records, the loader "
             "formats the COPY rows. On 2 cores both threads and the PostgreSQL backend share two CPUs."
         )
