@@ -28,6 +28,7 @@ from django_htmx.middleware import HtmxDetails
 from annotations import anchoring, selectors, services
 from annotations import permissions as perms
 from annotations.models import Annotation, AnnotationReply, Correction, Tag
+from feedbackhub.urlparts import id_url_parts
 from sessions.models import Turn
 
 TEMPLATE = "annotations/review.html"
@@ -57,10 +58,10 @@ def _url_bases(script_prefix: str) -> dict[str, str]:
     """URL prefixes for the per-card forms, built once per process (and script prefix) instead of one reverse() per
     form."""
     return {
-        "a_base": reverse("annotations:card", args=[1])[: -len("1/")],
-        "r_base": reverse("annotations:reply_edit", args=[1])[: -len("1/edit")],
-        "t_base": reverse("annotations:annotation_create", args=[1])[: -len("1/annotations")],
-        "s_base": reverse("recall:similar_annotation", args=[1])[: -len("1/")],
+        "a_base": id_url_parts("annotations:card")[0],
+        "r_base": id_url_parts("annotations:reply_edit")[0],
+        "t_base": id_url_parts("annotations:annotation_create")[0],
+        "s_base": id_url_parts("recall:similar_annotation")[0],
     }
 
 

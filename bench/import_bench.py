@@ -268,11 +268,10 @@ def summarise(
     fresh = [r for r in of(largest, "import") if r["timings"]]
     step_names = sorted({k for r in fresh for k in r["timings"]}, key=lambda k: (k.endswith(" CPU"), k))
     wall = common.median([r["seconds"] for r in fresh]) if fresh else 0.0
+    step_seconds = {name: common.median([r["timings"].get(name, 0.0) for r in fresh]) for name in step_names}
     time_rows = [
-        [name, f"{common.median([r['timings'].get(name, 0.0) for r in fresh]):.2f}",
-         "-" if name.endswith(" CPU") or not wall
-         else f"{100 * common.median([r['timings'].get(name, 0.0) for r in fresh]) / wall:.0f}%"]
-        for name in step_names
+        [name, f"{seconds:.2f}", "-" if name.endswith(" CPU") or not wall else f"{100 * seconds / wall:.0f}%"]
+        for name, seconds in step_seconds.items()
     ]
     summary_rows = [
         [f"{p['conversations']:,}", _fmt(p["import_turns_per_s"]), _fmt(p["reimport_turns_per_s"]),

@@ -8,16 +8,15 @@ escape it and the API serialises it.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import OuterRef, Subquery
-from django.urls import get_script_prefix, reverse
 
 from annotations.models import AnnotationStatus, CorrectionStatus, Tag
 from annotations.recall import selectors
+from feedbackhub.urlparts import id_url_parts
 from sessions.models import Turn, TurnRole
 
 
@@ -60,18 +59,9 @@ class Case:
         return f"{base}#turn-{self.item.turn_id}"
 
 
-_URL_PROBE = 987654321
-
-
-@functools.cache
-def _review_url_parts(script_prefix: str) -> tuple[str, str]:
-    # reverse() once per process (and script prefix): the API builds up to 20 of these per request.
-    head, _, tail = reverse("annotations:review", args=[_URL_PROBE]).rpartition(str(_URL_PROBE))
-    return head, tail
-
-
 def _review_url(conversation_id: int) -> str:
-    head, tail = _review_url_parts(get_script_prefix())
+    # No reverse() per case: the API builds up to 20 of these per request.
+    head, tail = id_url_parts("annotations:review")
     return f"{head}{int(conversation_id)}{tail}"
 
 
