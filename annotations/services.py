@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from annotations import anchoring
+from annotations import anchoring, selectors
 from annotations import permissions as perms
 from annotations.models import (
     AnchorState,
@@ -126,7 +126,7 @@ def _lock_sql() -> str:
     return f"""
         SELECT a.*,
                ARRAY(SELECT t.tag_id FROM {tags} t WHERE t.annotation_id = a.id ORDER BY t.id) AS tag_pk_list,
-               EXISTS (SELECT 1 FROM {AnnotationReply._meta.db_table} r WHERE r.annotation_id = a.id) AS has_replies
+               {selectors.thread_rows_sql()} AS thread_rows
         FROM {Annotation._meta.db_table} a
         WHERE a.id = %s
         FOR UPDATE OF a
@@ -134,9 +134,11 @@ def _lock_sql() -> str:
 
 
 def _lock_annotation(annotation_id: int) -> Annotation:
-    """The annotation, locked, with its tag ids (``tag_pk_list``) and whether it has replies (``has_replies``) read
-    in the same query: the audit snapshots, and then the card rendered from the returned instance, use them without
-    reading them again. Plain SQL: every save runs it, and building it through the ORM cost more than running it."""
+    """The annotation, locked, with its tag ids (``tag_pk_list``) and its reply thread (``thread_rows``) read in the
+    same query: the audit snapshots, and then the card rendered from the returned instance, use them without reading
+    them again. The thread read under the lock is the one the transaction commits with, since every reply change also
+    updates the annotation row (``_touch``) and so waits for this lock. Plain SQL: every save runs it, and building it
+    through the ORM cost more than running it."""
     found = list(Annotation.objects.raw(_lock_sql(), [annotation_id]))
     if not found:
         raise ValidationError({"annotation": f"Annotation {annotation_id} does not exist."})
@@ -212,7 +214,9 @@ def annotation_create(
     )
     if tags:
         annotation.tags.set(tags)
-    _audit(actor=actor, action="create", obj=annotation, after=_annotation_state(annotation, [t.pk for t in tags]))
+    annotation.tag_pk_list = [t.pk for t in tags]  # type: ignore[attr-defined]
+    annotation.thread_rows = []  # type: ignore[attr-defined]  # a new annotation has no thread yet
+    _audit(actor=actor, action="create", obj=annotation, after=_annotation_state(annotation))
     feedback_item_sync_on_commit(annotation_id=annotation.pk)
     return annotation
 

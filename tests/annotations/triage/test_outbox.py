@@ -139,7 +139,7 @@ def test_the_sync_task_clears_its_mark_before_it_reads(sends, moderator):
 def test_coalescing_sends_everything_when_the_cache_is_down(sends, settings):
     from annotations.recall.tasks import sync_feedback
 
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+    settings.CACHES = {"default": {"BACKEND": "feedbackhub.redis_cache.RedisCache",
                                    "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0"}}
     for _ in range(2):
         outbox.enqueue_once_on_commit(sync_feedback, annotation_id=10**12 + 3)
