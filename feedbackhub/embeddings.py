@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -48,9 +49,13 @@ TORCH = "torch"
 ONNX = "onnx"
 ONNX_INT8 = "onnx-int8"
 BACKENDS = (TORCH, ONNX, ONNX_INT8)
-#: Bumped when the export recipe changes, so an old export is not reused.
-EXPORT_VERSION = 1
+#: Bumped when the export recipe changes, so an old export is not reused (2: eager attention, fused fp32 graph).
+EXPORT_VERSION = 2
+#: The fused graph replaces the plain export only if its outputs match within this (largest absolute difference of
+#: the last hidden state on sample texts; float32 reordering stays far below it).
+FUSION_TOLERANCE = 1e-3
 
+logger = logging.getLogger(__name__)
 _models: dict[str, Any] = {}
 _lock = threading.Lock()
 #: Threads for embedding (0: the library decides, one per core); see ``set_threads``.
@@ -223,7 +228,9 @@ def _export(base: str, target: Path) -> None:
     from sentence_transformers import SentenceTransformer  # noqa: PLC0415
 
     source = Path(model_path(base))
-    st = SentenceTransformer(str(source), device="cpu")
+    # Eager attention: the explicit MatMul/Softmax graph onnxruntime's transformer optimiser fuses (scaled dot-product
+    # attention exports as a pattern it does not recognise). The same function, so the same vectors.
+    st = SentenceTransformer(str(source), device="cpu", model_kwargs={"attn_implementation": "eager"})
     transformer = st[0]
     pooling = json.loads((source / "1_Pooling" / "config.json").read_text()) if (source / "1_Pooling").is_dir() else {}
     if pooling and not pooling.get("pooling_mode_mean_tokens"):
@@ -246,16 +253,19 @@ def _export(base: str, target: Path) -> None:
     try:
         with torch.no_grad():
             torch.onnx.export(
-                LastHidden(auto), tuple(sample[n] for n in names), str(tmp / "model.onnx"),
+                LastHidden(auto), tuple(sample[n] for n in names), str(tmp / "plain.onnx"),
                 input_names=names, output_names=["last_hidden_state"],
                 dynamic_axes={n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]},
                 opset_version=17, dynamo=False,
             )  # fmt: skip
         # Per-channel int8 weights: mean cosine 0.993 to fp32 on AlpacaEval texts, against 0.964 per tensor.
         quantize_dynamic(
-            str(tmp / "model.onnx"), str(tmp / "model_int8.onnx"), weight_type=QuantType.QInt8, per_channel=True,
+            str(tmp / "plain.onnx"), str(tmp / "model_int8.onnx"), weight_type=QuantType.QInt8, per_channel=True,
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )  # fmt: skip
+        _fuse(tmp / "plain.onnx", tmp / "model.onnx", heads=int(auto.config.num_attention_heads),
+              hidden=int(auto.config.hidden_size), feeds={n: sample[n].numpy() for n in names})
+        (tmp / "plain.onnx").unlink()
         shutil.copy(source / "tokenizer.json", tmp / "tokenizer.json")
         tokenizer_config = {
             "max_length": int(st.max_seq_length),
@@ -272,6 +282,35 @@ def _export(base: str, target: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _fuse(plain: Path, fused: Path, *, heads: int, hidden: int, feeds: dict[str, Any]) -> None:
+    """Write the fp32 model: ``plain`` with onnxruntime's transformer optimiser applied (embedding + layer norm,
+    attention, bias + GELU and residual + layer norm each become one fused operator: 10-20% faster for one query
+    here, docs/recall.md), kept only when its output matches ``plain``'s on ``feeds``; otherwise ``plain`` itself
+    (a model the optimiser does not know is exported unfused, never wrong)."""
+    import shutil  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+    import onnxruntime as ort  # noqa: PLC0415
+    from onnxruntime.transformers.optimizer import optimize_model  # noqa: PLC0415
+
+    def run(path: Path) -> Any:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        wanted = {i.name for i in session.get_inputs()}
+        return session.run(None, {k: v for k, v in feeds.items() if k in wanted})[0]
+
+    try:
+        optimize_model(str(plain), model_type="bert", num_heads=heads, hidden_size=hidden).save_model_to_file(
+            str(fused))
+        difference = float(np.abs(run(fused) - run(plain)).max())
+        if difference <= FUSION_TOLERANCE:
+            return
+        logger.warning("ONNX export: the fused graph differs from the plain one by %.2g; using the plain one",
+                       difference)
+    except Exception:  # the optimiser is an optimisation: any failure leaves the plain export
+        logger.warning("ONNX export: fusing the graph failed; using the plain one", exc_info=True)
+    shutil.copy(plain, fused)
 
 
 class OnnxEncoder:

@@ -105,6 +105,51 @@ def test_the_query_encoder_makes_the_same_vectors_as_torch(model):
     assert np.abs(torch_vectors - one_by_one).max() < 1e-3
 
 
+def test_the_fp32_export_is_the_fused_graph(model):
+    import onnx
+
+    folder = embeddings.export_onnx(embeddings.DEFAULT_MODEL, quantized=False)
+    ops = {node.op_type for node in onnx.load(str(folder / "model.onnx")).graph.node}
+    # One operator per attention block, per residual + layer norm, per bias + GELU: what makes one query faster.
+    assert {"Attention", "SkipLayerNormalization", "BiasGelu", "EmbedLayerNormalization"} <= ops
+    assert "Softmax" not in ops
+
+
+def _tiny_model(path, constant: float) -> None:
+    """A model adding ``constant`` to its input: stands in for an export and its fused graph."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "c"], ["y"])], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor("c", TensorProto.FLOAT, [1], [constant])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+@pytest.mark.parametrize("optimiser", ["disagrees", "fails"])
+def test_a_fused_graph_is_used_only_when_it_agrees_with_the_plain_export(tmp_path, monkeypatch, optimiser):
+    from onnxruntime.transformers import optimizer
+
+    plain, fused = tmp_path / "plain.onnx", tmp_path / "model.onnx"
+    _tiny_model(plain, 1.0)
+
+    class Wrong:
+        def save_model_to_file(self, path):
+            _tiny_model(path, 1.5)  # off by 0.5: far past the tolerance
+
+    def optimise(*args, **kwargs):
+        if optimiser == "fails":
+            raise RuntimeError("no pattern")
+        return Wrong()
+
+    monkeypatch.setattr(optimizer, "optimize_model", optimise)
+    embeddings._fuse(plain, fused, heads=1, hidden=2, feeds={"x": np.zeros((1, 2), dtype=np.float32)})
+    assert fused.read_bytes() == plain.read_bytes()
+
+
 @pytest.fixture
 def cases(moderator, expert):
     return build_cases(moderator, expert)
