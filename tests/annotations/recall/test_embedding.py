@@ -44,6 +44,35 @@ def test_encode_is_offline_normalised_and_384_wide(model):
     assert embeddings.encode([]).shape == (0, 384)
 
 
+def test_token_batches_go_longest_first_within_both_limits():
+    lengths = [5, 256, 30, 200, 30, 7, 256, 12]
+    batches = embeddings.token_batches(lengths, batch_size=3, token_budget=512)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))  # every text once
+    assert [lengths[i] for b in batches for i in b] == sorted(lengths, reverse=True)
+    for batch in batches:
+        assert len(batch) <= 3 and lengths[batch[0]] == max(lengths[i] for i in batch)
+        assert len(batch) == 1 or lengths[batch[0]] * len(batch) <= 512
+    assert [len(b) for b in batches] == [2, 2, 3, 1]  # 256+256 | 200+30 | 30+12+7 | 5
+    assert embeddings.token_batches([900], batch_size=64, token_budget=512) == [[0]]  # too long for the budget: alone
+
+
+@pytest.mark.parametrize("name", [embeddings.DEFAULT_MODEL, f"{embeddings.DEFAULT_MODEL}@{embeddings.ONNX}"])
+def test_token_budget_batches_make_the_vectors_of_fixed_batches_in_the_callers_order(model, name):
+    texts = [
+        "short",
+        " ".join(["A long explanation of why the reply missed the refund policy."] * 40),  # truncated at 256 tokens
+        "A medium one: the assistant quoted 60 days; the policy says 30.",
+        "🙂",
+        " ".join(["Another long one about blocked cards and PIN attempts."] * 12),
+    ]
+    fixed = embeddings.get_model(name).encode(texts, batch_size=64, normalize_embeddings=True)
+    lengths = embeddings.token_lengths(embeddings.get_model(name), texts)
+    assert lengths[1] == 256 and lengths[0] < lengths[2] < lengths[4] < 256
+    budgeted = embeddings.encode(texts, name=name, token_budget=300)  # 256 alone, then the rest
+    assert budgeted.shape == (5, 384) and budgeted.dtype == np.float32
+    assert np.abs(budgeted - fixed).max() < 1e-4
+
+
 def test_embed_pending_in_batches_then_again_changes_nothing(embed_all):
     items = _items(7)
     first = embed_all(chunk_size=3)
