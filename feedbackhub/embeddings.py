@@ -327,6 +327,25 @@ def _export(base: str, target: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _drop_older_exports(target, source=tokenizer_config["source"])
+
+
+def _drop_older_exports(target: Path, *, source: str) -> None:
+    """Delete the other exports of the same weights (an older recipe or older weights: about 110 MB each), found by
+    the source their ``encoder.json`` names; exports of other models are left alone. A process that still runs an
+    old export keeps it in memory."""
+    import shutil  # noqa: PLC0415
+
+    for folder in target.parent.iterdir():
+        if folder == target or not folder.is_dir() or folder.name.startswith("."):
+            continue
+        try:
+            same = json.loads((folder / "encoder.json").read_text()).get("source") == source
+        except (OSError, ValueError):
+            continue
+        if same:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.with_name(f"{folder.name}.lock").unlink(missing_ok=True)
 
 
 def _fuse(plain: Path, fused: Path, *, heads: int, hidden: int, feeds: dict[str, Any]) -> None:

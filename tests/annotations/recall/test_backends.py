@@ -115,6 +115,25 @@ def test_the_fp32_export_is_the_fused_graph(model):
     assert "Softmax" not in ops
 
 
+def test_a_new_export_drops_older_exports_of_the_same_weights_only(tmp_path):
+    def export(name: str, source: str):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "encoder.json").write_text(json.dumps({"source": source}))
+        (folder / "model.onnx").write_bytes(b"x")
+        (tmp_path / f"{name}.lock").touch()
+        return folder
+
+    old = export("model-old", "/weights/minilm")
+    other = export("model-other", "/weights/another-model")
+    unreadable = tmp_path / "model-unknown"
+    unreadable.mkdir()
+    current = export("model-new", "/weights/minilm")
+    embeddings._drop_older_exports(current, source="/weights/minilm")
+    assert not old.exists() and not (tmp_path / "model-old.lock").exists()
+    assert current.is_dir() and other.is_dir() and unreadable.is_dir()
+
+
 def _tiny_model(path, constant: float) -> None:
     """A model adding ``constant`` to its input: stands in for an export and its fused graph."""
     import onnx
