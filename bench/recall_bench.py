@@ -437,7 +437,7 @@ def _index_write_ms(data: dict[str, Any], log, n: int = 256) -> float:  # noqa: 
     from django.db import connection, transaction  # noqa: PLC0415
 
     from annotations.recall.selectors import active_model_name  # noqa: PLC0415
-    from annotations.recall.services import vector_literal  # noqa: PLC0415
+    from feedbackhub.vectors import vector_literal  # noqa: PLC0415
 
     rng = np.random.default_rng(3)
     picks = np.sort(rng.choice(len(data["ids"]), n, replace=False))

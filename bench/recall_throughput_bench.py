@@ -154,12 +154,6 @@ def measure(sample: list[str], *, rounds: int, log, item_ids: list[int] | None =
             "cpu_s": cpu, "cosine": agreement, "stored_vectors": stored, "batching_max_abs_diff": batching_error}
 
 
-def embeddings_budget() -> int:
-    from feedbackhub import embeddings  # noqa: PLC0415
-
-    return embeddings.ENCODE_TOKEN_BUDGET
-
-
 def summary(tp: dict[str, Any]) -> dict[str, Any]:
     """Verdicts and a table for ``measure``'s result (best rounds)."""
     best = {k: min(v) for k, v in tp["wall_s"].items()}
@@ -193,6 +187,8 @@ def run(ctx: common.Context) -> dict[str, Any]:
     ctx.log(f"embedding backends on {db_url.rsplit('/', 1)[-1]}: {sizes['texts']} texts x {sizes['rounds']} rounds")
     common.migrate(db_url)
     common.setup_django(db_url)
+    from feedbackhub import embeddings  # noqa: PLC0415
+
     tp = measure(texts(sizes["texts"]), rounds=sizes["rounds"], log=ctx.log)
     s = summary(tp)
     return {
@@ -214,9 +210,9 @@ def run(ctx: common.Context) -> dict[str, Any]:
             "(int8 weights per channel, activations quantised at run time); pooling and normalisation in numpy.",
             "The pipeline rows are embeddings_embed_pending for that model: claim, encode, INSERT, commit. It encodes "
             "through embeddings.encode, which sorts texts by token count and cuts batches at 64 texts or "
-            f"{embeddings_budget()} padded tokens; 'batched torch' is that call alone, on the same texts, so pipeline "
-            "against it is the pipeline's own overhead. Largest difference between its vectors and the fixed "
-            f"batches': {tp.get('batching_max_abs_diff', float('nan')):.1e}.",
+            f"{embeddings.ENCODE_TOKEN_BUDGET} padded tokens; 'batched torch' is that call alone, on the same texts, "
+            "so pipeline against it is the pipeline's own overhead. Largest difference between its vectors and the "
+            f"fixed batches': {tp.get('batching_max_abs_diff', float('nan')):.1e}.",
         ],
         "data": tp,
     }

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -264,7 +265,6 @@ def export_onnx(base: str, *, quantized: bool) -> Path:
 
 
 def _export(base: str, target: Path) -> None:
-    import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
     import onnx  # noqa: PLC0415
@@ -334,8 +334,6 @@ def _drop_older_exports(target: Path, *, source: str) -> None:
     """Delete the other exports of the same weights (an older recipe or older weights: about 110 MB each), found by
     the source their ``encoder.json`` names; exports of other models are left alone. A process that still runs an
     old export keeps it in memory."""
-    import shutil  # noqa: PLC0415
-
     for folder in target.parent.iterdir():
         if folder == target or not folder.is_dir() or folder.name.startswith("."):
             continue
@@ -353,8 +351,6 @@ def _fuse(plain: Path, fused: Path, *, heads: int, hidden: int, feeds: dict[str,
     attention, bias + GELU and residual + layer norm each become one fused operator: 10-20% faster for one query
     here, docs/recall.md), kept only when its output matches ``plain``'s on ``feeds``; otherwise ``plain`` itself
     (a model the optimiser does not know is exported unfused, never wrong)."""
-    import shutil  # noqa: PLC0415
-
     import numpy as np  # noqa: PLC0415
     import onnxruntime as ort  # noqa: PLC0415
     from onnxruntime.transformers.optimizer import optimize_model  # noqa: PLC0415

@@ -14,11 +14,18 @@ Tasks must take JSON-serialisable arguments (ids), which the project's tasks do.
 
 **Coalescing.** A task that reads the latest state when it runs (sync this annotation's feedback item, embed whatever
 is pending) need not be queued twice: :func:`enqueue_once_on_commit` sends it only when no such task with the same
-arguments is queued and not yet started, marked by a short-lived cache key (``SET NX``, a fraction of a millisecond,
-against a few for a broker publish). The task calls :func:`started` first thing, before it reads anything, so every
-commit is read either by a task that was already queued or by one this commit sends. A mark whose task never ran
-expires after ``QUEUED_MARK_SECONDS``; with the cache down every send goes out (duplicates are harmless, the tasks are
-idempotent).
+arguments is queued and not yet started, marked by a key beside the broker's queue (``SET NX``, a fraction of a
+millisecond, against a few for a broker publish). A mark stands for one message and never outlives it:
+
+- the worker deletes it when the message is taken up, before the task reads anything (``task_prerun``), so every
+  commit is read either by a task that was already queued or by one this commit sends; and when the message is
+  revoked or rejected instead of run;
+- it lives in the broker's own Redis database, so whatever loses the queue (a flush, a new server) loses the marks;
+  :func:`purge` empties the queue and the marks together (use it, not ``celery purge``);
+- it expires after ``QUEUED_MARK_SECONDS`` in any case, so even a message lost some other way holds back identical
+  sends for no longer than that, and beat's periodic runs of these tasks pick up what it stood for.
+
+With Redis down every send goes out (or into the outbox); duplicates are harmless, the tasks are idempotent.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ import logging
 import socket
 from typing import Any
 
-from celery import shared_task
-from django.core.cache import cache
+import redis
+from celery import current_app, shared_task
+from celery.signals import task_prerun, task_revoked
+from django.conf import settings
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -75,30 +84,68 @@ def enqueue_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
 
 
 def enqueue_once_on_commit(task: Any, **kwargs: Any) -> None:
-    """``enqueue_on_commit`` for a task that reads the latest state and calls :func:`started` first: not sent again
-    while one with the same keyword arguments is queued and has not started (module docstring, "Coalescing")."""
+    """``enqueue_on_commit`` for a task declared with ``coalesced=True`` (it reads the latest state when it runs): not
+    sent again while one with the same keyword arguments is queued and has not started (module docstring)."""
+    if not getattr(task, "coalesced", False):
+        raise TypeError(f"{task.name} is not declared coalesced=True: its marks would never be cleared")
     transaction.on_commit(functools.partial(_send_once, task, kwargs))
 
 
-def _queued_key(task_name: str, kwargs: dict[str, Any]) -> str:
-    return f"outbox:queued:{task_name}:{json.dumps(kwargs, sort_keys=True, separators=(',', ':'))}"
+MARK_PREFIX = "outbox:queued:"
+
+
+def _mark_key(task_name: str, kwargs: dict[str, Any]) -> str:
+    return f"{MARK_PREFIX}{task_name}:{json.dumps(kwargs, sort_keys=True, separators=(',', ':'))}"
+
+
+@functools.cache
+def _marks_client(broker_url: str) -> redis.Redis:
+    # One client per process and URL; its pool hands out connections per command and is safe across forks.
+    return redis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def _marks() -> redis.Redis:
+    """The broker's own Redis database: marks live and die with the messages they stand for."""
+    return _marks_client(settings.CELERY_BROKER_URL)
 
 
 def _send_once(task: Any, kwargs: dict[str, Any]) -> bool:
     try:
-        if not cache.add(_queued_key(task.name, kwargs), 1, timeout=QUEUED_MARK_SECONDS):
+        if not _marks().set(_mark_key(task.name, kwargs), 1, nx=True, ex=QUEUED_MARK_SECONDS):
             return False  # one is queued and will read what was just committed
-    except Exception:  # the cache is only an optimisation here
-        logger.warning("outbox: cache unavailable, sending %s without coalescing", task.name, exc_info=True)
+    except redis.RedisError:  # the broker is down too: send() keeps the task in the outbox
+        logger.warning("outbox: Redis unavailable, sending %s without coalescing", task.name, exc_info=True)
     return send(task, (), kwargs)
 
 
-def started(task_name: str, **kwargs: Any) -> None:
-    """Called by a coalesced task before it reads anything: from now on a commit sends a new task."""
+def _clear_mark(task_name: str, kwargs: dict[str, Any] | None) -> None:
     try:
-        cache.delete(_queued_key(task_name, kwargs))
-    except Exception:
-        logger.warning("outbox: cache unavailable, %s mark left to expire", task_name, exc_info=True)
+        _marks().delete(_mark_key(task_name, dict(kwargs or {})))
+    except redis.RedisError:
+        logger.warning("outbox: Redis unavailable, the mark of %s is left to expire", task_name, exc_info=True)
+
+
+@task_prerun.connect(dispatch_uid="outbox.coalesced.started")
+def _on_started(sender: Any = None, kwargs: dict | None = None, **_: Any) -> None:
+    """A coalesced task is taken up: from now on a commit sends a new one (this one may already have read too much)."""
+    if getattr(sender, "coalesced", False):
+        _clear_mark(sender.name, kwargs)
+
+
+@task_revoked.connect(dispatch_uid="outbox.coalesced.revoked")
+def _on_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
+    """A revoked (or expired) message will not run: its mark must not hold back the next send."""
+    if getattr(sender, "coalesced", False) and request is not None:
+        _clear_mark(sender.name, request.kwargs)
+
+
+def purge() -> int:
+    """Empty the broker's queues and every coalescing mark with them; returns how many messages were dropped."""
+    dropped = current_app.control.purge()
+    client = _marks()
+    for key in client.scan_iter(match=f"{MARK_PREFIX}*", count=500):
+        client.delete(key)
+    return dropped
 
 
 def pending_count() -> int:
@@ -110,8 +157,6 @@ def pending_count() -> int:
 def drain(*, limit: int = DRAIN_BATCH) -> int:
     """Send up to ``limit`` stored tasks, oldest first; returns how many were sent. Rows are locked with SKIP LOCKED,
     so two drains never send the same row; a row is deleted in the same transaction that sent it."""
-    from celery import current_app  # noqa: PLC0415
-
     from annotations.triage.models import OutboxTask  # noqa: PLC0415
 
     sent = 0

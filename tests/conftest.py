@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+import redis
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 
 from feedbackhub import roles
@@ -18,6 +20,14 @@ def pytest_collection_modifyitems(items) -> None:
         if marker and marker.kwargs.get("transaction") and "serialized_rollback" not in marker.kwargs:
             serialized = pytest.mark.django_db(*marker.args, **marker.kwargs, serialized_rollback=True)
             item.add_marker(serialized, append=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_redis_database() -> None:
+    """Start from an empty Redis database of the suite's own (tests/settings.py): no cache entry, queued task or
+    coalescing mark of an earlier, interrupted run, and nothing of a running instance's."""
+    assert settings.REDIS_URL != settings.APP_REDIS_URL
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from annotations.models import Annotation, Correction, Tag
 from annotations.recall.models import DIMENSIONS, Embedding, EmbeddingModel, FeedbackItem, SourceKind
+from feedbackhub.vectors import vector_literal
 from sessions.models import Turn, TurnRole
 
 #: Candidates the HNSW scan keeps per step when the RECALL_EF_SEARCH setting is not set; more is slower and closer
@@ -147,7 +148,7 @@ def _vector_literal(query_vector: Any) -> str:
     values = query_vector.tolist() if hasattr(query_vector, "tolist") else list(query_vector)
     if len(values) != DIMENSIONS:
         raise ValueError(f"query vector has {len(values)} dimensions; the index has {DIMENSIONS}")
-    return "[" + ",".join(map(repr, map(float, values))) + "]"
+    return vector_literal(values)
 
 
 _SET_SCAN_SETTINGS = (

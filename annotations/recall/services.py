@@ -37,6 +37,7 @@ from annotations.models import (
 from annotations.recall import text as item_text
 from annotations.recall.models import DIMENSIONS, Embedding, EmbeddingModel, FeedbackItem, SourceKind
 from feedbackhub.outbox import enqueue_once_on_commit
+from feedbackhub.vectors import vector_literal
 from sessions.models import FeedbackEvent, FeedbackKind, Turn, TurnRole
 
 logger = logging.getLogger(__name__)
@@ -403,11 +404,6 @@ _DROP_STALE_SQL = f"""
 DELETE FROM {Embedding._meta.db_table} e USING {FeedbackItem._meta.db_table} i
 WHERE e.item_id = i.id AND e.item_id = ANY(%s) AND e.model = %s AND e.text_hash <> i.text_hash
 """  # noqa: S608
-
-
-def vector_literal(vector: Any) -> str:
-    """pgvector's text form of one vector."""
-    return "[" + ",".join(map(repr, vector.tolist())) + "]"
 
 
 @dataclass

@@ -14,8 +14,6 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
-from feedbackhub import outbox
-
 logger = logging.getLogger(__name__)
 
 _RETRY = {
@@ -28,14 +26,14 @@ _RETRY = {
 
 
 @shared_task(
-    name="recall.embed_pending", ignore_result=True, acks_late=True, reject_on_worker_lost=True, **_RETRY
+    name="recall.embed_pending", ignore_result=True, acks_late=True, reject_on_worker_lost=True, coalesced=True,
+    **_RETRY,
 )
 def embed_pending() -> int:
     """Embed every item waiting for a vector of the active model; after about a minute of work, hand the rest to a
     fresh task so no single message stays unacknowledged for long."""
     from annotations.recall.services import EMBED_RUN_SECONDS, embeddings_embed_pending  # noqa: PLC0415
 
-    outbox.started(embed_pending.name)
     result = embeddings_embed_pending(max_seconds=EMBED_RUN_SECONDS, chunk_size=settings.EMBEDDING_CHUNK_SIZE)
     if result.more:
         embed_pending.delay()
@@ -44,13 +42,11 @@ def embed_pending() -> int:
     return result.embedded
 
 
-@shared_task(name="recall.sync_feedback", ignore_result=True, acks_late=True, **_RETRY)
+@shared_task(name="recall.sync_feedback", ignore_result=True, acks_late=True, coalesced=True, **_RETRY)
 def sync_feedback(annotation_id: int | None = None, turn_id: int | None = None) -> None:
     """Sync the feedback item of an annotation that was just saved, and/or the resolution of a turn's items."""
     from annotations.recall.services import feedback_sync  # noqa: PLC0415
 
-    outbox.started(sync_feedback.name, **{k: v for k, v in (("annotation_id", annotation_id), ("turn_id", turn_id))
-                                          if v is not None})
     feedback_sync(annotation_id=annotation_id, turn_id=turn_id)
 
 

@@ -59,6 +59,7 @@ from annotations.triage.models import (
     Status,
 )
 from feedbackhub import roles
+from feedbackhub.vectors import vector_literal
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def priority_of(*, size: int, growth_24h: int, max_severity: int, negative_count
 
 
 def _vector_literal(vector: np.ndarray) -> str:
-    return "[" + ",".join(map(repr, np.asarray(vector, dtype=np.float32).tolist())) + "]"
+    return vector_literal(np.asarray(vector, dtype=np.float32))  # the column's precision, as stored
 
 
 _vector_oids: dict[str, int] = {}

@@ -21,6 +21,8 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 
+from feedbackhub import outbox
+
 READY_TIMEOUT_SECONDS = 90
 
 
@@ -91,9 +93,9 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Itera
     ends, so it never runs tasks that later modules' tests send (into a database their teardown is flushing)."""
     global _worker
     if _worker is None or _worker.proc.poll() is not None:
-        from feedbackhub.celery import app  # noqa: PLC0415
-
-        app.control.purge()  # tasks left in this Redis database by an earlier, interrupted run
+        # Tasks earlier tests sent with no worker running (and their coalescing marks): a new worker starts from an
+        # empty queue of this run's own Redis database.
+        outbox.purge()
         with django_db_blocker.unblock():
             _worker = Worker(tmp_path_factory.mktemp("worker-uploads"))
         try:

@@ -90,13 +90,19 @@ def sends(monkeypatch):
     return sent
 
 
-def test_a_coalesced_task_is_not_sent_again_while_one_is_queued_and_not_started(sends):
+@pytest.fixture
+def no_marks():
+    """Start and end with no coalescing mark (and no queued message) in this run's Redis database."""
+    outbox.purge()
+    yield
+    outbox.purge()
+
+
+def test_a_coalesced_task_is_not_sent_again_while_one_is_queued_and_not_started(sends, no_marks):
     from django.db import transaction
 
     from annotations.recall.tasks import sync_feedback
 
-    for pk in (10**12, 10**12 + 1):
-        outbox.started(sync_feedback.name, annotation_id=pk)
     for _ in range(3):
         with transaction.atomic():
             outbox.enqueue_once_on_commit(sync_feedback, annotation_id=10**12)
@@ -106,42 +112,56 @@ def test_a_coalesced_task_is_not_sent_again_while_one_is_queued_and_not_started(
                      ("recall.sync_feedback", {"annotation_id": 10**12 + 1})]
 
     # Once it has started (before reading anything), a new commit sends a new one.
-    outbox.started(sync_feedback.name, annotation_id=10**12)
+    sync_feedback.apply(kwargs={"annotation_id": 10**12})  # no such annotation: nothing to sync, but it started
     with transaction.atomic():
         outbox.enqueue_once_on_commit(sync_feedback, annotation_id=10**12)
     assert len(sends) == 3
 
     # A rolled-back transaction sends nothing and marks nothing.
-    outbox.started(sync_feedback.name, annotation_id=10**12)
+    sync_feedback.apply(kwargs={"annotation_id": 10**12})
     with pytest.raises(RuntimeError), transaction.atomic():
         outbox.enqueue_once_on_commit(sync_feedback, annotation_id=10**12)
         raise RuntimeError
     with transaction.atomic():
         outbox.enqueue_once_on_commit(sync_feedback, annotation_id=10**12)
     assert len(sends) == 4
-    outbox.started(sync_feedback.name, annotation_id=10**12)
-    outbox.started(sync_feedback.name, annotation_id=10**12 + 1)
 
 
-def test_the_sync_task_clears_its_mark_before_it_reads(sends, moderator):
-    from annotations.recall import tasks
+def test_a_purged_message_takes_its_mark_with_it(sends, no_marks):
+    """The queue emptied while a coalesced task waited in it: the next commit sends a new one instead of trusting a
+    message that no longer exists."""
+    from annotations.recall.tasks import embed_pending
 
-    outbox.started(tasks.sync_feedback.name, annotation_id=10**12 + 2)
-    outbox.enqueue_once_on_commit(tasks.sync_feedback, annotation_id=10**12 + 2)
-    outbox.enqueue_once_on_commit(tasks.sync_feedback, annotation_id=10**12 + 2)
+    outbox.enqueue_once_on_commit(embed_pending)
+    outbox.enqueue_once_on_commit(embed_pending)
     assert len(sends) == 1
-    tasks.sync_feedback(annotation_id=10**12 + 2)  # no such annotation: nothing to sync, but it has started
-    outbox.enqueue_once_on_commit(tasks.sync_feedback, annotation_id=10**12 + 2)
+    outbox.purge()
+    outbox.enqueue_once_on_commit(embed_pending)
     assert len(sends) == 2
-    outbox.started(tasks.sync_feedback.name, annotation_id=10**12 + 2)
 
 
-def test_coalescing_sends_everything_when_the_cache_is_down(sends, settings):
+def test_a_revoked_message_takes_its_mark_with_it(sends, no_marks):
+    from celery.signals import task_revoked
+
+    from annotations.recall.tasks import embed_pending
+
+    outbox.enqueue_once_on_commit(embed_pending)
+    task_revoked.send(sender=embed_pending, request=embed_pending.request, terminated=False, signum=None, expired=True)
+    outbox.enqueue_once_on_commit(embed_pending)
+    assert len(sends) == 2
+
+
+def test_only_a_task_declared_coalesced_can_be_sent_once():
+    from feedbackhub.tasks import beat_heartbeat
+
+    with pytest.raises(TypeError, match="coalesced=True"):
+        outbox.enqueue_once_on_commit(beat_heartbeat)
+
+
+def test_coalescing_sends_everything_when_redis_is_down(sends, settings):
     from annotations.recall.tasks import sync_feedback
 
-    settings.CACHES = {"default": {"BACKEND": "feedbackhub.redis_cache.RedisCache",
-                                   "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0"}}
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{_closed_port()}/0"
     for _ in range(2):
         outbox.enqueue_once_on_commit(sync_feedback, annotation_id=10**12 + 3)
-    outbox.started(sync_feedback.name, annotation_id=10**12 + 3)  # logs, does not raise
     assert len(sends) == 2
