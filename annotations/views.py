@@ -23,11 +23,11 @@ from django.template.loader import get_template, render_to_string
 from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html_join
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.middleware import HtmxDetails
 
 from annotations import anchoring, selectors, services
 from annotations import permissions as perms
 from annotations.models import Annotation, AnnotationReply, Correction, Tag
+from feedbackhub.http import HtmxHttpRequest
 from feedbackhub.urlparts import id_url_parts
 from sessions.models import Turn
 
@@ -38,10 +38,6 @@ CARD_CACHE_SECONDS = 24 * 3600
 # for revisits within a few minutes, so Redis holds a bounded number of them.
 WORKSPACE_CACHE_SECONDS = 600
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 def _int(value: str | None, field: str) -> int | None:

@@ -7,17 +7,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
-from django_htmx.middleware import HtmxDetails
 
+from feedbackhub.http import HtmxHttpRequest
 from feedbackhub.roles import can_import
 from sessions import import_selectors
 from sessions.forms_import import ImportUploadForm
 from sessions.importers.reader import human_bytes
 from sessions.uploads import StoredUpload, StreamingHashUploadHandler, remove_stored_file, upload_import_queue
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 def _require_importer(request: HttpRequest) -> None:

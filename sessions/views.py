@@ -5,19 +5,15 @@ Every logged-in role may browse (LoginRequiredMiddleware turns anonymous visitor
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.middleware import HtmxDetails
 
+from feedbackhub.http import HtmxHttpRequest
 from sessions import selectors
 from sessions.forms import ConversationFilterForm
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 @require_GET

@@ -13,17 +13,13 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.middleware import HtmxDetails
 
 from annotations.curation import exporters, selectors, services
 from annotations.curation import permissions as perms
 from annotations.curation.exporters import dpo
 from annotations.curation.models import Dataset, DatasetVersion, Example, ExampleStatus, ExportFormat, ExportJob
+from feedbackhub.http import HtmxHttpRequest
 from sessions.models import Environment
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 def _require_read(request: HttpRequest) -> None:

@@ -6,25 +6,21 @@ panels are fragments loaded by htmx when opened; they exclude the turn's (or ann
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.middleware import HtmxDetails
 
 from annotations.models import Annotation
 from annotations.recall import querying, selectors, text
 from annotations.recall.cases import cases_for
 from annotations.recall.forms import MAX_RESULTS, RecallSearchForm
 from annotations.recall.models import FeedbackItem
+from feedbackhub.http import HtmxHttpRequest
 from sessions import selectors as session_selectors
 from sessions.models import Turn, TurnRole
 
 PANEL_K = 6
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 @require_GET

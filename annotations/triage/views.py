@@ -18,18 +18,14 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
-from django_htmx.middleware import HtmxDetails
 
 from annotations.triage import selectors, services
 from annotations.triage.models import Cluster, Resolution, Status
 from feedbackhub import roles
+from feedbackhub.http import HtmxHttpRequest
 
 QUEUE_TEMPLATE = "triage/queue.html"
 CLUSTER_TEMPLATE = "triage/cluster.html"
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 def _can_use_triage(user) -> bool:

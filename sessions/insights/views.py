@@ -23,18 +23,13 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
-from django_htmx.middleware import HtmxDetails
 
+from feedbackhub.http import HtmxHttpRequest
 from sessions.forms import ConversationFilterForm
 from sessions.insights import charts, selectors, services
 from sessions.insights.forms import BulkTagForm, DashboardFilterForm, SaveViewForm, SpanFilterForm
 from sessions.insights.models import SavedView
 from sessions.selectors import FilterChoices, conversation_filter_choices
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-
 
 # --- Dashboard -------------------------------------------------------------------------------------------------------
 
