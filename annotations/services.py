@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from annotations import anchoring, selectors
 from annotations import permissions as perms
+from annotations.events import feedback_changed
 from annotations.models import (
     AnchorState,
     Annotation,
@@ -25,7 +26,6 @@ from annotations.models import (
     SuggestionState,
     Tag,
 )
-from annotations.recall.services import feedback_item_sync_on_commit
 from sessions.models import Turn, TurnRole
 
 MAX_BODY_CHARS = 10_000
@@ -217,7 +217,7 @@ def annotation_create(
     annotation.tag_pk_list = [t.pk for t in tags]  # type: ignore[attr-defined]
     annotation.thread_rows = []  # type: ignore[attr-defined]  # a new annotation has no thread yet
     _audit(actor=actor, action="create", obj=annotation, after=_annotation_state(annotation))
-    feedback_item_sync_on_commit(annotation_id=annotation.pk)
+    feedback_changed.send(sender=Annotation, annotation_id=annotation.pk, turn_id=None)
     return annotation
 
 
@@ -256,7 +256,7 @@ def annotation_update(
     annotation.save(update_fields=["body", "replacement", "version", "updated_at"])
     _audit(actor=actor, action="edit", obj=annotation, before=before,
            after=_annotation_state(annotation, current_tags))
-    feedback_item_sync_on_commit(annotation_id=annotation.pk)
+    feedback_changed.send(sender=Annotation, annotation_id=annotation.pk, turn_id=None)
     return annotation
 
 
@@ -277,7 +277,7 @@ def annotation_set_status(*, actor, annotation_id: int, version: int | None, res
     annotation.save()
     _audit(actor=actor, action="resolve" if resolved else "reopen", obj=annotation, before=before,
            after=_annotation_state(annotation))
-    feedback_item_sync_on_commit(annotation_id=annotation.pk)
+    feedback_changed.send(sender=Annotation, annotation_id=annotation.pk, turn_id=None)
     return annotation
 
 
@@ -294,7 +294,7 @@ def annotation_delete(*, actor, annotation_id: int, version: int | None) -> Anno
     annotation.version += 1
     annotation.save()
     _audit(actor=actor, action="delete", obj=annotation, before=before, after=_annotation_state(annotation))
-    feedback_item_sync_on_commit(annotation_id=annotation.pk)
+    feedback_changed.send(sender=Annotation, annotation_id=annotation.pk, turn_id=None)
     return annotation
 
 
@@ -310,7 +310,7 @@ def annotation_restore(*, actor, annotation_id: int) -> Annotation:
     annotation.version += 1
     annotation.save()
     _audit(actor=actor, action="undo_delete", obj=annotation, before=before, after=_annotation_state(annotation))
-    feedback_item_sync_on_commit(annotation_id=annotation.pk)
+    feedback_changed.send(sender=Annotation, annotation_id=annotation.pk, turn_id=None)
     return annotation
 
 
@@ -441,7 +441,7 @@ def suggestion_decide(*, actor, annotation_id: int, version: int | None, accept:
     _audit(actor=actor, action="accept" if accept else "reject", obj=annotation, before=before,
            after=_annotation_state(annotation))
     # The item is resolved now; an accept may also have sent an approved correction back to draft.
-    feedback_item_sync_on_commit(annotation_id=annotation.pk, turn_id=annotation.turn_id)
+    feedback_changed.send(sender=Annotation, annotation_id=annotation.pk, turn_id=annotation.turn_id)
     return annotation
 
 
@@ -476,7 +476,7 @@ def correction_save(
     correction.version += 1
     correction.save()
     _audit(actor=actor, action="edit", obj=correction, before=before, after=_correction_state(correction))
-    feedback_item_sync_on_commit(turn_id=correction.turn_id)
+    feedback_changed.send(sender=Correction, annotation_id=None, turn_id=correction.turn_id)
     return correction
 
 
@@ -498,7 +498,7 @@ def correction_approve(*, actor, correction_id: int, version: int | None) -> Cor
     correction.version += 1
     correction.save()
     _audit(actor=actor, action="approve", obj=correction, before=before, after=_correction_state(correction))
-    feedback_item_sync_on_commit(turn_id=correction.turn_id)
+    feedback_changed.send(sender=Correction, annotation_id=None, turn_id=correction.turn_id)
     return correction
 
 

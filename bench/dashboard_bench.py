@@ -258,7 +258,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
     from django.urls import reverse  # noqa: PLC0415
 
     from feedbackhub import roles  # noqa: PLC0415
-    from sessions.insights import selectors, services  # noqa: PLC0415
+    from annotations.insights import selectors, services  # noqa: PLC0415
 
     data = ensure_dataset(sessions, ctx.log)
     t0 = time.perf_counter()
@@ -269,7 +269,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
     t0 = time.perf_counter()
     services.rollup_refresh_days(days=[last_day - dt.timedelta(days=10)])
     refresh_ms = (time.perf_counter() - t0) * 1000
-    from sessions.insights.models import DailyRollup  # noqa: PLC0415
+    from annotations.insights.models import DailyRollup  # noqa: PLC0415
 
     rollup_rows = DailyRollup.objects.count()
     ctx.log(f"rollup rebuilt in {rebuild_s:.1f} s ({rollup_rows:,} rows); one day refreshed in {refresh_ms:.0f} ms")
@@ -302,7 +302,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
             client.get(combo.url)
     from django.core.cache.backends.dummy import DummyCache  # noqa: PLC0415
 
-    from sessions.insights import views  # noqa: PLC0415
+    from annotations.insights import views  # noqa: PLC0415
 
     shared_cache = views.cache
     n_cold = max(3, n // 4)

@@ -1,6 +1,7 @@
-"""Project-wide models: API tokens for machine clients (the LLM app calling the recall API).
+"""Project-wide models: API tokens for machine clients (the LLM app calling the recall API), and the outbox.
 
-Rows are written only by ``feedbackhub.auth_tokens``; the secret itself is never stored, only its sha256.
+Token rows are written only by ``feedbackhub.auth_tokens`` (the secret itself is never stored, only its sha256);
+outbox rows only by ``feedbackhub.outbox``.
 """
 
 from __future__ import annotations
@@ -43,3 +44,20 @@ class ApiToken(models.Model):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > timezone.now()
+
+
+class OutboxTask(models.Model):
+    """A Celery task that could not be sent (broker unreachable); ``feedbackhub.outbox.drain`` sends it later."""
+
+    task_name = models.CharField(max_length=200)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} (outbox #{self.pk})"

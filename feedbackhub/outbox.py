@@ -6,10 +6,10 @@ Use :func:`enqueue_on_commit` instead of ``task.delay_on_commit(...)``::
     enqueue_on_commit(import_batch_process, batch.pk)
 
 After the current transaction commits it sends the task; if the broker is unreachable (connection refused, timeout)
-the task's name and JSON arguments are stored as a ``triage.OutboxTask`` row instead, and the request carries on.
+the task's name and JSON arguments are stored as an ``OutboxTask`` row instead, and the request carries on.
 :func:`drain` sends stored tasks, oldest first, and deletes each once sent; it stops at the first failure (the broker
-is still down). It runs from beat every 30 seconds (``feedbackhub.outbox.drain`` task, on a worker, so it runs as soon
-as Redis and the worker are back), and ``python manage.py outbox_drain`` runs it by hand.
+is still down). Beat sends the ``feedbackhub.outbox.drain`` task (``feedbackhub.tasks``) every 30 seconds; it runs on
+a worker, so it runs as soon as Redis and the worker are back.
 Tasks must take JSON-serialisable arguments (ids), which the project's tasks do.
 
 **Coalescing.** A task that reads the latest state when it runs (sync this annotation's feedback item, embed whatever
@@ -37,10 +37,15 @@ import socket
 from typing import Any
 
 import redis
-from celery import current_app, shared_task
+from celery import current_app
 from celery.signals import task_prerun, task_revoked
 from django.conf import settings
 from django.db import transaction
+from kombu.exceptions import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from feedbackhub.models import OutboxTask
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +54,8 @@ DRAIN_BATCH = 500
 QUEUED_MARK_SECONDS = 60
 
 
-def _broker_errors() -> tuple[type[BaseException], ...]:
-    from kombu.exceptions import OperationalError  # noqa: PLC0415
-    from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
-    from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: PLC0415
-
-    return (OperationalError, RedisConnectionError, RedisTimeoutError, ConnectionError, socket.timeout, OSError)
+#: What a publish raises when the broker cannot be reached (refused, reset, timed out).
+BROKER_ERRORS = (OperationalError, RedisConnectionError, RedisTimeoutError, ConnectionError, socket.timeout, OSError)
 
 
 def send(task: Any, args: tuple | list = (), kwargs: dict | None = None) -> bool:
@@ -63,15 +64,13 @@ def send(task: Any, args: tuple | list = (), kwargs: dict | None = None) -> bool
     try:
         # No retries: a web request must not hang waiting for a broker that is down.
         task.apply_async(args=list(args), kwargs=kwargs, retry=False)
-    except _broker_errors() as exc:
+    except BROKER_ERRORS as exc:
         store(task.name, args, kwargs, error=exc)
         return False
     return True
 
 
 def store(task_name: str, args: tuple | list = (), kwargs: dict | None = None, *, error: BaseException | None = None):
-    from annotations.triage.models import OutboxTask  # noqa: PLC0415
-
     row = OutboxTask.objects.create(task_name=task_name, args=list(args), kwargs=dict(kwargs or {}),
                                     last_error=f"{type(error).__name__}: {error}"[:2000] if error else "")
     logger.warning("broker unreachable: %s kept in the outbox (#%s) until it is back", task_name, row.pk)
@@ -149,16 +148,12 @@ def purge() -> int:
 
 
 def pending_count() -> int:
-    from annotations.triage.models import OutboxTask  # noqa: PLC0415
-
     return OutboxTask.objects.count()
 
 
 def drain(*, limit: int = DRAIN_BATCH) -> int:
     """Send up to ``limit`` stored tasks, oldest first; returns how many were sent. Rows are locked with SKIP LOCKED,
     so two drains never send the same row; a row is deleted in the same transaction that sent it."""
-    from annotations.triage.models import OutboxTask  # noqa: PLC0415
-
     sent = 0
     while sent < limit:
         with transaction.atomic():
@@ -167,7 +162,7 @@ def drain(*, limit: int = DRAIN_BATCH) -> int:
                 break
             try:
                 current_app.send_task(row.task_name, args=row.args, kwargs=row.kwargs, retry=False)
-            except _broker_errors() as exc:
+            except BROKER_ERRORS as exc:
                 row.attempts += 1
                 row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
                 row.save(update_fields=["attempts", "last_error"])
@@ -177,9 +172,3 @@ def drain(*, limit: int = DRAIN_BATCH) -> int:
     if sent:
         logger.info("outbox: sent %s stored tasks", sent)
     return sent
-
-
-@shared_task(name="feedbackhub.outbox.drain", ignore_result=True)
-def drain_task() -> int:
-    """Beat sends this every 30 s; once it runs the broker is evidently back, so the stored tasks can go."""
-    return drain()

@@ -38,7 +38,7 @@ INSTALLED_APPS = [
     "annotations.recall.apps.RecallConfig",
     "annotations.triage.apps.TriageConfig",
     "annotations.curation.apps.CurationConfig",
-    "sessions.insights.apps.InsightsConfig",
+    "annotations.insights.apps.InsightsConfig",
 ]
 
 MIDDLEWARE = [

@@ -1,9 +1,15 @@
 from celery import shared_task
 
-from feedbackhub import health
+from feedbackhub import health, outbox
 
 
 @shared_task(name="feedbackhub.tasks.beat_heartbeat", ignore_result=True)
 def beat_heartbeat() -> None:
     """Sent by beat every 15 s; running it proves a worker is consuming the queue."""
     health.record_worker_heartbeat()
+
+
+@shared_task(name="feedbackhub.outbox.drain", ignore_result=True)
+def outbox_drain() -> int:
+    """Beat sends this every 30 s; once it runs the broker is evidently back, so the stored tasks can go."""
+    return outbox.drain()

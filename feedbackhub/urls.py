@@ -16,5 +16,5 @@ urlpatterns = [
     path("api/v1/", include("annotations.recall.api_urls")),
     path("triage/", include("annotations.triage.urls")),
     path("curation/", include("annotations.curation.urls")),
-    path("insights/", include("sessions.insights.urls")),
+    path("insights/", include("annotations.insights.urls")),
 ]

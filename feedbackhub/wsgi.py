@@ -1,3 +1,7 @@
+"""The WSGI entry point. Once the application is loaded it announces ``web_process_starting``, so apps load what no
+request should wait for (recall's query encoder) before the first request. Only web processes import this module;
+tests and management commands (but runserver) never do."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application
@@ -5,22 +9,6 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedbackhub.settings")
 application = get_wsgi_application()
 
+from feedbackhub.events import web_process_starting  # noqa: E402 (the apps must be loaded first)
 
-def _warm_up() -> None:
-    """Load the active embedding model before serving (RECALL_WARMUP), so the first recall request or search does not
-    wait for it. Only web processes import this module; tests and management commands (but runserver) never do."""
-    import logging  # noqa: PLC0415
-
-    from django.conf import settings  # noqa: PLC0415
-
-    if not settings.RECALL_WARMUP:
-        return
-    try:
-        from annotations.recall import querying  # noqa: PLC0415
-
-        querying.warm_up()
-    except Exception:  # a web process without the model still serves every other page
-        logging.getLogger(__name__).exception("could not warm up the embedding model")
-
-
-_warm_up()
+web_process_starting.send(sender=application.__class__)

@@ -11,8 +11,10 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
+from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 
 class Environment(models.TextChoices):
@@ -244,3 +246,74 @@ class ImportRejection(models.Model):
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
+
+
+class ConversationTag(models.Model):
+    """A product-team label for conversations, e.g. "onboarding flow" or "Q3 pricing bug"."""
+
+    name = models.CharField(max_length=80, unique=True)
+    slug = models.SlugField(max_length=80, unique=True)
+    colour = models.CharField(
+        max_length=7,
+        default="#4f6bed",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a hex colour such as #4f6bed.")],
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def colour_class(self) -> str:
+        """A CSS class for the chip colour (the CSP forbids style attributes); see static/css/insights.css."""
+        return f"stag-{self.colour.lstrip('#').lower()}"
+
+
+class ConversationTagging(models.Model):
+    """One conversation carrying one tag. Written in bulk with INSERT ... SELECT ... ON CONFLICT DO NOTHING."""
+
+    # The (conversation, tag) unique index serves look-ups by conversation; "sessiontagging_tag_conv" by tag.
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="taggings",
+                                     db_index=False)
+    tag = models.ForeignKey(ConversationTag, on_delete=models.CASCADE, related_name="taggings", db_index=False)
+    tagged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    tagged_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "tag"], name="sessiontagging_conv_tag_uniq"),
+        ]
+        indexes = [models.Index(fields=["tag", "conversation"], name="sessiontagging_tag_conv")]
+
+    def __str__(self) -> str:
+        return f"{self.tag_id} on {self.conversation_id}"
+
+
+class SavedView(models.Model):
+    """A named filter of the conversation list (its query string); opening it shows the list so filtered."""
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=140, unique=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views")
+    query_string = models.TextField(blank=True, help_text="The list's query string, without cursors or '?'.")
+    shared = models.BooleanField(default=False, help_text="Listed for everyone, not only the owner.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="savedview_owner_name_uniq")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def list_url(self) -> str:
+        base = reverse("conversations:list")
+        return f"{base}?{self.query_string}" if self.query_string else base

@@ -22,7 +22,7 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
-from sessions.models import SEARCH_CONFIG, Conversation, FeedbackEvent, Turn
+from sessions.models import SEARCH_CONFIG, Conversation, ConversationTag, ConversationTagging, FeedbackEvent, Turn
 
 PAGE_SIZE = 50
 #: At most this many values per filter drop-down; a value beyond it can still be filtered on through the URL.
@@ -97,7 +97,7 @@ class ConversationFilters:
     feedback_kind: str = ""
     negative_only: bool = False
     q: str = ""
-    #: Product-team session tag (``insights.SessionTag.slug``) and end-user feedback category.
+    #: Product-team session tag (``ConversationTag.slug``) and end-user feedback category.
     session_tag: str = ""
     feedback_category: str = ""
 
@@ -144,12 +144,10 @@ def _split_conditions(filters: ConversationFilters) -> tuple[list[_Cond], list[_
 
 def _insight_conditions(filters: ConversationFilters) -> list[_Cond]:
     """Session tag and feedback category: EXISTS probes served by the (conversation, ...) indexes."""
-    from sessions.insights.models import SessionTag, SessionTagging  # noqa: PLC0415 (sub-app of this one)
-
     conds: list[_Cond] = []
     if filters.session_tag:
-        tagging = connection.ops.quote_name(SessionTagging._meta.db_table)
-        tag = connection.ops.quote_name(SessionTag._meta.db_table)
+        tagging = connection.ops.quote_name(ConversationTagging._meta.db_table)
+        tag = connection.ops.quote_name(ConversationTag._meta.db_table)
         conds.append((
             f"EXISTS (SELECT 1 FROM {tagging} st WHERE st.conversation_id = c.id "
             f"AND st.tag_id = (SELECT t.id FROM {tag} t WHERE t.slug = %s))",

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from sessions import events
 from sessions.importers import FORMATS, detect_format, pipeline
 from sessions.importers.errors import FileError
 from sessions.importers.reader import ImportFile
@@ -94,15 +95,7 @@ def import_batch_run(
     batch.finished_at = timezone.now()
     batch.save()
     if batch.conversations_created or batch.conversations_updated:
-        # Feedback items (semantic recall) for the events this import created or changed, set-based in one task.
-        from annotations.recall.tasks import sync_import_batch  # noqa: PLC0415
-
-        sync_import_batch.delay_on_commit(batch.pk)
-    if batch.conversations_created or batch.conversations_updated:
-        # The dashboard's daily rollup follows the days this import wrote (docs/analytics.md, freshness).
-        from sessions.insights.tasks import rollup_refresh_batch  # noqa: PLC0415
-
-        rollup_refresh_batch.delay_on_commit(batch.pk)
+        events.conversations_imported.send(sender=ImportBatch, batch_id=batch.pk)
     if progress is not None:
         progress(batch)
     return batch

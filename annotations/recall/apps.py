@@ -7,8 +7,5 @@ class RecallConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.db.backends.signals import connection_created  # noqa: PLC0415
-
-        from annotations.recall.selectors import apply_session_search_settings  # noqa: PLC0415
-
-        connection_created.connect(apply_session_search_settings, dispatch_uid="recall.session_search_settings")
+        # Receivers import models, which is possible only once the app registry is ready.
+        from annotations.recall import receivers  # noqa: F401, PLC0415

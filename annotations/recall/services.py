@@ -2,9 +2,8 @@
 
 * ``feedback_item_sync_for_annotation`` / ``feedback_items_sync_for_feedback_events`` build or update the items of
   annotations and of end-user feedback events (set-based for events); ``feedback_items_sync_for_import`` does the
-  latter for everything an import batch created or changed. Whatever writes feedback has a worker run them after
-  its commit (``feedback_item_sync_on_commit`` sends ``recall.sync_feedback``), and they enqueue the embed task
-  after theirs.
+  latter for everything an import batch created or changed. Workers run them after the feedback's commit
+  (``annotations.recall.receivers``), and they enqueue the embed task after theirs.
 * ``embeddings_embed_pending`` embeds, in batches, the active items whose current text has no vector for a model.
   It is idempotent: a vector is unique by (item, model, text hash) and inserted with ON CONFLICT DO NOTHING, each
   batch commits on its own, and rows are claimed with FOR UPDATE SKIP LOCKED so concurrent runs share the work.
@@ -335,20 +334,6 @@ def feedback_items_refresh_resolution(*, turn_ids: Iterable[int]) -> int:
     if not stale:
         return 0
     return FeedbackItem.objects.filter(pk__in=stale).update(is_resolved=resolved, updated_at=timezone.now())
-
-
-def feedback_item_sync_on_commit(*, annotation_id: int | None = None, turn_id: int | None = None) -> None:
-    """For writers of feedback: once the current transaction commits, have a worker sync the item of
-    ``annotation_id`` and/or the resolution of the items on ``turn_id`` (the ``recall.sync_feedback`` task, through
-    the outbox, so a save while Redis is down still succeeds; not sent again while one for the same ids is queued and
-    has not started). The request that saved the feedback pays only for that; the worker builds the item text and
-    enqueues its embedding."""
-    if annotation_id is None and turn_id is None:
-        return
-    from annotations.recall.tasks import sync_feedback  # noqa: PLC0415 (tasks import this module)
-
-    kwargs = {k: v for k, v in (("annotation_id", annotation_id), ("turn_id", turn_id)) if v is not None}
-    enqueue_once_on_commit(sync_feedback, **kwargs)
 
 
 def feedback_sync(*, annotation_id: int | None = None, turn_id: int | None = None) -> None:

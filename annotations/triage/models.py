@@ -5,9 +5,8 @@ most one cluster; the member row is also the "already clustered" marker, committ
 The clustering job (``services.triage_run``) writes members, centroids and the derived numbers (size, growth,
 priority...); moderators and experts change status, owner, claim, routing and guidance through ``services``.
 :class:`ClusterProposal` holds the periodic re-cluster's merge and split suggestions until someone decides.
-:class:`OutboxTask` keeps Celery messages that could not be sent while the broker was unreachable.
 
-Rows are written only by ``annotations.triage.services`` (and ``feedbackhub.outbox`` for the outbox).
+Rows are written only by ``annotations.triage.services``.
 """
 
 from __future__ import annotations
@@ -200,20 +199,3 @@ class Cursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value}"
-
-
-class OutboxTask(models.Model):
-    """A Celery task that could not be sent (broker unreachable); ``feedbackhub.outbox.drain`` sends it later."""
-
-    task_name = models.CharField(max_length=200)
-    args = models.JSONField(default=list, blank=True)
-    kwargs = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["id"]
-
-    def __str__(self) -> str:
-        return f"{self.task_name} (outbox #{self.pk})"

@@ -3,8 +3,7 @@
 Beat sends ``triage.cluster_new`` every TRIAGE_CLUSTER_INTERVAL seconds (default 60) and ``triage.recluster`` every
 TRIAGE_RECLUSTER_INTERVAL seconds (default 3600). Both are idempotent and take the triage advisory lock, so a late
 or doubled message costs one look-up. Late acks: a worker killed mid-run leaves the message to be delivered again,
-and the per-batch transactions make the rerun exact. The outbox drain task (``feedbackhub.outbox``) is registered
-here too, so every worker that runs triage also drains.
+and the per-batch transactions make the rerun exact.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_init
-
-from feedbackhub import outbox  # noqa: F401 (registers feedbackhub.outbox.drain)
 
 logger = logging.getLogger(__name__)
 

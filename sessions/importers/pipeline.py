@@ -35,7 +35,6 @@ the same rows raw.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import queue
 import threading
@@ -49,6 +48,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 
+from sessions import events
 from sessions.importers.base import Item, Parsed, Rejected
 from sessions.importers.errors import FileError
 from sessions.importers.normalise import CONVERSATION_COLUMNS, FEEDBACK_COLUMNS, TURN_COLUMNS, Conversation
@@ -149,22 +149,13 @@ WHERE NOT EXISTS (
     WHERE s.conversation_id = u.id AND s.position = t.position AND s.event_key = f.event_key)
 """  # noqa: S608 (table and column names are constants)
 
-# Annotated turns whose text the staged rows change (read before the turn upsert writes the new text).
+# Turns whose text the staged rows change (read before the turn upsert writes the new text).
 TEXT_CHANGED_TURNS = f"""
 SELECT t.id FROM fh_stage_turn s
 CROSS JOIN LATERAL (
     SELECT id, content FROM {TURN_TABLE} WHERE conversation_id = s.conversation_id AND position = s.position LIMIT 1) t
 WHERE t.content IS DISTINCT FROM s.content
-    AND EXISTS (SELECT 1 FROM {{annotations}} a WHERE a.turn_id = t.id)
 """  # noqa: S608 (table and column names are constants)
-
-
-@functools.cache
-def _text_changed_turns_sql() -> str:
-    # The review workspace's table, looked up once the app registry is ready (it builds on this app's models).
-    from annotations.models import Annotation  # noqa: PLC0415
-
-    return TEXT_CHANGED_TURNS.format(annotations=connection.ops.quote_name(Annotation._meta.db_table))
 
 
 SURPLUS_TURNS = f"""
@@ -495,7 +486,7 @@ class Loader:
             if updated:
                 with self.step("upsert turns"):
                     copy_in(cur, COPY_STAGE_TURNS, ((pk, *t) for pk, c in updated for t in c.turns))
-                    cur.execute(_text_changed_turns_sql())
+                    cur.execute(TEXT_CHANGED_TURNS)
                     text_changed = [row[0] for row in cur.fetchall()]
                     cur.execute(UPSERT_TURNS)
                 cur.execute(SURPLUS_TURNS, ([pk for pk, _ in updated], [len(c.turns) for _, c in updated]))
@@ -517,11 +508,8 @@ class Loader:
             if surplus:
                 Turn.objects.filter(pk__in=surplus).delete()
         if text_changed:
-            # Annotations on the old text move to the new one, or become orphans, once this chunk is committed
-            # (nothing is sent if it rolls back).
-            from annotations.tasks import reanchor_turns  # noqa: PLC0415
-
-            reanchor_turns.delay_on_commit(text_changed)
+            # Whatever is anchored in the old text follows once this chunk is committed (nothing if it rolls back).
+            events.turn_texts_changed.send(sender=Turn, turn_ids=text_changed)
         turns = sum(len(c.turns) for _, c in (*created, *updated))
         return [len(created), len(updated), unchanged, turns, len(feedback_rows)]
 

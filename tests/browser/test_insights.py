@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from sessions.insights import services
-from sessions.insights.models import SessionTag, SessionTagging
+from annotations.insights import services
+from sessions.models import ConversationTag, ConversationTagging
 from tests.browser.conftest import login
 from tests.factories import make_conversation
 
@@ -48,8 +48,8 @@ def test_tag_all_matching_reaches_every_page_and_nothing_else(page, live_server,
     for pk in _row_ids(page):
         expect(page.locator(f"#tags-{pk} .stag")).to_have_text("Renewal flow")
 
-    tag = SessionTag.objects.get(name="Renewal flow")
-    tagged = set(SessionTagging.objects.filter(tag=tag).values_list("conversation_id", flat=True))
+    tag = ConversationTag.objects.get(name="Renewal flow")
+    tagged = set(ConversationTagging.objects.filter(tag=tag).values_list("conversation_id", flat=True))
     assert tagged == {c.pk for c in prod}
     assert not tagged & {c.pk for c in dev}
 

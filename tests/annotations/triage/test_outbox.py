@@ -13,8 +13,9 @@ import sys
 import pytest
 from django.conf import settings
 
-from annotations.triage.models import Cluster, OutboxTask, Status
+from annotations.triage.models import Cluster, Status
 from feedbackhub import outbox
+from feedbackhub.models import OutboxTask
 from tests.annotations.triage.helpers import around, centres, make_items
 from tests.integration.worker import database_url
 

@@ -6,8 +6,8 @@ import datetime as dt
 
 from django import forms
 
+from annotations.insights.selectors import DEFAULT_DAYS, SPLITS, DashboardFilters
 from sessions.forms import PlainDateInput, PlainSelect, PlainTextInput
-from sessions.insights.selectors import DEFAULT_DAYS, SPLITS, DashboardFilters
 from sessions.models import Environment
 
 ANY = [("", "Any")]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sessions.insights import views
+from annotations.insights import views
 
 app_name = "insights"
 

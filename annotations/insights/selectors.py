@@ -15,21 +15,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Q
 
-from sessions.insights.models import (
+from annotations.insights.models import (
     GRAIN_BITS,
     DailyCategoryRollup,
     DailyRollup,
     RollupState,
-    SavedView,
-    SessionTag,
-    SessionTagging,
 )
 from sessions.models import Conversation, ImportBatch
-from sessions.selectors import ConversationFilters, conversation_match_sql
 
 KINDS = ("thumbs_up", "thumbs_down", "rating", "category", "comment", "correction", "copy", "abandon", "regenerate",
          "rephrase")  # fmt: skip
@@ -368,40 +362,3 @@ def rollup_freshness() -> Freshness:
         )
         refreshed, rebuilt, pending = cursor.fetchone()
     return Freshness(refreshed_at=refreshed, full_rebuild_at=rebuilt, pending_imports=int(pending))
-
-
-# --- Session tags and saved views ------------------------------------------------------------------------------------
-
-
-def session_tags() -> list[SessionTag]:
-    return list(SessionTag.objects.order_by("name"))
-
-
-def session_tags_for(conversation_ids: list[int]) -> dict[int, list[SessionTag]]:
-    """The session tags of the given sessions, by session id, each list sorted by tag name; one query."""
-    found: dict[int, list[SessionTag]] = defaultdict(list)
-    if not conversation_ids:
-        return {}
-    taggings = (
-        SessionTagging.objects.filter(conversation_id__in=conversation_ids)
-        .select_related("tag")
-        .order_by("tag__name")
-    )
-    for tagging in taggings:
-        found[tagging.conversation_id].append(tagging.tag)
-    return dict(found)
-
-
-def count_matching(filters: ConversationFilters) -> int:
-    """Exact number of sessions matching a list filter: run on demand (the bulk bar), never on a list page."""
-    sql, params = conversation_match_sql(filters)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM ({sql}) m", params)
-        return int(cursor.fetchone()[0])
-
-
-def saved_views_for(user: AbstractBaseUser) -> list[SavedView]:
-    """The user's own saved views and everyone's shared ones."""
-    return list(
-        SavedView.objects.filter(Q(owner=user) | Q(shared=True)).select_related("owner").order_by("name", "id")
-    )

@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="insights.rollup_refresh_batch", ignore_result=True, acks_late=True)
 def rollup_refresh_batch(batch_id: int) -> None:
-    from sessions.insights import services  # noqa: PLC0415
+    from annotations.insights import services  # noqa: PLC0415
 
     days = services.rollup_refresh_batch(batch_id=batch_id)
     logger.info("rollup: %s days refreshed for import %s", days, batch_id)
@@ -24,7 +24,7 @@ def rollup_refresh_batch(batch_id: int) -> None:
 
 @shared_task(name="insights.rollup_refresh_pending", ignore_result=True)
 def rollup_refresh_pending() -> None:
-    from sessions.insights import services  # noqa: PLC0415
+    from annotations.insights import services  # noqa: PLC0415
 
     days = services.rollup_refresh_pending()
     if days:
@@ -33,6 +33,6 @@ def rollup_refresh_pending() -> None:
 
 @shared_task(name="insights.rollup_rebuild", ignore_result=True)
 def rollup_rebuild() -> None:
-    from sessions.insights import services  # noqa: PLC0415
+    from annotations.insights import services  # noqa: PLC0415
 
     services.rollup_rebuild()

@@ -7,11 +7,11 @@ import datetime as dt
 import pytest
 from django.db.models import Count, Sum
 
-from sessions.insights import selectors, services
-from sessions.insights.models import DailyCategoryRollup, DailyRollup, Grain, RollupState
+from annotations.insights import selectors, services
+from annotations.insights.models import DailyCategoryRollup, DailyRollup, Grain, RollupState
 from sessions.models import Conversation, FeedbackEvent, ImportBatch, ImportStatus, Turn
+from tests.annotations.insights.conftest import DAY1
 from tests.factories import add_feedback, refresh_summary
-from tests.sessions.insights.conftest import DAY1
 
 pytestmark = pytest.mark.django_db
 

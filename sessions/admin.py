@@ -1,10 +1,10 @@
 from django.contrib import admin
 
-from sessions.insights.models import SavedView, SessionTag
+from sessions.models import ConversationTag, SavedView
 
 
-@admin.register(SessionTag)
-class SessionTagAdmin(admin.ModelAdmin):
+@admin.register(ConversationTag)
+class ConversationTagAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "colour", "created_by", "created_at")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}

@@ -13,10 +13,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from django.urls import reverse
 
-from sessions.insights import services
-from sessions.insights.models import SavedView, SessionTag, SessionTagging
+from annotations.insights import services
+from sessions.models import ConversationTag, ConversationTagging, SavedView
+from sessions.tagging import services as tagging
+from tests.annotations.insights.conftest import DAY1
 from tests.factories import make_conversation
-from tests.sessions.insights.conftest import DAY1
 
 pytestmark = pytest.mark.django_db
 DASH = reverse("insights:dashboard")
@@ -136,10 +137,11 @@ def test_bulk_tag_over_http_every_match_and_selected(client, analyst):
                            {"tag": "Renewals", "op": "add:matching"}, headers={"HX-Request": "true"})
     assert response.status_code == 200
     assert response["HX-Trigger"] == '{"sessionTagsChanged": {}}' or "sessionTagsChanged" in response["HX-Trigger"]
-    tag = SessionTag.objects.get(name="Renewals")
-    assert set(SessionTagging.objects.filter(tag=tag).values_list("conversation_id", flat=True)) == {c.pk for c in prod}
+    tag = ConversationTag.objects.get(name="Renewals")
+    tagged = ConversationTagging.objects.filter(tag=tag).values_list("conversation_id", flat=True)
+    assert set(tagged) == {c.pk for c in prod}
     client.post(reverse("insights:bulk_apply"), {"tag": "Renewals", "op": "add:selected", "ids": [dev.pk]})
-    assert SessionTagging.objects.filter(tag=tag, conversation=dev).exists()
+    assert ConversationTagging.objects.filter(tag=tag, conversation=dev).exists()
     bad = client.post(reverse("insights:bulk_apply"), {"tag": "Renewals", "op": "add:selected"})
     assert bad.status_code == 400 and b"Select at least one session" in bad.content
 
@@ -149,14 +151,14 @@ def test_moderators_cannot_tag_over_http(client, moderator):
     client.force_login(moderator)
     assert client.get(reverse("insights:bulk_panel")).status_code == 403
     assert client.post(reverse("insights:bulk_apply"), {"tag": "x", "op": "add:matching"}).status_code == 403
-    assert not SessionTag.objects.exists()
+    assert not ConversationTag.objects.exists()
 
 
 def test_chips_are_out_of_band_fragments_with_escaped_names(client, analyst):
     conv = make_conversation()
     other = make_conversation()
-    tag = services.session_tag_get_or_create(actor=analyst, name="<b>bold</b>")
-    services.session_tag_apply_ids(actor=analyst, tag=tag, conversation_ids=[conv.pk])
+    tag = tagging.conversation_tag_get_or_create(actor=analyst, name="<b>bold</b>")
+    tagging.conversation_tag_apply_ids(actor=analyst, tag=tag, conversation_ids=[conv.pk])
     client.force_login(analyst)
     body = client.get(reverse("insights:chips"), {"ids": f"{conv.pk},{other.pk},x"}).content.decode()
     assert f'id="tags-{conv.pk}" hx-swap-oob="true"' in body and f'id="tags-{other.pk}"' in body
@@ -184,10 +186,10 @@ def test_saved_views_save_share_open_and_delete(client, analyst, moderator):
     # The same name again replaces the filter.
     client.post(reverse("insights:view_save"), {"name": "Negative prod", "shared": "on", "query": "environment=dev"})
     assert SavedView.objects.get().query_string == "environment=dev"
-    private = services.saved_view_create(actor=analyst, name="Mine", params={"q": "refund"}, shared=False)
+    private = tagging.saved_view_create(actor=analyst, name="Mine", params={"q": "refund"}, shared=False)
 
     client.force_login(moderator)
-    opened = client.get(view.get_absolute_url())
+    opened = client.get(reverse("insights:view_open", args=[view.slug]))
     assert opened.status_code == 302 and opened["Location"] == "/sessions/?environment=dev"
     listing = client.get(reverse("insights:views")).content.decode()
     assert "Negative prod" in listing and "Mine" not in listing

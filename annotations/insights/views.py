@@ -24,12 +24,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
+from annotations.insights import charts, selectors
+from annotations.insights.forms import BulkTagForm, DashboardFilterForm, SaveViewForm, SpanFilterForm
 from feedbackhub.http import HtmxHttpRequest
 from sessions.forms import ConversationFilterForm
-from sessions.insights import charts, selectors, services
-from sessions.insights.forms import BulkTagForm, DashboardFilterForm, SaveViewForm, SpanFilterForm
-from sessions.insights.models import SavedView
+from sessions.models import SavedView
 from sessions.selectors import FilterChoices, conversation_filter_choices
+from sessions.tagging import selectors as tagging_selectors
+from sessions.tagging import services as tagging
 
 # --- Dashboard -------------------------------------------------------------------------------------------------------
 
@@ -160,7 +162,7 @@ def _list_filters(params: QueryDict):  # noqa: ANN202
 
 
 def _require_tagger(request: HttpRequest) -> None:
-    if not services.can_tag(request.user):
+    if not tagging.can_tag(request.user):
         raise PermissionDenied("Only product analysts and admins tag sessions.")
 
 
@@ -174,10 +176,10 @@ def bulk_panel(request: HtmxHttpRequest) -> HttpResponse:
     except ValidationError as exc:
         return render(request, "insights/_bulk_panel.html", {"error": " ".join(exc.messages)}, status=400)
     context = {
-        "count": selectors.count_matching(filters),
+        "count": tagging_selectors.count_matching(filters),
         "filters_active": filters.active,
-        "tags": selectors.session_tags(),
-        "query": services.view_query_string(request.GET),
+        "tags": tagging_selectors.conversation_tags(),
+        "query": tagging.view_query_string(request.GET),
         "form": BulkTagForm(),
     }
     return render(request, "insights/_bulk_panel.html", context)
@@ -193,21 +195,25 @@ def bulk_apply(request: HtmxHttpRequest) -> HttpResponse:
     action, _, scope = op.partition(":")
     data["action"], data["scope"] = action, scope
     form = BulkTagForm(data)
-    context: dict = {"tags": selectors.session_tags(), "query": services.view_query_string(request.GET), "form": form}
+    context: dict = {
+        "tags": tagging_selectors.conversation_tags(),
+        "query": tagging.view_query_string(request.GET),
+        "form": form,
+    }
     if not form.is_valid():
         errors = [f"{form.fields[k].label or k}: {e}" if k != "__all__" else str(e)
                   for k, errs in form.errors.items() for e in errs]
         return render(request, "insights/_bulk_panel.html", {**context, "error": " ".join(errors)}, status=400)
     try:
-        tag = services.session_tag_get_or_create(actor=request.user, name=form.cleaned_data["tag"])
+        tag = tagging.conversation_tag_get_or_create(actor=request.user, name=form.cleaned_data["tag"])
         remove = form.cleaned_data["action"] == "remove"
         if form.cleaned_data["scope"] == "selected":
-            result = services.session_tag_apply_ids(
+            result = tagging.conversation_tag_apply_ids(
                 actor=request.user, tag=tag, conversation_ids=form.cleaned_data["ids"], remove=remove
             )
         else:
             filters = _list_filters(request.GET)
-            apply = services.session_tag_remove_matching if remove else services.session_tag_apply_matching
+            apply = tagging.conversation_tag_remove_matching if remove else tagging.conversation_tag_apply_matching
             result = apply(actor=request.user, tag=tag, filters=filters)
     except ValidationError as exc:
         return render(request, "insights/_bulk_panel.html", {**context, "error": " ".join(exc.messages)}, status=400)
@@ -221,7 +227,7 @@ def bulk_apply(request: HtmxHttpRequest) -> HttpResponse:
 def chips(request: HttpRequest) -> HttpResponse:
     """Tag chips for the list rows ``ids`` as out-of-band fragments (the list itself runs no extra query)."""
     ids = [int(p) for p in request.GET.get("ids", "").split(",") if p.isdigit() and len(p) <= 18][:500]
-    by_id = selectors.session_tags_for(ids)
+    by_id = tagging_selectors.conversation_tags_for(ids)
     return render(request, "insights/_chips.html", {"rows": [(pk, by_id.get(pk, [])) for pk in ids]})
 
 
@@ -230,7 +236,7 @@ def chips(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def view_list(request: HttpRequest) -> HttpResponse:
-    views = selectors.saved_views_for(request.user)
+    views = tagging_selectors.saved_views_for(request.user)
     rows = [(v, QueryDict(v.query_string)) for v in views]
     return render(request, "insights/views.html", {"nav": "views", "rows": rows})
 
@@ -243,7 +249,7 @@ def view_save(request: HtmxHttpRequest) -> HttpResponse:
         errors = [e for errs in form.errors.values() for e in errs]
         return render(request, "insights/_view_saved.html", {"error": " ".join(errors)}, status=400)
     try:
-        view = services.saved_view_create(
+        view = tagging.saved_view_create(
             actor=request.user, name=form.cleaned_data["name"], params=params, shared=form.cleaned_data["shared"]
         )
     except ValidationError as exc:
@@ -265,6 +271,6 @@ def view_open(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def view_delete(request: HttpRequest, slug: str) -> HttpResponse:
     view = get_object_or_404(SavedView, slug=slug)
-    services.saved_view_delete(actor=request.user, view=view)
+    tagging.saved_view_delete(actor=request.user, view=view)
     messages.success(request, f"Deleted view “{view.name}”.")
     return redirect("insights:views")

@@ -1,93 +1,12 @@
-"""Product-team analytics: session tags, saved views of the session list, and the daily rollup the dashboard reads.
+"""Product-team analytics: the daily rollups the dashboard reads.
 
-Rows are written only by ``sessions.insights.services`` (tags, saved views) and ``sessions.insights.rollup``
-(the rollup tables, rebuilt with set-based SQL). Session tags are the product team's labels for whole sessions;
-they are distinct from the reviewers' span taxonomy (``annotations.Tag``).
+Rows are written only by ``annotations.insights.services`` (rebuilt with set-based SQL). The product team's
+conversation tags and saved views of the conversation list belong to the conversations app (``sessions.models``).
 """
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.core.validators import RegexValidator
 from django.db import models
-from django.urls import reverse
-from django.utils import timezone
-
-from sessions.models import Conversation
-
-
-class SessionTag(models.Model):
-    """A product-team label for sessions, e.g. "onboarding flow" or "Q3 pricing bug"."""
-
-    name = models.CharField(max_length=80, unique=True)
-    slug = models.SlugField(max_length=80, unique=True)
-    colour = models.CharField(
-        max_length=7,
-        default="#4f6bed",
-        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a hex colour such as #4f6bed.")],
-    )
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def colour_class(self) -> str:
-        """A CSS class for the chip colour (the CSP forbids style attributes); see static/css/insights.css."""
-        return f"stag-{self.colour.lstrip('#').lower()}"
-
-
-class SessionTagging(models.Model):
-    """One session carrying one tag. Written in bulk with INSERT ... SELECT ... ON CONFLICT DO NOTHING."""
-
-    # The (conversation, tag) unique index serves look-ups by conversation; "sessiontagging_tag_conv" by tag.
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="session_taggings",
-                                     db_index=False)
-    tag = models.ForeignKey(SessionTag, on_delete=models.CASCADE, related_name="taggings", db_index=False)
-    tagged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="+")
-    tagged_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["conversation", "tag"], name="sessiontagging_conv_tag_uniq"),
-        ]
-        indexes = [models.Index(fields=["tag", "conversation"], name="sessiontagging_tag_conv")]
-
-    def __str__(self) -> str:
-        return f"{self.tag_id} on {self.conversation_id}"
-
-
-class SavedView(models.Model):
-    """A named filter of the session list; ``/insights/views/<slug>/`` redirects to the list with it."""
-
-    name = models.CharField(max_length=120)
-    slug = models.SlugField(max_length=140, unique=True)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views")
-    query_string = models.TextField(blank=True, help_text="The list's query string, without cursors or '?'.")
-    shared = models.BooleanField(default=False, help_text="Listed for everyone, not only the owner.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name", "id"]
-        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="savedview_owner_name_uniq")]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def get_absolute_url(self) -> str:
-        return reverse("insights:view_open", args=[self.slug])
-
-    @property
-    def list_url(self) -> str:
-        base = reverse("conversations:list")
-        return f"{base}?{self.query_string}" if self.query_string else base
 
 
 class Grain(models.IntegerChoices):

@@ -1,0 +1,26 @@
+"""How the review workspace follows the conversations app (connected in ``AnnotationsConfig.ready()``): when the
+stored text of turns changes (a re-import of an edited conversation), a worker re-anchors the annotations on them,
+or marks them orphaned, once the change is committed."""
+
+from __future__ import annotations
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from annotations.models import Annotation, Tag
+from annotations.selectors import forget_taxonomy
+from annotations.tasks import reanchor_turns
+from feedbackhub.outbox import enqueue_on_commit
+from sessions.events import turn_texts_changed
+
+# The taxonomy is cached (annotations.selectors.all_tags); any tag write drops the copy.
+post_save.connect(forget_taxonomy, sender=Tag, dispatch_uid="annotations.taxonomy.save")
+post_delete.connect(forget_taxonomy, sender=Tag, dispatch_uid="annotations.taxonomy.delete")
+
+
+@receiver(turn_texts_changed, dispatch_uid="annotations.turn_texts_changed")
+def reanchor_changed_turns(sender, *, turn_ids: list[int], **_) -> None:
+    """Only turns that carry annotations need a worker; the rest of a large re-import costs one query."""
+    annotated = sorted(set(Annotation.objects.filter(turn_id__in=turn_ids).values_list("turn_id", flat=True)))
+    if annotated:
+        enqueue_on_commit(reanchor_turns, annotated)
