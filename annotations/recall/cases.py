@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import OuterRef, Subquery
+from django.urls import reverse
 
 from annotations.models import AnnotationStatus, CorrectionStatus, Tag
 from annotations.recall import selectors
-from feedbackhub.urlparts import id_url_parts
 from sessions.models import Turn, TurnRole
 
 
@@ -53,16 +53,10 @@ class Case:
     @property
     def url(self) -> str:
         """The review workspace at the item's span (its annotation card) or at the reply it is about."""
-        base = _review_url(self.item.conversation_id)
+        base = reverse("annotations:review", args=[self.item.conversation_id])
         if self.annotation_id is not None:
             return f"{base}#card-{self.annotation_id}"
         return f"{base}#turn-{self.item.turn_id}"
-
-
-def _review_url(conversation_id: int) -> str:
-    # No reverse() per case: the API builds up to 20 of these per request.
-    head, tail = id_url_parts("annotations:review")
-    return f"{head}{int(conversation_id)}{tail}"
 
 
 #: Callables ``(cases: list[Case]) -> None`` that add to ``case.extra``; each runs once per list, so it can read

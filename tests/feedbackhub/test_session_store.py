@@ -27,7 +27,7 @@ def _session_queries(captured: CaptureQueriesContext) -> list[str]:
 
 
 def _redis_down(settings) -> None:
-    settings.CACHES = {"default": {"BACKEND": "feedbackhub.redis_cache.RedisCache",
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                                    "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0"}}
 
 

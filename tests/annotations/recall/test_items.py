@@ -15,6 +15,7 @@ from sessions.models import Conversation, FeedbackEvent
 from sessions.services import import_file
 from tests.annotations.conftest import span
 from tests.factories import make_conversation
+from tests.sent_tasks import sent_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -212,7 +213,7 @@ def test_import_enqueues_one_set_based_sync_for_the_batch(tmp_path, django_captu
         batch = import_file(path=path, source="bank")
     assert batch.conversations_created == 30
     # One task for the whole batch, sent on commit; the test runs what the worker would with the batch id.
-    sent = [(cb.func.__self__.name, cb.args) for cb in callbacks if hasattr(getattr(cb, "func", None), "__self__")]
+    sent = [(name, args) for name, args, _ in sent_tasks(callbacks)]
     assert sent.count(("recall.sync_import_batch", (batch.pk,))) == 1
     result = services.feedback_items_sync_for_import(batch_id=batch.pk)
     assert (result.created, result.to_embed) == (30, 30)  # the thumbs-up events are not items

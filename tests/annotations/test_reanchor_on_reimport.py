@@ -3,7 +3,6 @@ sent when the chunk commits: set-based, only for annotated turns whose text chan
 
 from __future__ import annotations
 
-import functools
 import json
 
 import pytest
@@ -13,6 +12,7 @@ from annotations.models import AnchorState, Annotation
 from annotations.tasks import reanchor_turns
 from sessions.models import ImportStatus, Turn, TurnRole
 from sessions.services import import_file
+from tests.sent_tasks import sent_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -34,16 +34,9 @@ def write(path, replies: dict[str, str], *, question: str = "Where is the Eiffel
     path.write_text("\n".join(lines) + "\n")
 
 
-def _task_name(callback) -> str:
-    # delay_on_commit registers functools.partial(task.delay, *args).
-    if not isinstance(callback, functools.partial):
-        return ""
-    return getattr(getattr(callback.func, "__self__", None), "name", "")
-
-
 def reanchor_calls(callbacks) -> list[list[int]]:
     """The turn ids of every reanchor_turns task the import registered to send on commit."""
-    return [list(cb.args[0]) for cb in callbacks if _task_name(cb) == reanchor_turns.name]
+    return [list(args[0]) for name, args, _ in sent_tasks(callbacks) if name == reanchor_turns.name]
 
 
 def reply_of(conv_id: str) -> Turn:
