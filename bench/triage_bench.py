@@ -114,10 +114,10 @@ def _build(url: str, sizes: dict[str, int], *, scratch: bool, ctx: common.Contex
         _copy(cur, "recall_feedbackitem",
               ["source", "feedback_event_id", "conversation_id", "turn_id", "environment", "model_version",
                "user_role", "app_version", "occurred_at", "tag_ids", "kind", "is_negative", "is_resolved",
-               "is_active", "text", "text_hash", "created_at", "updated_at"],
+               "is_active", "text", "text_hash", "created_at", "updated_at", "embedding_pending"],
               (("feedback", e[0], e[1], e[2], ("prod", "dev", "test")[i % 3], f"model-{i % 5}", "customer", "1",
                 "now", "{}", "thumbs_down", True, False, i < old or scratch,
-                f"topic {i % sizes['clusters']} refund window answer wrong", f"{i:064x}", "now", "now")
+                f"topic {i % sizes['clusters']} refund window answer wrong", f"{i:064x}", "now", "now", False)
                for i, e in enumerate(events)))
         cur.execute("SELECT id FROM recall_feedbackitem ORDER BY id")
         item_ids = [r[0] for r in cur.fetchall()]
