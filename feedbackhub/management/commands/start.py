@@ -30,6 +30,7 @@ from django.db import connection
 from honcho.manager import Manager
 
 from feedbackhub import devstack
+from feedbackhub.demo import seeding
 from feedbackhub.management.commands.ensure_admin import credentials_path, describe, ensure_admin_login
 
 # --- Embedded services: did this process start them? -------------------------------------------------------------
@@ -160,9 +161,7 @@ def port_free(host: str, port: int) -> bool:
 
 def seed_demo_if_empty(write) -> bool:
     """Load the demo set when nothing was ever imported; True when it was loaded."""
-    from sessions.management.commands.seed_demo import database_is_empty  # noqa: PLC0415
-
-    if not database_is_empty():
+    if not seeding.database_is_empty():
         return False
     write("empty database: loading the demo conversations (first start only)")
     call_command("seed_demo")
