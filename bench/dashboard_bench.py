@@ -257,8 +257,8 @@ def run(ctx: common.Context) -> dict[str, Any]:
     from django.test.utils import CaptureQueriesContext  # noqa: PLC0415
     from django.urls import reverse  # noqa: PLC0415
 
-    from feedbackhub import roles  # noqa: PLC0415
     from annotations.insights import selectors, services  # noqa: PLC0415
+    from feedbackhub import roles  # noqa: PLC0415
 
     data = ensure_dataset(sessions, ctx.log)
     t0 = time.perf_counter()

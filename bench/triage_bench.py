@@ -131,11 +131,10 @@ def _build(url: str, sizes: dict[str, int], *, scratch: bool, ctx: common.Contex
             _copy(cur, "triage_cluster",
                   ["title", "terms", "status", "resolution", "is_open", "centroid", "vector_sum", "size",
                    "negative_count", "growth_24h", "max_severity", "environments", "model_versions", "tag_ids",
-                   "representative_ids", "priority", "titled_size", "guidance", "created_at", "updated_at"],
+                   "representative_ids", "titled_size", "guidance", "created_at", "updated_at"],
                   ((f"topic {k}, refund window", "{}", "new", "", True, _vec(centres[k]),
                     _vec(centres[k] * counts[k]), int(counts[k]), int(counts[k]), 0, int(k % 5),
-                    "{prod,dev,test}", "{model-0,model-1,model-2,model-3,model-4}", "{}", "{}",
-                    10 * float(np.log1p(counts[k])) + 5 * (k % 5) + 10, int(counts[k]), "",
+                    "{prod,dev,test}", "{model-0,model-1,model-2,model-3,model-4}", "{}", "{}", int(counts[k]), "",
                     "now", "now")
                    for k in range(sizes["clusters"])))
             cur.execute("UPDATE triage_cluster SET created_at = now() - interval '3 days' WHERE id % 4 = 0")
@@ -283,7 +282,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
     from django.conf import settings  # noqa: PLC0415
     from django.db import connection, connections  # noqa: PLC0415
 
-    from annotations.triage import services  # noqa: PLC0415
+    from annotations.triage import job  # noqa: PLC0415
     from annotations.triage.models import Cluster, ClusterMember, Cursor  # noqa: PLC0415
 
     assign, new_threshold = settings.TRIAGE_ASSIGN_DISTANCE, settings.TRIAGE_NEW_CLUSTER_DISTANCE
@@ -318,7 +317,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
                              GROUP BY c.id) r
                        WHERE c.id = r.id AND c.representative_ids IS DISTINCT FROM r.ids""")
     Cursor.objects.all().delete()
-    Cursor.objects.create(name=services.GROWTH_CURSOR_NAME, value=services._micros(
+    Cursor.objects.create(name=job.GROWTH_CURSOR_NAME, value=job._micros(
         dt.datetime.now(dt.UTC) - dt.timedelta(hours=24, minutes=1)))
     with connection.cursor() as cur:
         cur.execute("VACUUM ANALYZE triage_cluster, triage_clustermember")
@@ -332,7 +331,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
             cur.execute("UPDATE recall_feedbackitem SET is_active = true WHERE id = ANY(%s)", [batch])
         db0, cpu0 = _backend_cpu(backend), time.process_time()
         t0 = time.perf_counter()
-        result = services.triage_run()
+        result = job.triage_run()
         seconds = time.perf_counter() - t0
         cpu, db1 = time.process_time() - cpu0, _backend_cpu(backend)
         db_cpu = db1 - db0 if db0 is not None and db1 is not None else None
@@ -388,7 +387,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
             cur.execute("TRUNCATE triage_clustermember, triage_clusterproposal, triage_clusterevent, "
                         "triage_clustertagging, triage_cluster, triage_cursor")
         t0 = time.perf_counter()
-        result = services.triage_run(batch_size=sizes["scratch"])
+        result = job.triage_run(batch_size=sizes["scratch"])
         seconds = time.perf_counter() - t0
         scratch.append({"seconds": seconds, "items": result.items, "clusters": result.new_clusters})
         ctx.log(f"from scratch round {r + 1}: {result.items} items, {result.new_clusters} clusters in {seconds:.1f} s")

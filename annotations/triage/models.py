@@ -2,11 +2,21 @@
 
 A :class:`Cluster` groups :class:`recall.FeedbackItem` rows through :class:`ClusterMember` (an item belongs to at
 most one cluster; the member row is also the "already clustered" marker, committed together with its assignment).
-The clustering job (``services.triage_run``) writes members, centroids and the derived numbers (size, growth,
-priority...); moderators and experts change status, owner, claim, routing and guidance through ``services``.
-:class:`ClusterProposal` holds the periodic re-cluster's merge and split suggestions until someone decides.
+The clustering job (``job.triage_run``) writes members, centroids and the derived numbers (size, growth...);
+moderators and experts change status, owner, claim, routing and guidance through ``actions``.
+:class:`ClusterProposal` holds the periodic re-cluster's merge and split suggestions until someone decides
+(``proposals``).
 
-Rows are written only by ``annotations.triage.services``.
+Rows are written only by ``annotations.triage.job``, ``actions`` and ``proposals``.
+
+Priority (higher first), computed by the database from the cluster's own numbers (``priority_expression``)::
+
+    priority = 10·ln(1 + size) + 15·ln(1 + growth_24h) + 5·max_severity + 10·negative_share
+
+size: members; growth_24h: members whose feedback is from the last 24 hours; max_severity: highest
+``annotations.Tag.severity`` (1 low .. 4 critical, 0 untagged) among the members' tags; negative_share: the share
+of members that are negative signals. Ten new reports in a day outrank a hundred old ones; severity breaks ties
+between clusters of similar size.
 """
 
 from __future__ import annotations
@@ -15,9 +25,29 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.db.models.functions import Cast, Ln, Round
 from pgvector.django import VectorField
 
 DIMENSIONS = 384
+
+
+def priority_expression() -> models.Func:
+    """The queue's sort key (module docstring), as the expression of the generated ``Cluster.priority`` column:
+    written once, kept current by the database whatever writes the numbers (the job's set-based statements or
+    ``save()``)."""
+    size = Cast("size", models.FloatField())
+    negative_share = models.Case(
+        models.When(size__gt=0, then=Cast("negative_count", models.FloatField()) / size),
+        default=models.Value(0.0),
+        output_field=models.FloatField(),
+    )
+    score = (
+        10 * Ln(1 + size)
+        + 15 * Ln(1 + Cast("growth_24h", models.FloatField()))
+        + 5 * Cast("max_severity", models.FloatField())
+        + 10 * negative_share
+    )
+    return Cast(Round(Cast(score, models.DecimalField(max_digits=30, decimal_places=10)), 4), models.FloatField())
 
 
 class Status(models.TextChoices):
@@ -65,7 +95,8 @@ class Cluster(models.Model):
     representative_distances = ArrayField(models.FloatField(), default=list, blank=True,
                                           help_text="Their member distances, in the same order (so the job can "
                                                     "merge a batch's nearest members in without reading members).")
-    priority = models.FloatField(default=0.0, db_index=False)
+    priority = models.GeneratedField(expression=priority_expression(), output_field=models.FloatField(),
+                                     db_persist=True)
     titled_size = models.PositiveIntegerField(default=0, help_text="Size when the title was last computed.")
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

@@ -7,10 +7,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
+from annotations.models import Tag
+from annotations.triage.actions import claim_is_active
+from annotations.triage.conf import setting
 from annotations.triage.models import (
     Cluster,
     ClusterEvent,
@@ -20,7 +24,7 @@ from annotations.triage.models import (
     Resolution,
     Status,
 )
-from annotations.triage.services import can_triage, claim_is_active, setting
+from annotations.triage.permissions import visible_clusters
 from feedbackhub import roles
 
 QUEUE_LIMIT = 50
@@ -37,17 +41,6 @@ class QueueFilters:
     model_version: str = ""
     tag: int | None = None
     sla_breached: bool = False
-
-
-def visible_clusters(viewer) -> QuerySet[Cluster]:
-    """Every cluster for moderators; for domain experts the ones routed to their groups or owned by them."""
-    qs = Cluster.objects.all()
-    if can_triage(viewer):
-        return qs
-    if not roles.has_role(viewer, roles.DOMAIN_EXPERT):
-        return qs.none()
-    groups = list(roles.user_roles(viewer))
-    return qs.filter(Q(owner_id=viewer.pk) | Q(status=Status.NEEDS_EXPERT, routed_group__name__in=groups))
 
 
 def sla_deadline(now: dt.datetime | None = None) -> dt.datetime:
@@ -215,8 +208,6 @@ def _member_rows(qs: QuerySet[ClusterMember]) -> list[MemberRow]:
 
 def cluster_page(viewer, cluster_id: int) -> ClusterPage | None:
     """A cluster the viewer may see, its members (nearest the centroid first), history and open proposals."""
-    from annotations.models import Tag  # noqa: PLC0415
-
     cluster = (visible_clusters(viewer).select_related("owner", "claimed_by", "routed_group", "duplicate_of")
                .defer("centroid", "vector_sum").filter(pk=cluster_id).first())
     if cluster is None:
@@ -247,8 +238,6 @@ def assignable_users() -> list:
 def filter_choices() -> dict[str, list]:
     """Environments and model versions present in open clusters (for the filter pickers); cached for a minute
     (the look-up scans the open clusters), read directly when the cache (Redis) is unreachable."""
-    from django.core.cache import cache  # noqa: PLC0415
-
     try:
         cached = cache.get("triage:filter-choices")
     except Exception:  # noqa: BLE001 (Redis down: the page must still work)
@@ -264,8 +253,6 @@ def filter_choices() -> dict[str, list]:
 
 
 def _filter_choices() -> dict[str, list]:
-    from django.db import connection  # noqa: PLC0415
-
     with connection.cursor() as cursor:
         cursor.execute(
             """SELECT 'env', v FROM (SELECT DISTINCT unnest(environments) AS v FROM triage_cluster WHERE is_open) e

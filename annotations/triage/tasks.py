@@ -13,14 +13,14 @@ import logging
 from celery import shared_task
 from celery.signals import worker_init
 
+from annotations.triage import job, proposals
+
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="triage.cluster_new", ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def cluster_new() -> int:
-    from annotations.triage.services import triage_run  # noqa: PLC0415
-
-    result = triage_run()
+    result = job.triage_run()
     if result.items:
         logger.info("triage: %s items clustered (%s joined open clusters, %s new clusters) in %s batches",
                     result.items, result.assigned, result.new_clusters, result.batches)
@@ -29,11 +29,9 @@ def cluster_new() -> int:
 
 @shared_task(name="triage.recluster", ignore_result=True, acks_late=True)
 def recluster() -> int:
-    from annotations.triage.services import triage_recluster, triage_run  # noqa: PLC0415
-
-    # Safety net first: anything the cursor-based runs missed (see services.CURSOR_MARGIN).
-    triage_run(full_scan=True)
-    result = triage_recluster()
+    # Safety net first: anything the cursor-based runs missed (see job.CURSOR_MARGIN).
+    job.triage_run(full_scan=True)
+    result = proposals.triage_recluster()
     logger.info("triage re-cluster: %s merge and %s split proposals", result.merges, result.splits)
     return result.merges + result.splits
 

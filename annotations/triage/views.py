@@ -19,17 +19,14 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from annotations.triage import selectors, services
+from annotations.models import Tag
+from annotations.triage import actions, permissions, proposals, selectors
 from annotations.triage.models import Cluster, Resolution, Status
 from feedbackhub import roles
 from feedbackhub.http import HtmxHttpRequest
 
 QUEUE_TEMPLATE = "triage/queue.html"
 CLUSTER_TEMPLATE = "triage/cluster.html"
-
-
-def _can_use_triage(user) -> bool:
-    return roles.has_role(user, roles.MODERATOR, roles.ADMIN, roles.DOMAIN_EXPERT)
 
 
 def _ids(values: list[str], field: str) -> list[int]:
@@ -102,10 +99,8 @@ def _filters(request: HttpRequest) -> selectors.QueueFilters:
 
 @require_GET
 def queue(request: HtmxHttpRequest) -> HttpResponse:
-    if not _can_use_triage(request.user):
+    if not permissions.can_use_triage(request.user):
         raise PermissionDenied("The triage queue is for moderators and domain experts.")
-    from annotations.models import Tag  # noqa: PLC0415
-
     filters = _filters(request)
     base = reverse("triage:queue")  # row links are built from it: no URL reversal per row
     context = {
@@ -113,7 +108,7 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         "filters": filters,
         "clusters": selectors.queue(request.user, filters, base=base),
         "stamp": selectors.changed_stamp(),
-        "can_triage": services.can_triage(request.user),
+        "can_triage": permissions.can_triage(request.user),
         "statuses": Status.choices,
         "resolutions": [r for r in Resolution.choices if r[0]],
         "query": request.GET.urlencode(),
@@ -132,7 +127,7 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def stamp(request: HtmxHttpRequest) -> HttpResponse:
     """200 with an ``triage-changed`` event when any cluster changed since ``since``, else 200 empty (no event)."""
-    if not _can_use_triage(request.user):
+    if not permissions.can_use_triage(request.user):
         raise PermissionDenied
     response = HttpResponse("")
     if selectors.changed_stamp() != request.GET.get("since", ""):
@@ -142,14 +137,12 @@ def stamp(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 def cluster(request: HtmxHttpRequest, cluster_id: int) -> HttpResponse:
-    if not _can_use_triage(request.user):
+    if not permissions.can_use_triage(request.user):
         raise PermissionDenied("The triage queue is for moderators and domain experts.")
-    from annotations.models import Tag  # noqa: PLC0415
-
     page = selectors.cluster_page(request.user, cluster_id)
     if page is None:
         raise Http404("No such cluster, or it is not routed to you.")
-    can_triage = services.can_triage(request.user)
+    can_triage = permissions.can_triage(request.user)
     return render(request, CLUSTER_TEMPLATE, {
         "nav": "triage",
         "page": page,
@@ -165,32 +158,32 @@ def cluster(request: HtmxHttpRequest, cluster_id: int) -> HttpResponse:
 
 @action
 def claim(request: HtmxHttpRequest, cluster_id: int) -> str:
-    c = services.cluster_claim(actor=request.user, cluster_id=cluster_id)
+    c = actions.cluster_claim(actor=request.user, cluster_id=cluster_id)
     return f"You claimed cluster #{c.pk} until {c.claim_expires_at:%H:%M} UTC."
 
 
 @action
 def release(request: HtmxHttpRequest, cluster_id: int) -> str:
-    services.cluster_release(actor=request.user, cluster_id=cluster_id)
+    actions.cluster_release(actor=request.user, cluster_id=cluster_id)
     return f"Released cluster #{cluster_id}."
 
 
 @action
 def set_status(request: HtmxHttpRequest, cluster_id: int) -> str:
-    c = services.cluster_set_status(actor=request.user, cluster_id=cluster_id, status=request.POST.get("status", ""),
+    c = actions.cluster_set_status(actor=request.user, cluster_id=cluster_id, status=request.POST.get("status", ""),
                                     resolution=request.POST.get("resolution", ""))
     return f"Cluster #{c.pk} is now {c.get_status_display().lower()}."
 
 
 @action
 def guidance(request: HtmxHttpRequest, cluster_id: int) -> str:
-    services.cluster_set_guidance(actor=request.user, cluster_id=cluster_id, guidance=request.POST.get("guidance", ""))
+    actions.cluster_set_guidance(actor=request.user, cluster_id=cluster_id, guidance=request.POST.get("guidance", ""))
     return "Guidance saved."
 
 
 @action
 def tag_members(request: HtmxHttpRequest, cluster_id: int) -> str:
-    n = services.cluster_tag_members(actor=request.user, cluster_id=cluster_id,
+    n = actions.cluster_tag_members(actor=request.user, cluster_id=cluster_id,
                                      tag_id=_one_id(request.POST.get("tag"), "tag"))
     return f"Tagged {n} replies."
 
@@ -199,17 +192,17 @@ def tag_members(request: HtmxHttpRequest, cluster_id: int) -> str:
 def move_members(request: HtmxHttpRequest, cluster_id: int) -> str:
     items = _ids(request.POST.getlist("items"), "items")
     if request.POST.get("op") == "split":
-        target = services.members_move(actor=request.user, item_ids=items, to_cluster_id=None)
+        target = actions.members_move(actor=request.user, item_ids=items, to_cluster_id=None)
         return f"Split {len(items)} items out into cluster #{target.pk}."
     to = _one_id(request.POST.get("to"), "to")
-    target = services.members_move(actor=request.user, item_ids=items, to_cluster_id=to)
+    target = actions.members_move(actor=request.user, item_ids=items, to_cluster_id=to)
     return f"Moved {len(items)} items to cluster #{target.pk}."
 
 
 @action
 def decide_proposal(request: HtmxHttpRequest, proposal_id: int) -> str:
     accept = request.POST.get("decision") == "accept"
-    p = services.proposal_decide(actor=request.user, proposal_id=proposal_id, accept=accept)
+    p = proposals.proposal_decide(actor=request.user, proposal_id=proposal_id, accept=accept)
     return f"Proposal {'accepted' if accept else 'rejected'} ({p.get_kind_display().lower()})."
 
 
@@ -224,27 +217,27 @@ def bulk(request: HtmxHttpRequest, cluster_id: int | None = None) -> str:
     op = request.POST.get("op", "")
     user = request.user
     if op == "assign":
-        n = services.clusters_assign(actor=user, cluster_ids=ids,
+        n = actions.clusters_assign(actor=user, cluster_ids=ids,
                                      owner_id=_one_id(request.POST.get("owner"), "owner", required=False))
         return f"Assigned {n} clusters."
     if op == "route":
-        n = services.clusters_route(actor=user, cluster_ids=ids, group_name=roles.DOMAIN_EXPERT,
+        n = actions.clusters_route(actor=user, cluster_ids=ids, group_name=roles.DOMAIN_EXPERT,
                                     assignee_id=_one_id(request.POST.get("assignee"), "assignee", required=False))
         return f"Routed {n} clusters to domain experts."
     if op == "tag":
         tag_id = _one_id(request.POST.get("tag"), "tag")
-        n = sum(services.cluster_tag_members(actor=user, cluster_id=i, tag_id=tag_id) for i in ids)
+        n = sum(actions.cluster_tag_members(actor=user, cluster_id=i, tag_id=tag_id) for i in ids)
         return f"Tagged {n} replies."
     if op == "merge":
         into = _one_id(request.POST.get("into"), "into", required=False)
         if into is None:  # the largest selected cluster survives (ties: the oldest)
             sizes = dict(Cluster.objects.filter(pk__in=ids).values_list("pk", "size"))
             into = min(ids, key=lambda i: (-sizes.get(i, 0), i))
-        target = services.clusters_merge(actor=user, cluster_ids=ids, into_id=into)
+        target = actions.clusters_merge(actor=user, cluster_ids=ids, into_id=into)
         return f"Merged {len(ids) - 1} clusters into #{target.pk}."
     if op == "status":
         for i in ids:
-            services.cluster_set_status(actor=user, cluster_id=i, status=request.POST.get("status", ""),
+            actions.cluster_set_status(actor=user, cluster_id=i, status=request.POST.get("status", ""),
                                         resolution=request.POST.get("resolution", ""))
         return f"Updated {len(ids)} clusters."
     raise ValidationError({"op": "Choose an action."})

@@ -23,7 +23,7 @@ from annotations.curation import services as curation
 from annotations.curation.models import Dataset
 from annotations.models import Annotation, AnnotationKind, Tag
 from annotations.recall import services as recall
-from annotations.triage import services as triage
+from annotations.triage import actions, job
 from annotations.triage.models import Cluster, Resolution, Status
 from feedbackhub import roles
 from sessions.models import Conversation, FeedbackEvent, Turn, TurnRole
@@ -217,18 +217,18 @@ def seed_triage(*, source: str) -> int:
     for annotation_id in Annotation.objects.filter(turn__conversation__source=source).values_list("pk", flat=True):
         recall.feedback_item_sync_for_annotation(annotation_id=annotation_id)
     recall.embeddings_embed_pending(chunk_size=settings.EMBEDDING_CHUNK_SIZE)
-    triage.triage_run()
+    job.triage_run()
 
     users = reviewers()
     moderator = users[roles.MODERATOR][0]
     expert = users[roles.DOMAIN_EXPERT][0]
     clusters = list(Cluster.objects.filter(is_open=True).order_by("-priority", "id")[:4])
     if len(clusters) >= 1:
-        triage.cluster_claim(actor=moderator, cluster_id=clusters[0].pk)
+        actions.cluster_claim(actor=moderator, cluster_id=clusters[0].pk)
     if len(clusters) >= 2:
-        triage.clusters_route(actor=moderator, cluster_ids=[clusters[1].pk], assignee_id=expert.pk)
-        triage.cluster_set_guidance(actor=expert, cluster_id=clusters[1].pk, guidance=GUIDANCE)
+        actions.clusters_route(actor=moderator, cluster_ids=[clusters[1].pk], assignee_id=expert.pk)
+        actions.cluster_set_guidance(actor=expert, cluster_id=clusters[1].pk, guidance=GUIDANCE)
     if len(clusters) >= 3:
-        triage.cluster_set_status(actor=moderator, cluster_id=clusters[2].pk, status=Status.CLOSED,
+        actions.cluster_set_status(actor=moderator, cluster_id=clusters[2].pk, status=Status.CLOSED,
                                   resolution=Resolution.FIXED)
     return Cluster.objects.count()

@@ -11,7 +11,7 @@ from django.apps import apps
 from playwright.sync_api import Page, expect
 
 from annotations.models import Annotation, Tag
-from annotations.triage import services
+from annotations.triage import job
 from annotations.triage.models import Cluster, Status
 from tests.annotations.triage.helpers import around, centres, make_items
 from tests.browser.conftest import login
@@ -29,7 +29,7 @@ def _clusters(sizes: list[int], seed: int = 71) -> list[Cluster]:
     cs = centres(len(sizes), seed=seed)
     for i, (c, n) in enumerate(zip(cs, sizes, strict=True)):
         make_items(around(c, n, seed=seed + i), texts=[f"topic{i} complaint about answer {j}" for j in range(n)])
-    services.triage_run()
+    job.triage_run()
     return list(Cluster.objects.order_by("-priority", "-id"))
 
 
@@ -58,7 +58,7 @@ def test_claim_with_the_keyboard_and_live_update(page: Page, live_server, modera
 
     # The job adds a cluster while the queue is open: it appears without a reload.
     make_items(around(centres(1, seed=99)[0], 6, seed=5), texts=[f"late arrival {j}" for j in range(6)])
-    services.triage_run()
+    job.triage_run()
     newest = Cluster.objects.order_by("-id").first()
     expect(row(page, newest)).to_be_visible(timeout=LIVE_UPDATE_MS)
     expect(row(page, newest)).to_contain_text("new")

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from annotations.triage import services
+from annotations.triage import job
 from annotations.triage.models import Cluster, ClusterMember, Cursor
 from sessions.models import ImportBatch, ImportStatus
 from tests.annotations.triage.helpers import blob_vectors, current_partition, make_items
@@ -125,7 +125,7 @@ def test_worker_killed_mid_run_converges_to_the_same_clusters(settings):
     Cluster.objects.all().delete()
     Cursor.objects.all().delete()
     settings.TRIAGE_BATCH_SIZE = 5
-    assert services.triage_run().items == total
+    assert job.triage_run().items == total
     assert current_partition() == after_restart
     assert len(after_restart) == 4
 

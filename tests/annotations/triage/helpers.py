@@ -8,6 +8,7 @@ the recall item and its embedding by the active model, as the recall app would h
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
 from django.utils import timezone
@@ -70,3 +71,9 @@ def current_partition() -> set[frozenset[int]]:
     for cluster_id, item_id in ClusterMember.objects.values_list("cluster_id", "item_id"):
         groups.setdefault(cluster_id, []).append(item_id)
     return partition(groups)
+
+
+def expected_priority(*, size: int, growth_24h: int, max_severity: int, negative_count: int) -> float:
+    """The priority formula as docs/triage.md states it, to check the database's generated column against."""
+    share = negative_count / size if size else 0.0
+    return round(10 * math.log1p(size) + 15 * math.log1p(growth_24h) + 5 * max_severity + 10 * share, 4)

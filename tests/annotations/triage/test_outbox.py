@@ -13,6 +13,7 @@ import sys
 import pytest
 from django.conf import settings
 
+from annotations.triage import job
 from annotations.triage.models import Cluster, Status
 from feedbackhub import outbox
 from feedbackhub.models import OutboxTask
@@ -52,9 +53,7 @@ def _closed_port() -> int:
 
 def test_web_keeps_saving_and_tasks_wait_in_the_outbox_until_redis_is_back(moderator):
     make_items(around(centres(1, seed=61)[0], 2))
-    from annotations.triage.services import triage_run
-
-    triage_run()
+    job.triage_run()
     env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0",
            "ALLOWED_HOSTS": "testserver", "SECURE_COOKIES": "0", "DJANGO_SETTINGS_MODULE": "feedbackhub.settings"}
     done = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=settings.BASE_DIR, capture_output=True,

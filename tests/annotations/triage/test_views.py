@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from annotations.triage import services
+from annotations.triage import actions, job
 from annotations.triage.models import Cluster, ClusterMember, Status
 from tests.annotations.triage.helpers import around, centres, make_items
 
@@ -12,7 +12,7 @@ def _clusters(k=2, n=3):
     cs = centres(k, seed=41)
     for i, c in enumerate(cs):
         make_items(around(c, n, seed=i + 1), texts=[f"<b>refund</b> window wrong {j}" for j in range(n)])
-    services.triage_run()
+    job.triage_run()
     return list(Cluster.objects.order_by("-priority", "-id"))
 
 
@@ -71,7 +71,7 @@ def test_expert_sees_only_routed_clusters(client, moderator, expert):
     a, b = _clusters(2)
     client.force_login(expert)
     assert client.get(reverse("triage:cluster", args=[a.pk])).status_code == 404
-    services.clusters_route(actor=moderator, cluster_ids=[a.pk])
+    actions.clusters_route(actor=moderator, cluster_ids=[a.pk])
     assert client.get(reverse("triage:cluster", args=[a.pk])).status_code == 200
     assert client.get(reverse("triage:cluster", args=[b.pk])).status_code == 404
 
