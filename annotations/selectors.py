@@ -55,7 +55,6 @@ class TurnView:
     annotations: list[AnnotationRow] = field(default_factory=list)
     correction: Correction | None = None
     html: str = ""
-    cards_html: str = ""
 
 
 @dataclass

@@ -7,36 +7,26 @@ script swaps in place of the form that caused them.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 import re
 from collections.abc import Callable
 from functools import wraps
-from pathlib import Path
 
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.template.loader import get_template, render_to_string
-from django.urls import get_script_prefix, reverse
-from django.utils.html import format_html_join
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotations import anchoring, selectors, services
+from annotations import fragments, selectors, services
 from annotations import permissions as perms
 from annotations.models import Annotation, AnnotationReply, Correction, Tag
 from feedbackhub.http import HtmxHttpRequest
-from feedbackhub.urlparts import id_url_parts
 from sessions.models import Turn
 
-TEMPLATE = "annotations/review.html"
+TEMPLATE = fragments.TEMPLATE
 logger = logging.getLogger(__name__)
-CARD_CACHE_SECONDS = 24 * 3600
-# A whole workspace is large (hundreds of KB on a busy conversation) and superseded by every change to it: kept only
-# for revisits within a few minutes, so Redis holds a bounded number of them.
-WORKSPACE_CACHE_SECONDS = 600
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -49,24 +39,8 @@ def _int(value: str | None, field: str) -> int | None:
         raise ValidationError({field: f"{value!r} is not a whole number."}) from None
 
 
-@functools.cache
-def _url_bases(script_prefix: str) -> dict[str, str]:
-    """URL prefixes for the per-card forms, built once per process (and script prefix) instead of one reverse() per
-    form."""
-    return {
-        "a_base": id_url_parts("annotations:card")[0],
-        "r_base": id_url_parts("annotations:reply_edit")[0],
-        "t_base": id_url_parts("annotations:annotation_create")[0],
-        "s_base": id_url_parts("recall:similar_annotation")[0],
-    }
-
-
 def _perm_context(request: HttpRequest) -> dict:
-    return {
-        "can_annotate": perms.can_annotate(request.user),
-        "can_decide": perms.can_decide(request.user),
-        **_url_bases(get_script_prefix()),
-    }
+    return fragments.permission_context(request)
 
 
 def _errors(request: HttpRequest, exc: ValidationError | PermissionDenied, status: int) -> HttpResponse:
@@ -95,139 +69,12 @@ def handles_errors(view: Callable) -> Callable:
     return wrapper
 
 
-@functools.cache
-def _template_digest() -> str:
-    """Changes whenever the review template does, so cached cards never outlive the markup they were made with."""
-    origin = get_template(TEMPLATE).origin.name
-    return hashlib.sha256(Path(origin).read_bytes()).hexdigest()[:12]
-
-
-def _flags(request: HttpRequest) -> str:
-    return f"{int(perms.can_annotate(request.user))}{int(perms.can_decide(request.user))}"
-
-
-def card_keys(request: HttpRequest, rows: list, tags: list[Tag]) -> dict[int, str]:
-    """The cache key of each row's card. It holds everything a card depends on: the annotation's ``updated_at``
-    (moved by every change to it or its thread), the viewer and their permissions, the tag names, and the template
-    itself."""
-    taxonomy = hashlib.sha256("|".join(f"{t.pk}:{t.name}" for t in tags).encode()).hexdigest()[:12]
-    prefix = f"review:card:{_template_digest()}:{request.user.pk}:{_flags(request)}:{taxonomy}"
-    return {row.pk: f"{prefix}:{row.pk}:{row.updated_at.timestamp()}" for row in rows}
-
-
-def render_cards(
-    request: HttpRequest,
-    rows: list,
-    tags: list[Tag],
-    *,
-    prepared: dict[int, Annotation] | None = None,
-    keys: dict[int, str] | None = None,
-) -> None:
-    """Give each row (an Annotation or a ``selectors.AnnotationRow``) ``card_html``: its rendered card, from the
-    cache when that exact state was rendered for this viewer before (``card_keys``); only the rest are read in full
-    and rendered."""
-    keys = keys or card_keys(request, rows, tags)
-    cached = {}
-    try:
-        if not prepared:
-            cached = cache.get_many(list(keys.values()))
-    except Exception:  # the cache is an optimisation: render everything when it is down
-        logger.warning("review card cache unavailable", exc_info=True)
-    full = dict(prepared or {})
-    missing = [row.pk for row in rows if keys[row.pk] not in cached and row.pk not in full]
-    if missing:
-        full.update(selectors.annotations_full(missing, tags))
-    context = _perm_context(request)
-    fresh = {}
-    for row in rows:
-        html = cached.get(keys[row.pk])
-        if html is None:
-            annotation = full.get(row.pk)
-            if annotation is None:  # deleted from the database since the rows were read
-                html = ""
-            else:
-                html = render_to_string(f"{TEMPLATE}#card", {"a": annotation, **context}, request=request)
-                fresh[keys[row.pk]] = html
-        row.card_html = html
-    _cache_set(fresh)
-
-
-def turn_keys(request: HttpRequest, data: selectors.ReviewData) -> dict[int, str]:
-    """The cache key of each turn's rendered html. It depends on the turn's text (hash), the conversation's content
-    hash (moved by any re-import that edits it, and so by any change of a turn's role, position or context), the
-    correction's version, the viewer's permissions and the template, not on who the viewer is, so reviewers with the
-    same role share it."""
-    conversation = data.conversation
-    # imported_at pins the conversation row itself: ids can come back (a recreated database), timestamps do not.
-    prefix = (f"review:turn:{_template_digest()}:{_flags(request)}:{conversation.pk}:"
-              f"{conversation.imported_at.timestamp()}:{conversation.content_hash}")
-    keys = {}
-    for tv in data.turns:
-        c = tv.correction
-        keys[tv.turn.pk] = (f"{prefix}:{tv.turn.pk}:{tv.text_hash or anchoring.text_hash(tv.turn.content)}:"
-                            f"{c.version if c else 0}:{c.updated_at.timestamp() if c else 0}")
-    return keys
-
-
-def render_turns(request: HttpRequest, data: selectors.ReviewData, *, keys: dict[int, str] | None = None) -> None:
-    """Give each turn view ``html``: the reply (or user/system turn) with its context and corrected reply, from the
-    cache when rendered before (``turn_keys``); only the rest are read in full and rendered."""
-    keys = keys or turn_keys(request, data)
-    try:
-        cached = cache.get_many(list(keys.values()))
-    except Exception:
-        logger.warning("review turn cache unavailable", exc_info=True)
-        cached = {}
-    context = _perm_context(request)
-    fresh = {}
-    full = selectors.turns_full([pk for pk, key in keys.items() if key not in cached])
-    for tv in data.turns:
-        html = cached.get(keys[tv.turn.pk])
-        if html is None:
-            turn = full.get(tv.turn.pk, tv.turn)
-            ctx = {"turn": turn, "text_hash": tv.text_hash, "correction": tv.correction, **context}
-            html = render_to_string(f"{TEMPLATE}#turn", ctx, request=request)
-            fresh[keys[tv.turn.pk]] = html
-        tv.html = html
-    _cache_set(fresh)
-
-
-def _cache_set(fresh: dict[str, str], timeout: int = CARD_CACHE_SECONDS) -> None:
-    if not fresh:
-        return
-    try:
-        if len(fresh) == 1:  # a save: one SET with its expiry, one round trip (set_many pipelines a transaction)
-            cache.set(*next(iter(fresh.items())), timeout=timeout)
-        else:
-            cache.set_many(fresh, timeout=timeout)
-    except Exception:
-        logger.warning("review cache unavailable", exc_info=True)
-
-
 def render_workspace(request: HttpRequest, data: selectors.ReviewData) -> str:
-    """The workspace of the review page: every turn with its margin of cards, and the orphans. Cached as a whole
-    under a key made of every card's and turn's own key, so it is reused exactly while none of them changed; when one
-    did, the cards and turns are taken from their own caches and only what changed is rendered."""
-    rows = [a for tv in data.turns for a in tv.annotations] + data.orphans
-    cards, turns = card_keys(request, rows, data.all_tags), turn_keys(request, data)
-    signature = hashlib.sha256("\n".join([*cards.values(), *turns.values()]).encode()).hexdigest()
-    key = f"review:workspace:{_template_digest()}:{request.user.pk}:{data.conversation.pk}:{signature}"
-    try:
-        html = cache.get(key)
-    except Exception:
-        logger.warning("review cache unavailable", exc_info=True)
-        html = None
-    if html is not None:
-        return html
-    render_cards(request, rows, data.all_tags, keys=cards)
-    for tv in data.turns:
-        # One string per margin rather than one template variable per card (a few hundred on a busy conversation);
-        # format_html_join escapes anything not already rendered markup, as the template would.
-        tv.cards_html = format_html_join("", "{}", ((a.card_html,) for a in tv.annotations))
-    render_turns(request, data, keys=turns)
-    html = render_to_string(f"{TEMPLATE}#workspace", {"data": data}, request=request)
-    _cache_set({key: html}, timeout=WORKSPACE_CACHE_SECONDS)
-    return html
+    """The workspace of the review page: every turn with its margin of cards, and the orphans; each card and turn
+    from the fragment cache when rendered before (``annotations.fragments``)."""
+    fragments.render_cards(request, [a for tv in data.turns for a in tv.annotations] + data.orphans, data.all_tags)
+    fragments.render_turns(request, data)
+    return render_to_string(f"{TEMPLATE}#workspace", {"data": data}, request=request)
 
 
 def _card(
@@ -238,10 +85,10 @@ def _card(
     if saved is not None:
         # Just saved: a new updated_at, so not in the cache; complete the instance rather than read it again.
         annotation = selectors.prepare_for_card(saved, tags, request.user)
-        render_cards(request, [annotation], tags, prepared={annotation.pk: annotation})
+        fragments.render_cards(request, [annotation], tags, saved=annotation)
     else:
         annotation = get_object_or_404(Annotation.objects.only("pk", "updated_at"), pk=annotation_id)
-        render_cards(request, [annotation], tags)
+        fragments.render_cards(request, [annotation], tags)
     return HttpResponse(annotation.card_html + extra, status=status)  # type: ignore[attr-defined]
 
 
@@ -306,7 +153,7 @@ def changes(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     found = selectors.changes_since(conversation_id, since)
     if found is None:
         return HttpResponse(status=204)
-    render_cards(request, found.annotations, selectors.all_tags())
+    fragments.render_cards(request, found.annotations, selectors.all_tags())
     ctx = {"conversation_id": conversation_id, "changes": found, **_perm_context(request)}
     return render(request, f"{TEMPLATE}#changes", ctx)
 
