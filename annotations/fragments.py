@@ -43,30 +43,30 @@ def permission_context(request: HttpRequest) -> dict:
     return {"can_annotate": perms.can_annotate(request.user), "can_decide": perms.can_decide(request.user)}
 
 
-def _flags(request: HttpRequest) -> str:
-    return "".join(str(int(flag)) for flag in permission_context(request).values())
+def _flags(context: dict) -> str:
+    return "".join(str(int(flag)) for flag in context.values())
 
 
-def card_key(request: HttpRequest, annotation, taxonomy: str) -> str:
-    """A card depends on its annotation's ``updated_at`` (moved by every change to it or its thread), the viewer and
-    their permissions, the tag names, and the template."""
-    return make_template_fragment_key("review-card", [
-        template_digest(), request.user.pk, _flags(request), taxonomy, annotation.pk, annotation.updated_at.timestamp(),
-    ])
+def card_key(viewer: str, annotation) -> str:
+    """A card depends on its annotation's ``updated_at`` (moved by every change to it or its thread) and on
+    ``viewer``: who is looking, their permissions, the tag names and the template (``card_viewer``)."""
+    return make_template_fragment_key("review-card", [viewer, annotation.pk, annotation.updated_at.timestamp()])
 
 
-def taxonomy_digest(tags: Iterable[Tag]) -> str:
-    return hashlib.sha256("|".join(f"{t.pk}:{t.name}" for t in tags).encode()).hexdigest()[:12]
+def card_viewer(request: HttpRequest, context: dict, tags: Iterable[Tag]) -> str:
+    taxonomy = hashlib.sha256("|".join(f"{t.pk}:{t.name}" for t in tags).encode()).hexdigest()[:12]
+    return f"{template_digest()}:{request.user.pk}:{_flags(context)}:{taxonomy}"
 
 
-def turn_key(request: HttpRequest, conversation, view: selectors.TurnView) -> str:
+def turn_key(flags: str, conversation, view: selectors.TurnView) -> str:
     """A turn depends on its text, the conversation's content hash (moved by any re-import that edits it, and so by any
     change of a turn's role, position or context) and import time (ids can come back in a recreated database), its
-    correction, the viewer's permissions and the template; not on who the viewer is, so reviewers share it."""
+    correction, the viewer's permissions (``flags``) and the template; not on who the viewer is, so reviewers share
+    it."""
     c = view.correction
     return make_template_fragment_key("review-turn", [
-        template_digest(), _flags(request), conversation.pk, conversation.imported_at.timestamp(),
-        conversation.content_hash, view.turn.pk, view.text_hash or anchoring.text_hash(view.turn.content),
+        template_digest(), flags, conversation.pk, conversation.imported_at.timestamp(), conversation.content_hash,
+        view.turn.pk, view.text_hash or anchoring.text_hash(view.turn.content),
         c.version if c else 0, c.updated_at.timestamp() if c else 0,
     ])
 
@@ -107,7 +107,7 @@ def render_cards(request: HttpRequest, rows: list, tags: list[Tag], *, saved: An
     """Give each row (an Annotation or a ``selectors.AnnotationRow``) ``card_html``. ``saved``: the instance a
     service just wrote, complete enough to render without reading it again."""
     context = permission_context(request)
-    taxonomy = taxonomy_digest(tags)
+    viewer = card_viewer(request, context, tags)
 
     def render(missing: list) -> list[str]:
         full = {saved.pk: saved} if saved is not None else selectors.annotations_full([r.pk for r in missing], tags)
@@ -116,7 +116,7 @@ def render_cards(request: HttpRequest, rows: list, tags: list[Tag], *, saved: An
             for r in missing
         ]
 
-    keys = [card_key(request, row, taxonomy) for row in rows]
+    keys = [card_key(viewer, row) for row in rows]
     if saved is not None:  # just written: a new state, so nothing to look up
         for row, key in zip(rows, keys, strict=True):
             row.card_html = render([row])[0]
@@ -137,4 +137,5 @@ def render_turns(request: HttpRequest, data: selectors.ReviewData) -> None:
             for tv in missing
         ]
 
-    _fill(data.turns, [turn_key(request, data.conversation, tv) for tv in data.turns], render, "html")
+    flags = _flags(context)
+    _fill(data.turns, [turn_key(flags, data.conversation, tv) for tv in data.turns], render, "html")
