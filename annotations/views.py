@@ -140,7 +140,7 @@ def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
         "userId": request.user.pk,
         "tags": [{"id": t.pk, "name": t.name, "hotkey": t.hotkey} for t in tags],
     }
-    ctx = {"data": data, "workspace": workspace, "tags": tags, "config": config, "nav": "sessions",
+    ctx = {"data": data, "workspace": workspace, "tags": tags, "config": config, "nav": "conversations",
            **_perm_context(request)}
     return render(request, TEMPLATE, ctx)
 

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from feedbackhub import views
 
@@ -10,7 +11,10 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("sessions/", include("sessions.urls")),
+    path("conversations/", include("sessions.urls")),
+    # The conversation list and trails were under /sessions/ before they took their one name: old links still work.
+    re_path(r"^sessions/(?P<rest>.*)$", RedirectView.as_view(url="/conversations/%(rest)s", permanent=True,
+                                                               query_string=True)),
     path("review/", include("annotations.urls")),
     path("recall/", include("annotations.recall.urls")),
     path("api/v1/", include("annotations.recall.api_urls")),

@@ -1,14 +1,11 @@
-"""The session list's filter form (a GET form: every filter lives in the URL)."""
+"""The conversation list's filter form (a GET form: every filter lives in the URL)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from django import forms
-from django.forms.utils import flatatt
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
 
 from sessions.models import Environment, FeedbackKind
 from sessions.selectors import ConversationFilters, Cursor, FilterChoices
@@ -16,46 +13,12 @@ from sessions.selectors import ConversationFilters, Cursor, FilterChoices
 ANY = [("", "Any")]
 
 
-# The filter bar is on every full list page. Django renders each widget, and each drop-down option, through a
-# template of its own (about ninety template renders for this form); these widgets print the same markup from the
-# same context in Python. Every value goes through format_html / flatatt, so it is escaped as in the templates.
-class _PlainInputMixin:
-    def render(self, name, value, attrs=None, renderer=None) -> SafeString:
-        widget = self.get_context(name, value, attrs)["widget"]  # type: ignore[attr-defined]
-        value_attr = "" if widget["value"] is None else format_html(' value="{}"', widget["value"])
-        return format_html('<input type="{}" name="{}"{}{}>', widget["type"], widget["name"], value_attr,
-                           flatatt(widget["attrs"]))
-
-
-class PlainTextInput(_PlainInputMixin, forms.TextInput):
-    pass
-
-
-class PlainDateInput(_PlainInputMixin, forms.DateInput):
-    pass
-
-
-class PlainCheckboxInput(_PlainInputMixin, forms.CheckboxInput):
-    pass
-
-
-class PlainSelect(forms.Select):
-    def render(self, name, value, attrs=None, renderer=None) -> SafeString:
-        widget = self.get_context(name, value, attrs)["widget"]
-        options = format_html_join(
-            "\n", '<option value="{}"{}>{}</option>',
-            ((option["value"], flatatt(option["attrs"]), option["label"])
-             for _group, group_options, _index in widget["optgroups"] for option in group_options),
-        )
-        return format_html('<select name="{}"{}>\n{}\n</select>', widget["name"], flatatt(widget["attrs"]), options)
-
-
 class _DataChoiceField(forms.CharField):
     """A drop-down whose options come from the data; any value is accepted, so a link with a value that is not
     (or no longer) listed still filters, and shows that value as selected."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(required=False, max_length=255, widget=PlainSelect, **kwargs)
+        super().__init__(required=False, max_length=255, widget=forms.Select, **kwargs)
 
     def set_options(self, values: list[str], current: str | None) -> None:
         options = list(values)
@@ -69,7 +32,7 @@ class ConversationFilterForm(forms.Form):
         required=False,
         max_length=500,
         label="Search",
-        widget=PlainTextInput(
+        widget=forms.TextInput(
             attrs={
                 "type": "search",
                 "placeholder": 'Search text: refund "annual plan" -trial   (press / to focus)',
@@ -78,25 +41,26 @@ class ConversationFilterForm(forms.Form):
             }
         ),
     )
-    environment = forms.ChoiceField(required=False, choices=ANY + list(Environment.choices), widget=PlainSelect)
+    environment = forms.ChoiceField(required=False, choices=ANY + list(Environment.choices), widget=forms.Select)
     model_version = _DataChoiceField(label="Model version")
     user_role = _DataChoiceField(label="User role")
     source = _DataChoiceField()
     app_version = forms.CharField(
-        required=False, max_length=128, label="App version", widget=PlainTextInput(attrs={"placeholder": "exact"})
+        required=False, max_length=128, label="App version", widget=forms.TextInput(attrs={"placeholder": "exact"})
     )
-    started_from = forms.DateField(required=False, label="Started from", widget=PlainDateInput(attrs={"type": "date"}))
-    started_to = forms.DateField(required=False, label="Started to", widget=PlainDateInput(attrs={"type": "date"}))
+    started_from = forms.DateField(required=False, label="Started from", widget=forms.DateInput(attrs={"type": "date"}))
+    started_to = forms.DateField(required=False, label="Started to", widget=forms.DateInput(attrs={"type": "date"}))
     feedback = forms.ChoiceField(
-        required=False, label="Feedback type", choices=ANY + list(FeedbackKind.choices), widget=PlainSelect
+        required=False, label="Feedback type", choices=ANY + list(FeedbackKind.choices), widget=forms.Select
     )
-    negative = forms.BooleanField(required=False, label="Has negative feedback", widget=PlainCheckboxInput)
+    negative = forms.BooleanField(required=False, label="Has negative feedback", widget=forms.CheckboxInput)
     category = forms.CharField(
         required=False, max_length=100, label="Feedback category",
-        widget=PlainTextInput(attrs={"placeholder": "exact"}),
+        widget=forms.TextInput(attrs={"placeholder": "exact"}),
     )
     tag = forms.SlugField(
-        required=False, max_length=80, label="Session tag", widget=PlainTextInput(attrs={"placeholder": "tag slug"})
+        required=False, max_length=80, label="Conversation tag",
+        widget=forms.TextInput(attrs={"placeholder": "tag slug"}),
     )
     # Pagination cursors: carried by the Next/Previous links, never shown as fields.
     after = forms.CharField(required=False, max_length=64, label="Next page position")

@@ -190,7 +190,7 @@ def negative_by_split(d: Dashboard) -> Chart:
         d, id="negative-by-split", title=f"Negative feedback per 1,000 turns by {SPLIT_LABELS[split]}",
         unit="per 1k turns", kind="line",
         description="Negative feedback events (thumbs down, corrections, abandons, regenerates, rephrases, "
-        "low ratings) per 1,000 turns. Click a point for the sessions with negative feedback.",
+        "low ratings) per 1,000 turns. Click a point for the conversations with negative feedback.",
     )
     # The busiest values first; beyond MAX_SERIES the chart would be unreadable.
     ranked = sorted(
@@ -207,8 +207,8 @@ def negative_by_split(d: Dashboard) -> Chart:
 def rates_over_time(d: Dashboard) -> Chart:
     chart, keys = _time_chart(
         d, id="rates", title="Abandonment, regenerate and copy rates", unit="%", kind="line",
-        description="Abandonment: % of sessions with an abandon event. Regenerate and copy: events per 100 model "
-        "replies. Click a point for the sessions with that event.",
+        description="Abandonment: % of conversations with an abandon event. Regenerate and copy: events per 100 model "
+        "replies. Click a point for the conversations with that event.",
     )
     empty = Figures()
     for i, name in enumerate(("abandonment_pct", "regenerate_pct", "copy_pct")):
@@ -237,7 +237,7 @@ def reviewer_tags(d: Dashboard) -> Chart:
     chart, keys = _time_chart(
         d, spans=True, id="reviewer-tags", title="Reviewer tags on spans", unit="tagged spans", kind="bar",
         stacked=True,
-        description="Spans reviewers tagged in the review workspace, by the start day of their session. Click a "
+        description="Spans reviewers tagged in the review workspace, by the start day of their conversation. Click a "
         "segment for the spans.",
     )
     ranked = sorted(d.reviewer_tags.items(), key=lambda item: (-sum(item[1].values()), item[0]))
@@ -276,7 +276,7 @@ def compare_over_time(d: Dashboard) -> Chart | None:
     chart, keys = _time_chart(
         d, id="compare-negative", title="Negative feedback per 1,000 turns: A and B over time", unit="per 1k turns",
         kind="line",
-        description="Click a point for that model version's sessions with negative feedback in the period.",
+        description="Click a point for that model version's conversations with negative feedback in the period.",
     )
     empty = Figures()
     for i, model in enumerate((f.model_a, f.model_b)):

@@ -7,7 +7,6 @@ import datetime as dt
 from django import forms
 
 from annotations.insights.selectors import DEFAULT_DAYS, SPLITS, DashboardFilters
-from sessions.forms import PlainDateInput, PlainSelect, PlainTextInput
 from sessions.models import Environment
 
 ANY = [("", "Any")]
@@ -17,19 +16,19 @@ MAX_RANGE_DAYS = 3 * 366
 
 class DashboardFilterForm(forms.Form):
     # The session list's widgets that print their markup in Python (escaped): this form is on every dashboard view.
-    date_from = forms.DateField(required=False, label="From", widget=PlainDateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To", widget=PlainDateInput(attrs={"type": "date"}))
-    environment = forms.ChoiceField(required=False, choices=ANY + list(Environment.choices), widget=PlainSelect)
-    user_role = forms.CharField(required=False, max_length=64, label="User role", widget=PlainSelect)
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    environment = forms.ChoiceField(required=False, choices=ANY + list(Environment.choices), widget=forms.Select)
+    user_role = forms.CharField(required=False, max_length=64, label="User role", widget=forms.Select)
     app_version = forms.CharField(
-        required=False, max_length=128, label="App version", widget=PlainTextInput(attrs={"placeholder": "exact"})
+        required=False, max_length=128, label="App version", widget=forms.TextInput(attrs={"placeholder": "exact"})
     )
     split = forms.ChoiceField(
-        required=False, label="Split negative rate by", widget=PlainSelect,
+        required=False, label="Split negative rate by", widget=forms.Select,
         choices=[("model_version", "Model version"), ("environment", "Environment"), ("user_role", "User role")],
     )
-    model_a = forms.CharField(required=False, max_length=128, label="Model A", widget=PlainSelect)
-    model_b = forms.CharField(required=False, max_length=128, label="Model B", widget=PlainSelect)
+    model_a = forms.CharField(required=False, max_length=128, label="Model A", widget=forms.Select)
+    model_b = forms.CharField(required=False, max_length=128, label="Model B", widget=forms.Select)
 
     def __init__(self, data=None, *, model_versions: list[str], user_roles: list[str]) -> None:
         super().__init__(data)
@@ -113,14 +112,14 @@ class BulkTagForm(forms.Form):
         out = []
         for part in raw.replace(",", " ").split():
             if not part.isdigit() or len(part) > 18:
-                raise forms.ValidationError(f"{part!r} is not a session id.")
+                raise forms.ValidationError(f"{part!r} is not a conversation id.")
             out.append(int(part))
         return out
 
     def clean(self) -> dict:
         data = super().clean()
         if data.get("scope") == "selected" and not data.get("ids"):
-            self.add_error("ids", "Select at least one session first.")
+            self.add_error("ids", "Select at least one conversation first.")
         return data
 
 

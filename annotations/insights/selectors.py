@@ -128,7 +128,7 @@ class Figures:
 
 RATES = {
     "negative_per_1k_turns": ("Negative feedback per 1,000 turns", "per 1k turns"),
-    "abandonment_pct": ("Abandonment", "% of sessions"),
+    "abandonment_pct": ("Abandonment", "% of conversations"),
     "regenerate_pct": ("Regenerate", "% of model replies"),
     "copy_pct": ("Copy", "% of model replies"),
 }

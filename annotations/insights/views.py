@@ -163,7 +163,7 @@ def _list_filters(params: QueryDict):  # noqa: ANN202
 
 def _require_tagger(request: HttpRequest) -> None:
     if not tagging.can_tag(request.user):
-        raise PermissionDenied("Only product analysts and admins tag sessions.")
+        raise PermissionDenied("Only product analysts and admins tag conversations.")
 
 
 @require_GET

@@ -35,13 +35,13 @@ TAG_COLOURS = ("#4f6bed", "#0f9d8a", "#c2410c", "#9333ea", "#be185d", "#15803d",
 
 
 def can_tag(user: AbstractBaseUser) -> bool:
-    """Tagging sessions (and managing session tags) is for product analysts and admins."""
+    """Tagging conversations (and managing conversation tags) is for product analysts and admins."""
     return roles.has_role(user, roles.PRODUCT_ANALYST, roles.ADMIN)
 
 
 def _require_tagger(actor: AbstractBaseUser) -> None:
     if not can_tag(actor):
-        raise PermissionDenied("Only product analysts and admins tag sessions.")
+        raise PermissionDenied("Only product analysts and admins tag conversations.")
 
 
 def _q(name: str) -> str:

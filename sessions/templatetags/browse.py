@@ -1,16 +1,12 @@
-"""Small display helpers for the session list and trail. They return plain values; templates escape them."""
+"""Small display helpers for the conversation list and trail. They return plain values; templates escape them."""
 
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 
 from django import template
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
 
-from feedbackhub import roles
 from sessions.models import IMPLICIT_KINDS, NEGATIVE_KINDS, RATING_NEGATIVE_MAX, FeedbackKind
 
 register = template.Library()
@@ -34,90 +30,6 @@ def kind_tone(kind: str) -> str:
     if kind in _POSITIVE:
         return "pos"
     return "neutral"
-
-
-@lru_cache(maxsize=512)
-def _badges(kinds: tuple[str, ...]) -> SafeString:
-    if not kinds:
-        return format_html('<span class="muted">{}</span>', "\u2014")
-    return format_html_join(
-        "", '<span class="badge kind kind-{} tone-{}">{}</span>', ((k, kind_tone(k), kind_label(k)) for k in kinds)
-    )
-
-
-@register.simple_tag
-def kind_badges(kinds: list[str] | None) -> SafeString:
-    """The feedback-kind badges of a session list row (a dash when there are none), every value escaped.
-
-    A page shows fifty rows drawn from a few distinct kind sets, so each set's markup is built once and reused.
-    """
-    return _badges(tuple(kinds or ()))
-
-
-_DASH = format_html('<span class="muted">{}</span>', "\u2014")
-_NEGATIVE_MARKER = format_html(
-    '<span class="neg-marker" title="{0}"><span class="visually-hidden">{0}</span></span>', "Has negative feedback"
-)
-# The row's markup; ids and counts are printed as plain numbers (str(int): never localised).
-_ROW = """
-        <tr{} data-session-id="{}">
-          <td class="cell-title">
-            {}
-            {}
-            <a href="{}" class="session-link">{}</a>
-            <span class="sub muted">{}{}</span>
-            <span class="session-tags" id="tags-{}"></span>
-          </td>
-          <td>{}</td>
-          <td class="mono cell-model">{}</td>
-          <td>{}</td>
-          <td>{}</td>
-          <td class="nowrap">{}</td>
-          <td class="num">{}</td>
-          <td><div class="badges">{}</div></td>
-        </tr>"""
-
-
-def _session_row(row, selectable: bool) -> SafeString:
-    pk = str(row["pk"])
-    negative = row["has_negative_feedback"]
-    environment = row["environment"]
-    return format_html(
-        _ROW,
-        format_html(' class="{}"', "is-negative") if negative else "",
-        pk,
-        _NEGATIVE_MARKER if negative else "",
-        format_html(
-            '<input type="checkbox" class="row-select" name="ids" value="{}" form="bulk-form" '
-            'aria-label="Select this session">', pk,
-        ) if selectable else "",
-        row["href"],
-        row["display_title"],
-        row["external_id"],
-        format_html(" \u00b7 app {}", row["app_version"]) if row["app_version"] else "",
-        pk,
-        format_html('<span class="badge env env-{0}">{0}</span>', environment) if environment else _DASH,
-        row["model_version"] or "\u2014",
-        row["user_role"] or "\u2014",
-        row["source"],
-        format_html('<time datetime="{}">{}</time>', row["started_iso"], row["started_text"])
-        if row["started_text"] else format_html('<span class="muted">{}</span>', "unknown"),
-        str(row["turn_count"]),
-        _badges(tuple(row["feedback_kinds"] or ())),
-    )
-
-
-@register.simple_tag(takes_context=True)
-def session_rows(context, rows) -> SafeString:
-    """The ``<tr>`` of each session list row (``sessions.selectors.ConversationRow``), every value escaped.
-
-    The rows are the page's hot loop: fifty rows of a dozen cells each made most of a list response's time as
-    template nodes, so their markup is built here in one pass. Analysts and admins get the bulk-tag checkbox
-    (``insights``); each row has an empty ``#tags-<id>`` slot that the tag loader fills.
-    """
-    viewer_roles = context.get("user_roles") or ()
-    selectable = roles.PRODUCT_ANALYST in viewer_roles or roles.ADMIN in viewer_roles
-    return format_html_join("", "{}", ((_session_row(row, selectable),) for row in rows))
 
 
 @register.filter

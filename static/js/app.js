@@ -3,7 +3,7 @@
   "use strict";
 
   // Filter forms marked data-drop-empty leave empty fields out of their htmx requests, so the pushed URL
-  // only names the filters in use (/sessions/?environment=dev rather than every field with an empty value).
+  // only names the filters in use (/conversations/?environment=dev rather than every field with an empty value).
   document.addEventListener("htmx:configRequest", function (event) {
     var elt = event.detail.elt;
     if (!elt || !elt.closest || !elt.closest("[data-drop-empty]")) return;

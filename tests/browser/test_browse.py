@@ -33,15 +33,16 @@ def sessions():
 
 def test_filter_swaps_results_with_htmx_and_pushes_the_url(page, live_server, analyst, sessions):
     login(page, live_server.url, "analyst")
-    assert page.url == f"{live_server.url}/sessions/"
+    assert page.url == f"{live_server.url}/conversations/"
     assert len(_row_ids(page)) == 50
     # A marker on the window survives an htmx swap but not a page load.
     page.evaluate("() => { window.__samePage = true; }")
     htmx_headers = []
-    page.on("request", lambda r: htmx_headers.append(r.headers.get("hx-request")) if "/sessions/?" in r.url else None)
+    page.on("request",
+            lambda r: htmx_headers.append(r.headers.get("hx-request")) if "/conversations/?" in r.url else None)
 
     page.select_option("#id_environment", "dev")
-    page.wait_for_url(re.compile(r"/sessions/\?environment=dev$"))
+    page.wait_for_url(re.compile(r"/conversations/\?environment=dev$"))
     page.wait_for_function("() => document.querySelectorAll('#results [data-session-id]').length === 5")
     assert _row_ids(page) == [c.pk for c in reversed(sessions["dev"])]
     assert page.evaluate("() => window.__samePage") is True
@@ -50,7 +51,7 @@ def test_filter_swaps_results_with_htmx_and_pushes_the_url(page, live_server, an
     # Typed search narrows further; the form's empty fields stay out of the URL.
     page.get_by_label("Search").fill("request 3")
     page.get_by_label("Search").press("Enter")
-    page.wait_for_url(re.compile(r"/sessions/\?q=request(\+|%20)3&environment=dev$"))
+    page.wait_for_url(re.compile(r"/conversations/\?q=request(\+|%20)3&environment=dev$"))
     page.wait_for_function("() => document.querySelectorAll('#results [data-session-id]').length === 1")
     assert _row_ids(page) == [sessions["dev"][3].pk]
     assert page.evaluate("() => window.__samePage") is True
@@ -66,22 +67,22 @@ def test_pages_forwards_backwards_and_through_history(page, live_server, moderat
     newest_first = [c.pk for c in reversed(sessions["prod"] + sessions["dev"])]
     login(page, live_server.url, "mod")
     assert _row_ids(page) == newest_first[:50]
-    assert page.locator(".pager-info").inner_text() == "50 sessions shown of many"
+    assert page.locator(".pager-info").inner_text() == "50 conversations shown of many"
 
     page.get_by_role("link", name="Older ›").click()
-    page.wait_for_url(re.compile(r"/sessions/\?after=\d+-\d+$"))
+    page.wait_for_url(re.compile(r"/conversations/\?after=\d+-\d+$"))
     page.wait_for_function("() => document.querySelectorAll('#results [data-session-id]').length === 10")
     assert _row_ids(page) == newest_first[50:]
     assert page.get_by_role("link", name="Older ›").count() == 0
 
     page.get_by_role("link", name="‹ Newer").click()
-    page.wait_for_url(re.compile(r"/sessions/\?before=\d+-\d+$"))
+    page.wait_for_url(re.compile(r"/conversations/\?before=\d+-\d+$"))
     page.wait_for_function("() => document.querySelectorAll('#results [data-session-id]').length === 50")
     assert _row_ids(page) == newest_first[:50]
 
     # The browser's back button restores the older page (htmx asks the server for the whole page).
     page.go_back()
-    page.wait_for_url(re.compile(r"/sessions/\?after=\d+-\d+$"))
+    page.wait_for_url(re.compile(r"/conversations/\?after=\d+-\d+$"))
     page.wait_for_function("() => document.querySelectorAll('#results [data-session-id]').length === 10")
     assert _row_ids(page) == newest_first[50:]
 
@@ -139,5 +140,5 @@ def test_open_a_trail_and_expand_its_context(page, live_server, expert):
     toggle.click()
     assert page.locator("details.trail-context[open]").count() == 0
 
-    page.get_by_role("link", name="Sessions").first.click()
-    page.wait_for_url(f"{live_server.url}/sessions/")
+    page.get_by_role("link", name="Conversations").first.click()
+    page.wait_for_url(f"{live_server.url}/conversations/")

@@ -29,10 +29,10 @@ def test_tag_all_matching_reaches_every_page_and_nothing_else(page, live_server,
     dev = [make_conversation(environment="dev") for _ in range(8)]
     login(page, live_server.url, "analyst")
     page.select_option("#id_environment", "prod")
-    page.wait_for_url(re.compile(r"/sessions/\?environment=prod$"))
+    page.wait_for_url(re.compile(r"/conversations/\?environment=prod$"))
     expect(page.locator("#results [data-session-id]")).to_have_count(50)
 
-    page.get_by_role("button", name="Tag sessions…").click()
+    page.get_by_role("button", name="Tag conversations…").click()
     expect(page.locator("[data-match-count]")).to_have_text("65")
     page.get_by_label("Tag", exact=True).fill("Renewal flow")
     page.get_by_role("button", name="Tag all 65 matching").click()
@@ -43,7 +43,7 @@ def test_tag_all_matching_reaches_every_page_and_nothing_else(page, live_server,
         expect(page.locator(f"#tags-{pk} .stag")).to_have_text("Renewal flow")
 
     page.get_by_role("link", name="Older ›").click()
-    page.wait_for_url(re.compile(r"/sessions/\?environment=prod&after="))
+    page.wait_for_url(re.compile(r"/conversations/\?environment=prod&after="))
     expect(page.locator("#results [data-session-id]")).to_have_count(15)
     for pk in _row_ids(page):
         expect(page.locator(f"#tags-{pk} .stag")).to_have_text("Renewal flow")
@@ -55,7 +55,7 @@ def test_tag_all_matching_reaches_every_page_and_nothing_else(page, live_server,
 
     # A chip filters the list by its tag.
     page.locator(f"#tags-{_row_ids(page)[0]} .stag").click()
-    page.wait_for_url(re.compile(r"/sessions/\?tag=renewal-flow$"))
+    page.wait_for_url(re.compile(r"/conversations/\?tag=renewal-flow$"))
     expect(page.locator("#results [data-session-id]")).to_have_count(50)
 
 
@@ -90,7 +90,7 @@ def test_clicking_a_chart_point_opens_its_sessions(page, live_server, moderator)
     )
     assert point["value"] == 3
     page.mouse.click(point["x"], point["y"])
-    page.wait_for_url(re.compile(r"/sessions/\?"))
+    page.wait_for_url(re.compile(r"/conversations/\?"))
     query = parse_qs(urlsplit(page.url).query)
     assert query == {"started_from": ["2026-03-03"], "started_to": ["2026-03-03"], "environment": ["prod"],
                      "feedback": ["thumbs_down"]}

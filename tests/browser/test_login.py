@@ -10,6 +10,6 @@ def test_login_page_loads_under_enforced_csp(page, live_server, moderator):
     csp = response.headers.get("content-security-policy", "")
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
     login(page, live_server.url, "mod")
-    assert page.url.endswith("/sessions/")
+    assert page.url.endswith("/conversations/")
     # htmx loaded from our own static files and configured without eval.
     assert page.evaluate("() => window.htmx && htmx.config.allowEval === false && htmx.config.selfRequestsOnly")

@@ -45,12 +45,12 @@ def test_upload_shows_progress_then_the_report(page, live_server, moderator, tmp
     path.write_text("\n".join(_lines(30)) + "\n", encoding="utf-8")
 
     login(page, live_server.url, "mod")
-    page.goto(f"{live_server.url}/sessions/imports/")
+    page.goto(f"{live_server.url}/conversations/imports/")
     page.get_by_label("Log file", exact=True).set_input_files(str(path))
     page.get_by_label("Source name", exact=True).fill("travel-bot")
     page.get_by_role("button", name="Upload and import").click()
 
-    page.wait_for_url(re.compile(r"/sessions/imports/\d+/$"))
+    page.wait_for_url(re.compile(r"/conversations/imports/\d+/$"))
     expect(page.get_by_role("heading", name=re.compile("Import of"))).to_contain_text("trips.jsonl")
     expect(page.locator("#import-status progress")).to_be_visible()
     # htmx polls the status fragment every second until the worker has finished; then the report replaces it.

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '<img src=x onerror="alert(1);window.__pwned=1">'
-HTMX = '<div hx-get="/sessions/" hx-trigger="load" hx-swap="outerHTML">htmx bait</div>'
+HTMX = '<div hx-get="/conversations/" hx-trigger="load" hx-swap="outerHTML">htmx bait</div>'
 PAYLOAD = f"{SCRIPT} {IMG} {HTMX}"
 
 
@@ -90,7 +90,7 @@ def test_list_shows_markup_as_inert_text_also_after_an_htmx_swap(page, live_serv
     make_conversation(source="plain", turns=[("user", "harmless question"), ("assistant", "ok")])
     login(page, live_server.url, "mod")
     seen = _record_requests(page)
-    url = f"{live_server.url}/sessions/"
+    url = f"{live_server.url}/conversations/"
     page.goto(url)
     page.wait_for_load_state("networkidle")
     title = page.locator(f'[data-session-id="{evil_conversation.pk}"] .session-link')
@@ -107,4 +107,4 @@ def test_list_shows_markup_as_inert_text_also_after_an_htmx_swap(page, live_serv
     assert page.locator("#results script, #results img, #results [hx-trigger='load']").count() == 0
     assert page.evaluate("() => window.__pwned") is None
     swapped = [u for u in seen if not any(u.startswith(live_server.url + prefix) for prefix in OWN_REQUESTS)]
-    assert swapped == [f"{live_server.url}/sessions/?source=xss-suite"], swapped
+    assert swapped == [f"{live_server.url}/conversations/?source=xss-suite"], swapped

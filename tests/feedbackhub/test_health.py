@@ -14,7 +14,7 @@ def test_healthz_reports_real_database_and_redis(client):
 
 @pytest.mark.django_db
 def test_pages_require_login(client):
-    response = client.get("/sessions/")
+    response = client.get("/conversations/")
     assert response.status_code == 302
     assert response["Location"].startswith("/login/")
 

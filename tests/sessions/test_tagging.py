@@ -1,4 +1,4 @@
-"""Session tags: bulk over every match of a list filter (set-based), selected rows, removal, permissions, and the
+"""Conversation tags: bulk over every match of a list filter (set-based), selected rows, removal, permissions, and the
 list's tag filter."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The session trail: metadata, turns in order with system context, output and feedback; escaping; query count."""
+"""The conversation trail: metadata, turns in order with system context, output and feedback; escaping; query count."""
 
 from __future__ import annotations
 

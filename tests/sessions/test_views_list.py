@@ -151,7 +151,7 @@ def test_filters(moderator_client, varied, params, expected):
     assert response.status_code == 200
     assert ids(response) == [varied[key].pk for key in expected]
     if not expected:
-        assert "No session matches these filters." in response.content.decode()
+        assert "No conversation matches these filters." in response.content.decode()
 
 
 def test_filter_choices_come_from_the_data(moderator_client, varied):
@@ -221,7 +221,7 @@ def test_keyset_pages_cover_everything_once_forwards_and_backwards(moderator_cli
         url = links["Older"]
     assert [len(p) for p in pages] == [50, 50, 15]
     assert sum(pages, []) == expected
-    assert "15 sessions shown of many" in response.content.decode()
+    assert "15 conversations shown of many" in response.content.decode()
 
     # And back again from the last page with the "Newer" links.
     back = [ids(response)]

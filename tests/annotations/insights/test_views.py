@@ -78,7 +78,7 @@ def test_default_range_ends_on_the_newest_day_and_compares_the_busiest_models(cl
     body = client.get(DASH).content.decode()
     last = (DAY1 + dt.timedelta(days=2)).date()
     first = last - dt.timedelta(days=89)
-    assert f"Sessions started <strong>{first.isoformat()}</strong> to <strong>{last.isoformat()}</strong>" in body
+    assert f"Conversations started <strong>{first.isoformat()}</strong> to <strong>{last.isoformat()}</strong>" in body
     # Both model versions have 8 turns in the range; ties go by name.
     assert 'A: <span class="mono">m-a</span>' in body and 'B: <span class="mono">m-b</span>' in body
 
@@ -143,7 +143,7 @@ def test_bulk_tag_over_http_every_match_and_selected(client, analyst):
     client.post(reverse("insights:bulk_apply"), {"tag": "Renewals", "op": "add:selected", "ids": [dev.pk]})
     assert ConversationTagging.objects.filter(tag=tag, conversation=dev).exists()
     bad = client.post(reverse("insights:bulk_apply"), {"tag": "Renewals", "op": "add:selected"})
-    assert bad.status_code == 400 and b"Select at least one session" in bad.content
+    assert bad.status_code == 400 and b"Select at least one conversation" in bad.content
 
 
 def test_moderators_cannot_tag_over_http(client, moderator):
@@ -190,7 +190,7 @@ def test_saved_views_save_share_open_and_delete(client, analyst, moderator):
 
     client.force_login(moderator)
     opened = client.get(reverse("insights:view_open", args=[view.slug]))
-    assert opened.status_code == 302 and opened["Location"] == "/sessions/?environment=dev"
+    assert opened.status_code == 302 and opened["Location"] == "/conversations/?environment=dev"
     listing = client.get(reverse("insights:views")).content.decode()
     assert "Negative prod" in listing and "Mine" not in listing
     assert client.post(reverse("insights:view_delete", args=[view.slug])).status_code == 403
