@@ -1,4 +1,4 @@
-"""Session list latency at a million conversations: the real view, through Django's test client, logged in.
+"""Conversation list latency at a million conversations: the real view, through Django's test client, logged in.
 
 The data set (bench.list_data) is built once with set-based SQL and reused. Each filter combination is requested
 ``n`` times per round after a few untimed warm-up requests, in several rounds interleaved across combinations (so a
@@ -22,7 +22,7 @@ from typing import Any
 from bench import common, list_data
 
 NAME = "list"
-TITLE = "Session list at a million conversations"
+TITLE = "Conversation list at a million conversations"
 FULL_COUNT = 1_000_000
 QUICK_COUNT = 20_000
 FULL_N = 60
@@ -269,7 +269,7 @@ def summarise(
                      "queries": combo.queries, "verified": combo.verified})
     worst = max(data, key=lambda d: d["p95_ms"])
     verdicts = [{
-        "name": f"Session list p95, worst of {len(data)} filter combinations, {count:,} conversations",
+        "name": f"Conversation list p95, worst of {len(data)} filter combinations, {count:,} conversations",
         "target": f"<= {TARGET_P95_MS:.0f} ms",
         "measured": f"{worst['p95_ms']:.1f} ms ({worst['name']})",
         "value": worst["p95_ms"],
