@@ -6,7 +6,7 @@ The issue's bar for adopting a faster backend: the whole embedding pipeline at >
 384 AlpacaEval texts (instructions and the judge's explanations, interleaved, as in the recall benchmark) are embedded
 in alternating rounds by: the bare fp32 sentence-transformers model (one call, batches of 64); the same model in the
 pipeline's batches (``embeddings.encode``: longest first, cut by a token budget), without the database; the bare ONNX
-encoders (``feedbackhub.embeddings.OnnxEncoder``, the same call); and the pipeline (``embeddings_embed_pending``:
+encoders (``feedbackhub.embedding_onnx.OnnxEncoder``, the same call); and the pipeline (``embeddings_embed_pending``:
 claim, encode, insert, commit, with the backend's encoder) with fp32 torch and with ONNX int8, each round starting
 (untimed) from no vectors. Both wall-clock and the process's CPU time are recorded; best rounds are compared. The ONNX
 export is made before the timed part (once, cached under EMBEDDING_CACHE_DIR). Runs alone (``python -m bench.run

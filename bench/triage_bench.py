@@ -276,9 +276,6 @@ def run(ctx: common.Context) -> dict[str, Any]:
     _build(main_url, sizes, scratch=False, ctx=ctx)
     _build(scratch_url, sizes, scratch=True, ctx=ctx)
     common.setup_django(main_url)
-    from annotations.triage import tasks  # noqa: PLC0415
-
-    tasks._preload()  # what a worker imports at start (scikit-learn's clustering and text modules), as beat's runs find
     from django.conf import settings  # noqa: PLC0415
     from django.db import connection, connections  # noqa: PLC0415
 

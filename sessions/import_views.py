@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 
 from feedbackhub.http import HtmxHttpRequest
+from feedbackhub.outbox import enqueue_on_commit
 from feedbackhub.roles import can_import
-from sessions import import_selectors
+from sessions import import_selectors, tasks
 from sessions.forms_import import ImportUploadForm
 from sessions.importers.reader import human_bytes
-from sessions.uploads import StoredUpload, StreamingHashUploadHandler, remove_stored_file, upload_import_queue
+from sessions.uploads import (
+    StoredUpload,
+    StreamingHashUploadHandler,
+    remove_stored_file,
+    upload_import_batch_create,
+)
 
 
 def _require_importer(request: HttpRequest) -> None:
@@ -50,8 +57,11 @@ def _import_list(request: HttpRequest, handler: StreamingHashUploadHandler | Non
                                    "(IMPORT_MAX_FILE_BYTES); split it into smaller files.")
         if form.is_valid() and isinstance(upload, StoredUpload):
             try:
-                batch = upload_import_queue(upload=upload, source=form.cleaned_data["source"],
-                                            format=form.cleaned_data["format"] or None, user=request.user)
+                with transaction.atomic():
+                    batch = upload_import_batch_create(upload=upload, source=form.cleaned_data["source"],
+                                                       format=form.cleaned_data["format"] or None, user=request.user)
+                    # Through the outbox, once the batch row is committed: queued even while Redis is down.
+                    enqueue_on_commit(tasks.import_batch_process, batch.pk)
             except BaseException:
                 remove_stored_file(upload.path)
                 raise

@@ -8,6 +8,8 @@ from pathlib import Path
 from celery import shared_task
 
 from sessions.models import ImportBatch, ImportStatus
+from sessions.services import import_batch_run
+from sessions.uploads import import_batch_fail, upload_discard
 
 logger = logging.getLogger(__name__)
 
@@ -19,9 +21,6 @@ def import_batch_process(batch_id: int) -> None:
     Safe to deliver twice: a finished batch is left alone, and an interrupted one (RUNNING after a worker was lost)
     is run again, which the idempotent pipeline turns into updates rather than duplicates.
     """
-    from sessions.services import import_batch_run  # noqa: PLC0415
-    from sessions.uploads import import_batch_fail, upload_discard  # noqa: PLC0415
-
     batch = ImportBatch.objects.filter(pk=batch_id).first()
     if batch is None:
         logger.warning("import batch %s no longer exists", batch_id)

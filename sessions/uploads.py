@@ -22,8 +22,8 @@ from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandler
 from django.db import transaction
 from django.utils import timezone
 
-from feedbackhub.outbox import enqueue_on_commit
 from sessions.models import ImportBatch, ImportStatus
+from sessions.services import import_batch_create
 
 logger = logging.getLogger(__name__)
 
@@ -139,13 +139,10 @@ def remove_stored_file(path: Path) -> bool:
 
 
 @transaction.atomic
-def upload_import_queue(
+def upload_import_batch_create(
     *, upload: StoredUpload, source: str, format: str | None, user: AbstractBaseUser | None  # noqa: A002
 ) -> ImportBatch:
-    """Create a QUEUED batch for a stored upload and enqueue its import after commit."""
-    from sessions.services import import_batch_create  # noqa: PLC0415
-    from sessions.tasks import import_batch_process  # noqa: PLC0415
-
+    """Create a QUEUED batch for a stored upload (the caller enqueues ``tasks.import_batch_process`` on commit)."""
     batch = import_batch_create(
         file_name=upload.name or upload.path.name,
         source=source,
@@ -157,8 +154,6 @@ def upload_import_queue(
     if batch.sha256 != upload.sha256:
         batch.sha256 = upload.sha256
         batch.save(update_fields=["sha256"])
-    # Through the outbox: the upload is kept and queued even while Redis is down.
-    enqueue_on_commit(import_batch_process, batch.pk)
     return batch
 
 

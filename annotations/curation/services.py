@@ -19,8 +19,9 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 
+from annotations.curation import exporters, selectors
 from annotations.curation import permissions as perms
-from annotations.curation import selectors
+from annotations.curation.exporters import hf
 from annotations.curation.models import (
     Dataset,
     DatasetVersion,
@@ -32,7 +33,6 @@ from annotations.curation.models import (
     VersionExample,
 )
 from annotations.models import Annotation, Correction, CorrectionStatus
-from feedbackhub.outbox import enqueue_on_commit
 from sessions.models import Turn
 
 logger = logging.getLogger(__name__)
@@ -225,8 +225,6 @@ def example_review(*, actor, example_id: int, decision: str = "", notes: str | N
 
 def version_sha256(version: DatasetVersion) -> str:
     """sha256 of the version's canonical JSONL (the hf export's ``data/train.jsonl``), streamed from its rows."""
-    from annotations.curation.exporters import hf  # noqa: PLC0415 (exporters import selectors, not services)
-
     digest = hashlib.sha256()
     for record in selectors.example_records(version=version):
         digest.update(hf.render(record))
@@ -272,16 +270,13 @@ def export_job_create(
     *, actor, format: str, dataset: Dataset | None, version: DatasetVersion | None = None,  # noqa: A002
     base_url: str = "",
 ) -> ExportJob:
-    """Queue an export to a file; a worker runs it (``tasks.export_job_run``) once this transaction commits."""
+    """Record an export to a file, queued; the caller has a worker run it (``tasks.export_job_run``) on commit."""
     perms.require_read(actor)
     if format not in ExportFormat.values:
         raise ValidationError({"format": f"Unknown export format {format!r}."})
     job = ExportJob.objects.create(
         dataset=dataset, version=version, format=format, created_by=actor, base_url=base_url[:500]
     )
-    from annotations.curation import tasks  # noqa: PLC0415 (tasks import services)
-
-    enqueue_on_commit(tasks.export_job_run, job.pk)  # the outbox keeps it while Redis is down
     return job
 
 
@@ -292,8 +287,6 @@ def export_job_run(*, job_id: int) -> ExportJob:
 
     Not one transaction: the progress updates must be visible to the job page while the export runs, and the export
     itself only reads."""
-    from annotations.curation import exporters  # noqa: PLC0415
-
     job = ExportJob.objects.select_related("dataset", "version").filter(pk=job_id).first()
     if job is None or job.finished:
         return job  # type: ignore[return-value]

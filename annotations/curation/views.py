@@ -8,17 +8,19 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotations.curation import exporters, selectors, services
+from annotations.curation import exporters, selectors, services, tasks
 from annotations.curation import permissions as perms
 from annotations.curation.exporters import dpo
 from annotations.curation.models import Dataset, DatasetVersion, Example, ExampleStatus, ExportFormat, ExportJob
 from feedbackhub.http import HtmxHttpRequest
+from feedbackhub.outbox import enqueue_on_commit
 from sessions.models import Environment
 
 
@@ -173,8 +175,10 @@ def dataset_export(request: HttpRequest, slug: str) -> HttpResponseBase:
         exporters.get(fmt)
     source = _export_source(request, dataset, version)
     if services.export_is_large(count=source.example_count()):
-        job = services.export_job_create(actor=request.user, format=fmt, dataset=dataset, version=version,
-                                         base_url=source.base_url)
+        with transaction.atomic():
+            job = services.export_job_create(actor=request.user, format=fmt, dataset=dataset, version=version,
+                                             base_url=source.base_url)
+            enqueue_on_commit(tasks.export_job_run, job.pk)  # the outbox keeps it while Redis is down
         return redirect(job)
     response = StreamingHttpResponse(exporter.chunks(source), content_type=exporter.content_type)
     response["Content-Disposition"] = f'attachment; filename="{source.label}-{fmt}{exporter.extension}"'

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from annotations.insights.selectors import KINDS, RATES, Dashboard, DashboardFilters, Figures
+from annotations.insights.selectors import KINDS, RATES, Dashboard, DashboardFilters, Figures, bucket_start
 from sessions.models import FeedbackKind
 
 PALETTE = (
@@ -155,8 +155,6 @@ def sessions_url(filters: DashboardFilters, start: dt.date, end: dt.date, **extr
 def _time_chart(d: Dashboard, *, spans: bool = False, **kwargs: Any) -> tuple[Chart, list[dt.date]]:
     """A chart over the dashboard's periods, drilling down to the session list (or the reviewer-tag spans) of
     each period; returns it with the bucket keys of its x positions."""
-    from annotations.insights.selectors import bucket_start  # noqa: PLC0415
-
     unit = d.filters.unit
     keys = [bucket_start(start, unit) for start, _ in d.buckets]
     names = ("date_from", "date_to") if spans else ("started_from", "started_to")

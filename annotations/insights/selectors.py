@@ -23,6 +23,7 @@ from annotations.insights.models import (
     DailyRollup,
     RollupState,
 )
+from annotations.models import Annotation, Tag
 from sessions.models import Conversation, ImportBatch
 
 KINDS = ("thumbs_up", "thumbs_down", "rating", "category", "comment", "correction", "copy", "abandon", "regenerate",
@@ -242,8 +243,6 @@ def dashboard(filters: DashboardFilters) -> Dashboard:
 
 
 def _annotation_tables() -> tuple[str, str, str]:
-    from annotations.models import Annotation, Tag  # noqa: PLC0415 (the review app is optional to this one)
-
     return (
         _q(Annotation._meta.db_table),
         _q(Annotation.tags.through._meta.db_table),
@@ -304,8 +303,6 @@ class SpanRow:
 
 def reviewer_tag_spans(*, filters: DashboardFilters, tag_id: int, limit: int = 200) -> list[SpanRow]:
     """The live annotations carrying reviewer tag ``tag_id`` on sessions matching ``filters`` (newest first)."""
-    from annotations.models import Annotation  # noqa: PLC0415
-
     start = dt.datetime.combine(filters.date_from, dt.time.min, tzinfo=dt.UTC)
     end = dt.datetime.combine(filters.date_to + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
     qs = Annotation.objects.filter(

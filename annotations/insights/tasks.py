@@ -11,21 +11,19 @@ import logging
 
 from celery import shared_task
 
+from annotations.insights import services
+
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="insights.rollup_refresh_batch", ignore_result=True, acks_late=True)
 def rollup_refresh_batch(batch_id: int) -> None:
-    from annotations.insights import services  # noqa: PLC0415
-
     days = services.rollup_refresh_batch(batch_id=batch_id)
     logger.info("rollup: %s days refreshed for import %s", days, batch_id)
 
 
 @shared_task(name="insights.rollup_refresh_pending", ignore_result=True)
 def rollup_refresh_pending() -> None:
-    from annotations.insights import services  # noqa: PLC0415
-
     days = services.rollup_refresh_pending()
     if days:
         logger.info("rollup: %s days refreshed for imports finished since the last check", days)
@@ -33,6 +31,4 @@ def rollup_refresh_pending() -> None:
 
 @shared_task(name="insights.rollup_rebuild", ignore_result=True)
 def rollup_rebuild() -> None:
-    from annotations.insights import services  # noqa: PLC0415
-
     services.rollup_rebuild()

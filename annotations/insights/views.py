@@ -26,6 +26,7 @@ from django_htmx.http import trigger_client_event
 
 from annotations.insights import charts, selectors
 from annotations.insights.forms import BulkTagForm, DashboardFilterForm, SaveViewForm, SpanFilterForm
+from annotations.models import Tag
 from feedbackhub.http import HtmxHttpRequest
 from sessions.forms import ConversationFilterForm
 from sessions.models import SavedView
@@ -135,8 +136,6 @@ def spans(request: HttpRequest) -> HttpResponse:
     rows: list[selectors.SpanRow] = []
     tag_name = ""
     if form.is_valid():
-        from annotations.models import Tag  # noqa: PLC0415
-
         tag = Tag.objects.filter(pk=form.cleaned_data["tag"]).first()
         tag_name = tag.name if tag else ""
         rows = selectors.reviewer_tag_spans(filters=form.filters(), tag_id=form.cleaned_data["tag"])

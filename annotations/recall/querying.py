@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 
 from annotations.recall import selectors
+from feedbackhub import embeddings
 
 _configured = False
 _lock = threading.Lock()
@@ -27,8 +28,6 @@ def _configure() -> None:
     with _lock:
         if _configured:
             return
-        from feedbackhub import embeddings  # noqa: PLC0415
-
         threads = int(getattr(settings, "RECALL_QUERY_THREADS", 1) or 0)
         if threads > 0:
             embeddings.set_threads(threads)
@@ -38,8 +37,6 @@ def _configure() -> None:
 def embed_query(text: str, *, model: str | None = None) -> Any:
     """The L2-normalised vector of ``text`` for searching the vectors of ``model`` (default: the active one), by its
     query encoder (``embeddings.query_identity``), loaded once per process."""
-    from feedbackhub import embeddings  # noqa: PLC0415
-
     if not _configured:
         _configure()
     return embeddings.encode([text], name=embeddings.query_identity(model or selectors.active_model_name()))[0]

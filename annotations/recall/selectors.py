@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from annotations.models import Annotation, Correction, Tag
 from annotations.recall.models import DIMENSIONS, Embedding, EmbeddingModel, FeedbackItem, SourceKind
+from feedbackhub import embeddings
 from feedbackhub.vectors import vector_literal
 from sessions.models import Turn, TurnRole
 
@@ -67,8 +68,6 @@ class SimilarItem:
 
 def active_model_name() -> str:
     """The model searches use: the active EmbeddingModel row, else the EMBEDDING_MODEL setting."""
-    from feedbackhub import embeddings  # noqa: PLC0415 (no torch: only settings are read)
-
     name = EmbeddingModel.objects.filter(is_active=True).values_list("name", flat=True).first()
     return name or embeddings.model_name()
 
@@ -274,8 +273,6 @@ def recall_rows(
     the annotation and the tag names, in one query (plus the search settings), most similar first. The search
     only matches while ``model`` is still the active model (the EmbeddingModel row, else the configured one), so a
     name cached too long never mixes models: then it returns None and the caller looks the name up again."""
-    from feedbackhub import embeddings  # noqa: PLC0415 (settings only)
-
     ef_search = ef_search or default_ef_search()
     k = max(1, min(int(k), MAX_K))
     where, params = _where(filters, [])
@@ -373,8 +370,6 @@ def similar_items(
 
 def similar_to_text(*, text: str, k: int = 10, filters: RecallFilters | None = None) -> list[SimilarItem]:
     """Items most similar to free ``text`` (embedded first by the active model's query encoder)."""
-    from feedbackhub import embeddings  # noqa: PLC0415
-
     vector = embeddings.encode([text], name=embeddings.query_identity(active_model_name()))[0]
     return similar_items(query_vector=vector, k=k, filters=filters)
 
@@ -390,8 +385,6 @@ def similar_to_item(*, item_id: int, k: int = 10, filters: RecallFilters | None 
         .first()
     )
     if stored is None:
-        from feedbackhub import embeddings  # noqa: PLC0415
-
         stored = embeddings.encode([item.text], name=model)[0]
     return similar_items(query_vector=stored, k=k, filters=filters, exclude_item_ids=[item.pk])
 

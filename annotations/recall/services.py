@@ -33,11 +33,12 @@ from annotations.models import (
     CorrectionStatus,
     Tag,
 )
+from annotations.recall import selectors
 from annotations.recall import text as item_text
 from annotations.recall.models import DIMENSIONS, Embedding, EmbeddingModel, FeedbackItem, SourceKind
-from feedbackhub.outbox import enqueue_once_on_commit
+from feedbackhub import embeddings
 from feedbackhub.vectors import vector_literal
-from sessions.models import FeedbackEvent, FeedbackKind, Turn, TurnRole
+from sessions.models import Conversation, FeedbackEvent, FeedbackKind, Turn, TurnRole
 
 logger = logging.getLogger(__name__)
 
@@ -81,13 +82,6 @@ def _exchange(turn: Turn, query: str | None) -> tuple[str, str]:
     return query or "", turn.content
 
 
-def _enqueue_embedding() -> None:
-    from annotations.recall.tasks import embed_pending  # noqa: PLC0415 (tasks import this module)
-
-    # Through the outbox: a save while Redis is down still succeeds; the beat safety net embeds it later anyway.
-    enqueue_once_on_commit(embed_pending)
-
-
 # --- items ----------------------------------------------------------------------------------------------------------
 
 
@@ -129,8 +123,8 @@ def _annotation_values(annotation: Annotation, *, query: str | None, approved: b
 @transaction.atomic
 def feedback_item_sync_for_annotation(*, annotation_id: int) -> FeedbackItem | None:
     """Create or update the item of annotation ``annotation_id``; a deleted annotation's item is deactivated (kept
-    with its vectors, so an undo costs nothing); a vanished annotation has none. Enqueues embedding when the text
-    changed. Returns the item (None when the annotation does not exist)."""
+    with its vectors, so an undo costs nothing); a vanished annotation has none. A changed text flags the item
+    ``embedding_pending``. Returns the item (None when the annotation does not exist)."""
     annotation = (
         Annotation.objects.select_related("turn", "conversation")
         .prefetch_related("tags")
@@ -155,8 +149,6 @@ def feedback_item_sync_for_annotation(*, annotation_id: int) -> FeedbackItem | N
             for k, v in changed.items():
                 setattr(item, k, v)
             item.save(update_fields=[*changed, "updated_at"])
-    if changed_text and item.is_active:
-        _enqueue_embedding()
     return item
 
 
@@ -281,14 +273,12 @@ def _sync_events_chunk(event_ids: Sequence[int], tags: dict[str, int]) -> SyncRe
 def feedback_items_sync_for_feedback_events(*, event_ids: Iterable[int]) -> SyncResult:
     """Create, update or remove the items of feedback events ``event_ids`` (set-based: a few queries per
     ``SYNC_CHUNK`` events). An event becomes an item when it is negative or carries text or a correction; the item
-    goes when the event no longer qualifies or no longer exists. Enqueues embedding when any text changed."""
+    goes when the event no longer qualifies or no longer exists. ``to_embed`` counts the items whose text changed."""
     ids = sorted({int(pk) for pk in event_ids})
     tags = _tag_lookup()
     result = SyncResult()
     for i in range(0, len(ids), SYNC_CHUNK):
         result += _sync_events_chunk(ids[i : i + SYNC_CHUNK], tags)
-    if result.to_embed:
-        _enqueue_embedding()
     return result
 
 
@@ -296,8 +286,6 @@ def feedback_items_sync_for_import(*, batch_id: int) -> SyncResult:
     """Sync the items of everything import batch ``batch_id`` created or changed: the feedback events (and the
     annotations, whose exchange text may have changed) of the conversations it last wrote. Each chunk commits on
     its own; running it again changes nothing."""
-    from sessions.models import Conversation  # noqa: PLC0415
-
     conversations = Conversation.objects.filter(last_import_id=batch_id).values("pk")
     result = SyncResult()
     last = 0
@@ -314,8 +302,13 @@ def feedback_items_sync_for_import(*, batch_id: int) -> SyncResult:
     # Items of events the import deleted went with them (on_delete CASCADE). Annotations on re-imported turns:
     annotation_ids = Annotation.objects.filter(conversation_id__in=conversations).values_list("pk", flat=True)
     for annotation_id in annotation_ids.iterator():
-        feedback_item_sync_for_annotation(annotation_id=annotation_id)
+        if _waits_for_vector(feedback_item_sync_for_annotation(annotation_id=annotation_id)):
+            result.to_embed += 1
     return result
+
+
+def _waits_for_vector(item: FeedbackItem | None) -> bool:
+    return item is not None and item.is_active and item.embedding_pending
 
 
 @transaction.atomic
@@ -336,22 +329,23 @@ def feedback_items_refresh_resolution(*, turn_ids: Iterable[int]) -> int:
     return FeedbackItem.objects.filter(pk__in=stale).update(is_resolved=resolved, updated_at=timezone.now())
 
 
-def feedback_sync(*, annotation_id: int | None = None, turn_id: int | None = None) -> None:
+def feedback_sync(*, annotation_id: int | None = None, turn_id: int | None = None) -> bool:
     """What ``recall.sync_feedback`` runs: the item of ``annotation_id``, then the resolution of ``turn_id``'s
-    items; each step commits on its own and is idempotent, so a retried task redoes nothing wrong."""
+    items; each step commits on its own and is idempotent, so a retried task redoes nothing wrong. True when the
+    annotation's item now waits for a vector."""
+    waits = False
     if annotation_id is not None:
-        feedback_item_sync_for_annotation(annotation_id=annotation_id)
+        waits = _waits_for_vector(feedback_item_sync_for_annotation(annotation_id=annotation_id))
     if turn_id is not None:
         feedback_items_refresh_resolution(turn_ids=[turn_id])
+    return waits
 
 
 # --- embeddings -----------------------------------------------------------------------------------------------------
 
 
 def active_model_name() -> str:
-    from annotations.recall.selectors import active_model_name as selected  # noqa: PLC0415
-
-    return selected()
+    return selectors.active_model_name()
 
 
 # The active model: flagged items, through the partial index on embedding_pending (a few pages however many items
@@ -426,8 +420,6 @@ def embeddings_embed_pending(
     is left or a budget (``max_chunks``, ``max_seconds``) is spent. ``encode`` replaces the model call (tests use it
     to fail on purpose); ``progress(n)`` is called with the number embedded after each chunk. Stale vectors of an
     embedded item (same model, older text) are removed."""
-    from feedbackhub import embeddings  # noqa: PLC0415 (loads torch: only where embedding happens)
-
     active = active_model_name()
     model = model or active
     if model == active:

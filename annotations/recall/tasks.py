@@ -14,6 +14,9 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
+from annotations.recall import services
+from feedbackhub import embeddings, outbox
+
 logger = logging.getLogger(__name__)
 
 _RETRY = {
@@ -32,11 +35,10 @@ _RETRY = {
 def embed_pending() -> int:
     """Embed every item waiting for a vector of the active model; after about a minute of work, hand the rest to a
     fresh task so no single message stays unacknowledged for long."""
-    from annotations.recall.services import EMBED_RUN_SECONDS, embeddings_embed_pending  # noqa: PLC0415
-
-    result = embeddings_embed_pending(max_seconds=EMBED_RUN_SECONDS, chunk_size=settings.EMBEDDING_CHUNK_SIZE)
+    result = services.embeddings_embed_pending(max_seconds=services.EMBED_RUN_SECONDS,
+                                               chunk_size=settings.EMBEDDING_CHUNK_SIZE)
     if result.more:
-        embed_pending.delay()
+        outbox.send(embed_pending)
     if result.embedded:
         logger.info("embedded %s feedback items in %s chunks", result.embedded, result.chunks)
     return result.embedded
@@ -44,19 +46,25 @@ def embed_pending() -> int:
 
 @shared_task(name="recall.sync_feedback", ignore_result=True, acks_late=True, coalesced=True, **_RETRY)
 def sync_feedback(annotation_id: int | None = None, turn_id: int | None = None) -> None:
-    """Sync the feedback item of an annotation that was just saved, and/or the resolution of a turn's items."""
-    from annotations.recall.services import feedback_sync  # noqa: PLC0415
-
-    feedback_sync(annotation_id=annotation_id, turn_id=turn_id)
+    """Sync the feedback item of an annotation that was just saved, and/or the resolution of a turn's items; then,
+    when its text changed, have its vector made."""
+    if services.feedback_sync(annotation_id=annotation_id, turn_id=turn_id):
+        _embed_soon()
 
 
 @shared_task(name="recall.sync_import_batch", ignore_result=True, acks_late=True, **_RETRY)
 def sync_import_batch(batch_id: int) -> None:
-    """Create or update the feedback items of what import batch ``batch_id`` wrote (idempotent)."""
-    from annotations.recall.services import feedback_items_sync_for_import  # noqa: PLC0415
-
-    result = feedback_items_sync_for_import(batch_id=batch_id)
+    """Create or update the feedback items of what import batch ``batch_id`` wrote (idempotent), then have the
+    changed ones embedded."""
+    result = services.feedback_items_sync_for_import(batch_id=batch_id)
     logger.info("import %s: feedback items %s", batch_id, result)
+    if result.to_embed:
+        _embed_soon()
+
+
+def _embed_soon() -> None:
+    # Through the outbox: a save while Redis is down still succeeds; the beat safety net embeds it later anyway.
+    outbox.enqueue_once_on_commit(embed_pending)
 
 
 # Loading torch and the model takes seconds (minutes on a busy machine): a worker starts loading it in a background
@@ -65,8 +73,6 @@ def sync_import_batch(batch_id: int) -> None:
 def _preload() -> None:
     if not settings.EMBEDDING_PRELOAD:
         return
-    from feedbackhub import embeddings  # noqa: PLC0415
-
     def load() -> None:
         try:
             embeddings.get_model()

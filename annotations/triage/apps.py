@@ -7,9 +7,5 @@ class TriageConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # The recall API returns each cluster's guidance note with the cases it recalls from that cluster.
-        from annotations.recall.api import GUIDANCE_PROVIDERS  # noqa: PLC0415
-        from annotations.triage.selectors import recall_guidance  # noqa: PLC0415
-
-        if recall_guidance not in GUIDANCE_PROVIDERS:
-            GUIDANCE_PROVIDERS.append(recall_guidance)
+        # Receivers import models, which is possible only once the app registry is ready.
+        from annotations.triage import receivers  # noqa: F401, PLC0415

@@ -15,6 +15,9 @@ All vectors are L2-normalised sentence embeddings, so cosine distance is ``1 - a
 
 Everything is deterministic for the same input in the same order (fixed random_state), so a run that is interrupted
 and repeated produces the same clusters.
+
+scikit-learn takes a second or two to import: a process pays it once, when it starts (worker and web alike import
+this module through the triage app), never inside a clustering run or a moderator's request.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from sklearn.cluster import AgglomerativeClustering
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.metrics import adjusted_rand_score
+from sklearn.preprocessing import normalize
 
 #: Above this many vectors, cluster in chunks of this size (each chunk joins the clusters found so far first).
 DIRECT_MAX = 2000
@@ -40,9 +48,12 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return x / norms
 
 
-def _agglomerate(x: np.ndarray, threshold: float) -> np.ndarray:
-    from sklearn.cluster import AgglomerativeClustering  # noqa: PLC0415 (sklearn is slow to import)
+def split_in_two(x: np.ndarray) -> np.ndarray:
+    """Labels (0 or 1) of the two main parts of ``x`` by average-linkage clustering on cosine distance."""
+    return AgglomerativeClustering(n_clusters=2, metric="cosine", linkage="average").fit_predict(x)
 
+
+def _agglomerate(x: np.ndarray, threshold: float) -> np.ndarray:
     if len(x) == 1:
         return np.zeros(1, dtype=np.int64)
     # Cosine distances of unit vectors by one matrix product (float64, as scipy's pdist would compute them, but
@@ -102,8 +113,6 @@ def group(vectors: np.ndarray, *, threshold: float, assign: float | None = None)
 
 def _sum_by_label(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Row sums of ``x`` per label (k x d), as a sparse one-hot product (np.add.at is far slower)."""
-    from scipy.sparse import csr_matrix  # noqa: PLC0415
-
     onehot = csr_matrix((np.ones(len(labels), dtype=np.float64), (labels, np.arange(len(labels)))),
                         shape=(k, len(labels)))
     return np.asarray(onehot @ x.astype(np.float64))
@@ -150,9 +159,6 @@ def titles(documents: Sequence[Sequence[str]], *, terms: int = 4) -> list[list[s
     by c-TF-IDF across the clusters given, so give the clusters being named *and* their neighbours: a term
     found in every cluster ("model", "response") then scores low. A word already inside a chosen phrase is skipped.
     """
-    from sklearn.feature_extraction.text import CountVectorizer  # noqa: PLC0415
-    from sklearn.preprocessing import normalize  # noqa: PLC0415
-
     joined = [" ".join(texts) for texts in documents]
     if not any(j.strip() for j in joined):
         return [[] for _ in joined]
@@ -202,6 +208,4 @@ def purity(labels: Sequence[int], truth: Sequence[object]) -> float:
 
 
 def adjusted_rand(labels: Sequence[int], truth: Sequence[object]) -> float:
-    from sklearn.metrics import adjusted_rand_score  # noqa: PLC0415
-
     return float(adjusted_rand_score([str(t) for t in truth], list(labels)))

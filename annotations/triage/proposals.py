@@ -85,10 +85,7 @@ def _split_proposal(item_ids: list[int], vectors: np.ndarray, threshold: float,
     """The smaller of a cluster's two main parts when they are further apart than ``threshold``."""
     if len(item_ids) < 2 * max(min_part, 1):
         return None
-    # scikit-learn takes seconds to import: only the re-cluster (on a worker, which preloads it) pays for it.
-    from sklearn.cluster import AgglomerativeClustering  # noqa: PLC0415
-
-    labels = AgglomerativeClustering(n_clusters=2, metric="cosine", linkage="average").fit_predict(vectors)
+    labels = clustering.split_in_two(vectors)
     parts = [np.flatnonzero(labels == k) for k in (0, 1)]
     if min(len(p) for p in parts) < min_part:
         return None

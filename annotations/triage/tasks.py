@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.signals import worker_init
 
 from annotations.triage import job, proposals
 
@@ -34,10 +33,3 @@ def recluster() -> int:
     result = proposals.triage_recluster()
     logger.info("triage re-cluster: %s merge and %s split proposals", result.merges, result.splits)
     return result.merges + result.splits
-
-
-@worker_init.connect
-def _preload(**_kwargs) -> None:
-    """scikit-learn takes seconds to import; a worker pays that at start, not inside its first clustering run."""
-    import sklearn.cluster  # noqa: F401, PLC0415
-    import sklearn.feature_extraction.text  # noqa: F401, PLC0415

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -74,8 +75,6 @@ def postgres_started_at() -> float | None:
 
 
 def redis_started_at() -> float | None:
-    import redis  # noqa: PLC0415
-
     info = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2).info("server")
     # Redis reports its uptime in whole seconds only; the embedded server runs on this machine, so ask /proc.
     return _proc_start_time(int(info["process_id"]))

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from annotations.recall import api as recall_api
 from annotations.recall import querying, selectors
 from annotations.recall.models import Embedding
-from feedbackhub import auth_tokens, embeddings
+from feedbackhub import auth_tokens, embedding_export, embedding_onnx, embeddings
 from tests.annotations.recall.recall_cases import REFUND_QUERY, build_cases
 
 INT8 = f"{embeddings.DEFAULT_MODEL}@{embeddings.ONNX_INT8}"
@@ -56,10 +56,10 @@ def test_identity_names_the_backend_unless_it_is_torch(settings):
 
 def test_onnx_int8_is_exported_once_and_agrees_with_fp32(model):
     encoder = embeddings.get_model(INT8)
-    assert isinstance(encoder, embeddings.OnnxEncoder) and embeddings.get_model(INT8) is encoder
-    folder = embeddings.export_onnx(embeddings.DEFAULT_MODEL, quantized=True)
+    assert isinstance(encoder, embedding_onnx.OnnxEncoder) and embeddings.get_model(INT8) is encoder
+    folder = embedding_onnx.export_onnx(embeddings.DEFAULT_MODEL, quantized=True)
     exported = (folder / "model_int8.onnx").stat().st_mtime_ns
-    assert embeddings.export_onnx(embeddings.DEFAULT_MODEL, quantized=True) == folder
+    assert embedding_onnx.export_onnx(embeddings.DEFAULT_MODEL, quantized=True) == folder
     assert (folder / "model_int8.onnx").stat().st_mtime_ns == exported  # reused, not exported again
 
     fp32 = embeddings.encode(TEXTS)
@@ -108,7 +108,7 @@ def test_the_query_encoder_makes_the_same_vectors_as_torch(model):
 def test_the_fp32_export_is_the_fused_graph(model):
     import onnx
 
-    folder = embeddings.export_onnx(embeddings.DEFAULT_MODEL, quantized=False)
+    folder = embedding_onnx.export_onnx(embeddings.DEFAULT_MODEL, quantized=False)
     ops = {node.op_type for node in onnx.load(str(folder / "model.onnx")).graph.node}
     # One operator per attention block, per residual + layer norm, per bias + GELU: what makes one query faster.
     assert {"Attention", "SkipLayerNormalization", "BiasGelu", "EmbedLayerNormalization"} <= ops
@@ -129,7 +129,7 @@ def test_a_new_export_drops_older_exports_of_the_same_weights_only(tmp_path):
     unreadable = tmp_path / "model-unknown"
     unreadable.mkdir()
     current = export("model-new", "/weights/minilm")
-    embeddings._drop_older_exports(current, source="/weights/minilm")
+    embedding_export._drop_older_exports(current, source="/weights/minilm")
     assert not old.exists() and not (tmp_path / "model-old.lock").exists()
     assert current.is_dir() and other.is_dir() and unreadable.is_dir()
 
@@ -150,8 +150,6 @@ def _tiny_model(path, constant: float) -> None:
 
 @pytest.mark.parametrize("optimiser", ["disagrees", "fails"])
 def test_a_fused_graph_is_used_only_when_it_agrees_with_the_plain_export(tmp_path, monkeypatch, optimiser):
-    from onnxruntime.transformers import optimizer
-
     plain, fused = tmp_path / "plain.onnx", tmp_path / "model.onnx"
     _tiny_model(plain, 1.0)
 
@@ -164,8 +162,8 @@ def test_a_fused_graph_is_used_only_when_it_agrees_with_the_plain_export(tmp_pat
             raise RuntimeError("no pattern")
         return Wrong()
 
-    monkeypatch.setattr(optimizer, "optimize_model", optimise)
-    embeddings._fuse(plain, fused, heads=1, hidden=2, feeds={"x": np.zeros((1, 2), dtype=np.float32)})
+    monkeypatch.setattr(embedding_export, "optimize_model", optimise)
+    embedding_export._fuse(plain, fused, heads=1, hidden=2, feeds={"x": np.zeros((1, 2), dtype=np.float32)})
     assert fused.read_bytes() == plain.read_bytes()
 
 

@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from annotations.recall import services
 from annotations.recall.models import DIMENSIONS
 from annotations.recall.selectors import active_model_name
+from feedbackhub import embeddings
 
 HELP = """Embed every feedback item with a model, then make it the model searches use.
 
@@ -36,8 +37,6 @@ class Command(BaseCommand):
         parser.add_argument("--drop-old", action="store_true", help="after switching, delete other models' vectors")
 
     def handle(self, *args, **options) -> None:
-        from feedbackhub import embeddings  # noqa: PLC0415
-
         model = options["model"] or active_model_name()
         batch = options["batch"]
         if batch < 1:
