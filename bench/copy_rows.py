@@ -1,7 +1,8 @@
 """The raw-COPY baseline's input: the exact rows the import pipeline stores, written once as COPY text files.
 
-Rows come from the pipeline itself (``sessions.importers.pipeline.copy_rows``, which returns what it COPYs for a
-conversation), so the baseline loads the same conversations, turns and feedback events, column for column.
+Rows come from the importer itself (a normalised conversation's ``row``, ``turns`` and ``feedback``, in the column
+order of ``sessions.imports.merge_sql.COPY_COLUMNS``), so the baseline loads the same conversations, turns and
+feedback events, column for column.
 What the baseline leaves out is precisely the pipeline's own work: parsing and validating, staging, the merge
 (idempotency: matching existing rows, updating changed ones, deleting surplus turns) and the text-search vector
 (``search_vector`` stays NULL here, while the pipeline computes it in SQL).
@@ -42,34 +43,45 @@ def _source_digest() -> str:
     """A hash of the importer modules that shape the rows, so cached files follow any change to them."""
     import hashlib  # noqa: PLC0415
 
-    import sessions.importers as package  # noqa: PLC0415
+    import sessions.imports as package  # noqa: PLC0415
 
     digest = hashlib.sha256()
     folder = Path(package.__file__).parent
-    for name in ("normalise.py", "native.py", "reader.py", "base.py", "pipeline.py"):
+    for name in ("normalise.py", "formats/native.py", "reader.py", "base.py", "merge_sql.py"):
         path = folder / name
         if path.exists():
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
+def copy_rows(conversation: Any, conversation_id: int) -> dict[str, list[tuple]]:
+    """The rows the import pipeline COPYs for one normalised ``conversation``, as ``{table: rows}`` in the column
+    order of ``sessions.imports.merge_sql.COPY_COLUMNS`` (the conversation row is staged with ``k`` 0)."""
+    return {
+        "conversation": [(0, *conversation.row)],
+        "turn": [(conversation_id, *t) for t in conversation.turns],
+        "feedback": [(conversation_id, *f) for f in conversation.feedback],
+    }
+
+
 def prepare(jsonl: Path, out_dir: Path, *, source: str = "bench") -> dict[str, Any]:
     """Write conversation/turn/feedback COPY files for ``jsonl`` into ``out_dir`` (reused when up to date).
 
-    The rows are the pipeline's own (``sessions.importers.pipeline.copy_rows`` over ``iter_file``), mapped onto
+    The rows are the importer's own (:func:`copy_rows` over the native format's items), mapped onto
     the real tables: the staging key ``k`` becomes the conversation id, ``search_text`` (which only feeds the
     pipeline's SQL) is left out, and a feedback row's ``position`` becomes its turn's id.
     Precondition: Django is set up. Returns the manifest.
     """
     from django.conf import settings  # noqa: PLC0415
 
-    from sessions.importers import native, pipeline  # noqa: PLC0415
-    from sessions.importers.normalise import Conversation  # noqa: PLC0415
-    from sessions.importers.reader import ImportFile  # noqa: PLC0415
+    from sessions.imports.formats import native  # noqa: PLC0415
+    from sessions.imports.merge_sql import COPY_COLUMNS  # noqa: PLC0415
+    from sessions.imports.normalise import Conversation  # noqa: PLC0415
+    from sessions.imports.reader import ImportFile  # noqa: PLC0415
     from sessions.models import Conversation as ConversationModel  # noqa: PLC0415
     from sessions.models import FeedbackEvent, Turn  # noqa: PLC0415
 
-    columns = pipeline.COPY_COLUMNS
+    columns = COPY_COLUMNS
     stamp = {
         "source_file": jsonl.name,
         "source_bytes": jsonl.stat().st_size,
@@ -104,12 +116,12 @@ def prepare(jsonl: Path, out_dir: Path, *, source: str = "bench") -> dict[str, A
         open(out_dir / "turn.copy", "w", encoding="utf-8", buffering=1 << 20) as turn_out,
         open(out_dir / "feedback.copy", "w", encoding="utf-8", buffering=1 << 20) as fb_out,
     ):
-        for item in pipeline.iter_file(f, native, source):
+        for item in native.iter_items(f, default_source=source):
             if not isinstance(item, Conversation):
                 rejected += 1
                 continue
             conv_id += 1
-            rows = pipeline.copy_rows(item, conv_id)
+            rows = copy_rows(item, conv_id)
             for row in rows["conversation"]:
                 conv_out.write(_line((conv_id, *(row[i] for i in conv_keep), now, now)))
             first_turn = turn_id + 1

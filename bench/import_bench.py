@@ -298,7 +298,7 @@ def summarise(
         "import's peak above that is what it holds while streaming."
     )
     notes.append(
-        "The raw COPY loads the rows the pipeline COPYs for the same file (sessions.importers.pipeline.copy_rows), "
+        "The raw COPY loads the rows the pipeline COPYs for the same file (sessions.imports.pipeline.copy_rows), "
         "with ids assigned in advance and no search vector, in one transaction; it skips parsing, validation, "
         "staging and the idempotent merge, so it is the floor for writing these rows, measured on the same tables "
         "with the same indexes and foreign keys."

@@ -1,6 +1,6 @@
 """Conversation logs: a conversation, its ordered turns (with system context) and end-user feedback events.
 
-Rows are written in bulk by the import pipeline (``sessions.importers.pipeline``), which relies on the unique
+Rows are written in bulk by the import pipeline (``sessions.imports.pipeline``), which relies on the unique
 constraints below for idempotency: (source, external_id) for conversations, (conversation, position) for turns
 and (turn, event_key) for feedback events.
 """

@@ -11,9 +11,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from sessions import events
-from sessions.importers import FORMATS, detect_format, pipeline
-from sessions.importers.errors import FileError
-from sessions.importers.reader import ImportFile
+from sessions.imports import pipeline
+from sessions.imports.errors import FileError
+from sessions.imports.formats import FORMATS, detect_format
+from sessions.imports.reader import ImportFile
 from sessions.models import ImportBatch, ImportStatus
 
 logger = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ def test_generated_file_is_deterministic_and_sized_like_real_logs(tmp_path):
 
 
 def test_every_generated_record_passes_the_native_importer(tmp_path, settings):
-    from sessions.importers import native
-    from sessions.importers.normalise import Conversation
-    from sessions.importers.reader import ImportFile
+    from sessions.imports.formats import native
+    from sessions.imports.normalise import Conversation
+    from sessions.imports.reader import ImportFile
 
     path = tmp_path / "n.jsonl"
     stats = datagen.write_jsonl(path, 120, seed=5)

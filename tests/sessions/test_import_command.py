@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from sessions.models import Conversation, ImportBatch
-from tests.sessions.importers.conftest import conversation, jsonl
+from tests.sessions.imports.conftest import conversation, jsonl
 
 pytestmark = pytest.mark.django_db
 

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from sessions.importers import FORMATS
+from sessions.imports.formats import FORMATS
 from sessions.models import ImportBatch, ImportStatus
 from sessions.services import DEFAULT_SOURCE, import_file
 

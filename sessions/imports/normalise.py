@@ -2,7 +2,7 @@
 
 Every format is mapped onto the native FeedbackHub shape (``docs/import-format.md``) and then goes through
 :func:`normalise`, so validation and the denormalised columns are computed in one place. The output is plain
-tuples in the column order of the ``*_COLUMNS`` lists below; :mod:`sessions.importers.pipeline` COPYs them as they
+tuples in the column order of the ``*_COLUMNS`` lists below; :mod:`sessions.imports.pipeline` COPYs them as they
 are.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from sessions.importers.errors import RecordError
+from sessions.imports.errors import RecordError
 from sessions.models import (
     NEGATIVE_KINDS,
     RATING_NEGATIVE_MAX,

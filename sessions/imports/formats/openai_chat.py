@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sessions.importers.base import Item, Rejected, jsonl_records, rejected
-from sessions.importers.errors import RecordError
-from sessions.importers.normalise import ENVIRONMENTS, content_hash, normalise, stable_id
-from sessions.importers.reader import ImportFile
+from sessions.imports.base import Item, Rejected, jsonl_records, rejected
+from sessions.imports.errors import RecordError
+from sessions.imports.normalise import ENVIRONMENTS, content_hash, normalise, stable_id
+from sessions.imports.reader import ImportFile
 
 NAME = "openai"
 _ROLE = {"user": "user", "assistant": "assistant", "tool": "tool", "function": "tool"}

@@ -9,10 +9,10 @@ import jsonschema
 import pytest
 from django.conf import settings
 
-from sessions.importers import detect_format
+from sessions.imports.formats import detect_format
 from sessions.models import ImportStatus
 from sessions.services import import_file
-from tests.sessions.importers.conftest import conversation
+from tests.sessions.imports.conftest import conversation
 
 DOCS = Path(settings.BASE_DIR) / "docs"
 SCHEMA = json.loads((DOCS / "schemas/feedbackhub-session.schema.json").read_text())

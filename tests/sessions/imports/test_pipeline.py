@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from sessions.imports import chunking, pipeline
+from sessions.imports import normalise as norm
+from sessions.imports.formats import native
 from sessions.models import SEARCH_CONFIG, Conversation, FeedbackEvent, ImportBatch, ImportStatus, Turn
 from sessions.services import import_batch_create, import_batch_run, import_file
-from tests.sessions.importers.conftest import conversation, jsonl
+from tests.sessions.imports.conftest import conversation, jsonl
 
 pytestmark = pytest.mark.django_db
 
@@ -291,9 +294,7 @@ def test_oversize_file_fails_before_reading(write, settings):
 
 
 def test_gzip_that_expands_past_the_limit_fails_but_keeps_what_went_in(write, settings, monkeypatch):
-    from sessions.importers import pipeline
-
-    monkeypatch.setattr(pipeline, "CHUNK_CONVERSATIONS", 2)
+    monkeypatch.setattr(chunking, "CHUNK_CONVERSATIONS", 2)
     records = [conversation(f"c-{i}") for i in range(20)]
     path = write("bomb.jsonl.gz", records)
     settings.IMPORT_MAX_FILE_BYTES = len(jsonl(records)) // 2
@@ -318,9 +319,7 @@ def test_missing_file_fails_clearly(tmp_path):
 
 
 def test_batch_progress_is_saved_during_the_run(write, monkeypatch):
-    from sessions.importers import pipeline
-
-    monkeypatch.setattr(pipeline, "CHUNK_CONVERSATIONS", 3)
+    monkeypatch.setattr(chunking, "CHUNK_CONVERSATIONS", 3)
     monkeypatch.setattr(pipeline, "PROGRESS_SECONDS", 0)
     path = write("a.jsonl", [conversation(f"c-{i}") for i in range(10)])
     batch = import_batch_create(file_name="a.jsonl", source="s", total_bytes=path.stat().st_size)
@@ -339,8 +338,6 @@ def test_batch_progress_is_saved_during_the_run(write, monkeypatch):
 
 
 def test_a_chunk_the_database_refuses_is_retried_record_by_record(write, monkeypatch):
-    from sessions.importers import normalise as norm
-
     # Let a value through validation that PostgreSQL refuses (longer than the column).
     monkeypatch.setitem(norm.TEXT_LIMITS, "end_user_id", 10_000)
     bad = conversation("bad", user={"id": "u" * 300, "role": "customer"})
@@ -365,8 +362,6 @@ def test_running_a_batch_again_starts_its_counts_from_zero(write):
 
 @pytest.mark.django_db(transaction=True)
 def test_reimport_skips_validating_records_stored_unchanged(write, monkeypatch):
-    from sessions.importers import native
-
     path = write("a.jsonl", [conversation(f"c-{i}") for i in range(6)])
     import_file(path=path, source="s")  # committed: the reader's own connection sees it
     validated: list[int] = []
@@ -395,9 +390,7 @@ def test_a_later_copy_in_the_same_file_wins_even_when_it_matches_what_is_stored(
 
 
 def test_chunks_are_bounded_by_bytes_too(write, monkeypatch):
-    from sessions.importers import pipeline
-
-    monkeypatch.setattr(pipeline, "CHUNK_BYTES", 1)  # every record is its own chunk
+    monkeypatch.setattr(chunking, "CHUNK_BYTES", 1)  # every record is its own chunk
     monkeypatch.setattr(pipeline, "PROGRESS_SECONDS", 0)
     seen: list[int] = []
     path = write("a.jsonl", [conversation(f"c-{i}") for i in range(4)])

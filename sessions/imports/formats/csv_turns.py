@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
-from sessions.importers.base import Item, Rejected
-from sessions.importers.errors import FileError, RecordError
-from sessions.importers.normalise import content_hash, normalise
-from sessions.importers.reader import ImportFile, human_bytes
+from sessions.imports.base import Item, Rejected
+from sessions.imports.errors import FileError, RecordError
+from sessions.imports.normalise import content_hash, normalise
+from sessions.imports.reader import ImportFile, human_bytes
 
 NAME = "csv"
 RECENT_IDS = 10_000

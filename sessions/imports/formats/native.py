@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sessions.importers.base import Item, Parsed, Rejected, jsonl_records, rejected
-from sessions.importers.errors import RecordError
-from sessions.importers.normalise import content_hash, normalise
-from sessions.importers.reader import ImportFile
+from sessions.imports.base import Item, Parsed, Rejected, jsonl_records, rejected
+from sessions.imports.errors import RecordError
+from sessions.imports.normalise import content_hash, normalise
+from sessions.imports.reader import ImportFile
 
 NAME = "native"
 

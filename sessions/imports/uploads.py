@@ -106,8 +106,13 @@ class StreamingHashUploadHandler(FileUploadHandler):
             return None
         self._fh.close()
         self._fh = None
-        stored = StoredUpload(path=self._path, name=self.file_name, content_type=self.content_type,
-                              size=self._size, sha256=self._hash.hexdigest())
+        stored = StoredUpload(
+            path=self._path,
+            name=self.file_name,
+            content_type=self.content_type,
+            size=self._size,
+            sha256=self._hash.hexdigest(),
+        )
         self._path = None
         return stored
 
@@ -140,7 +145,11 @@ def remove_stored_file(path: Path) -> bool:
 
 @transaction.atomic
 def upload_import_batch_create(
-    *, upload: StoredUpload, source: str, format: str | None, user: AbstractBaseUser | None  # noqa: A002
+    *,
+    upload: StoredUpload,
+    source: str,
+    format: str | None,
+    user: AbstractBaseUser | None,  # noqa: A002
 ) -> ImportBatch:
     """Create a QUEUED batch for a stored upload (the caller enqueues ``tasks.import_batch_process`` on commit)."""
     batch = import_batch_create(

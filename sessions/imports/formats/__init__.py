@@ -1,8 +1,8 @@
-"""Importers: one module per log format over one shared pipeline (:mod:`sessions.importers.pipeline`).
+"""Importers: one module per log format over one shared pipeline (:mod:`sessions.imports.pipeline`).
 
 Each format module has ``NAME``, ``sniff(first_record) -> bool`` and
 ``iter_items(import_file, default_source=...) -> Iterator[Conversation | Rejected]``. They map their records onto
-the native FeedbackHub shape and validate them with :func:`sessions.importers.normalise.normalise`.
+the native FeedbackHub shape and validate them with :func:`sessions.imports.normalise.normalise`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from types import ModuleType
 import orjson
 from django.conf import settings
 
-from sessions.importers import csv_turns, native, openai_chat, sharegpt
-from sessions.importers.errors import FileError, RecordError
-from sessions.importers.reader import UTF8_BOM, ImportFile, check_bom
+from sessions.imports.errors import FileError, RecordError
+from sessions.imports.formats import csv_turns, native, openai_chat, sharegpt
+from sessions.imports.reader import UTF8_BOM, ImportFile, check_bom
 
 __all__ = ["FORMATS", "FileError", "RecordError", "detect_format"]
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sessions.importers.base import Item, parse_json, rejected, too_long
-from sessions.importers.errors import RecordError
-from sessions.importers.normalise import content_hash, normalise, stable_id
-from sessions.importers.openai_chat import translate
-from sessions.importers.reader import ImportFile
+from sessions.imports.base import Item, parse_json, rejected, too_long
+from sessions.imports.errors import RecordError
+from sessions.imports.formats.openai_chat import translate
+from sessions.imports.normalise import content_hash, normalise, stable_id
+from sessions.imports.reader import ImportFile
 
 NAME = "sharegpt"
 _SPEAKERS = {

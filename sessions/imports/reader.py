@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from sessions.importers.errors import FileError
+from sessions.imports.errors import FileError
 
 UTF8_BOM = b"\xef\xbb\xbf"
 _FOREIGN_BOMS = (

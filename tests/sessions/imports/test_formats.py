@@ -8,11 +8,13 @@ import shutil
 import orjson
 import pytest
 
-from sessions.importers import FileError, detect_format, reader
-from sessions.importers.reader import ImportFile
+from sessions.imports import reader
+from sessions.imports.errors import FileError
+from sessions.imports.formats import detect_format
+from sessions.imports.reader import ImportFile
 from sessions.models import Conversation, FeedbackEvent, ImportStatus, Turn
 from sessions.services import import_file
-from tests.sessions.importers.conftest import SHAREGPT_DUMMY, conversation
+from tests.sessions.imports.conftest import SHAREGPT_DUMMY, conversation
 from tests.shared_data import requires
 
 # --- ShareGPT -------------------------------------------------------------------------------------------------

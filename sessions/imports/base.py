@@ -7,9 +7,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from sessions.importers.errors import FileError, RecordError
-from sessions.importers.normalise import Conversation
-from sessions.importers.reader import ImportFile, human_bytes, utf8_error
+from sessions.imports.errors import FileError, RecordError
+from sessions.imports.normalise import Conversation
+from sessions.imports.reader import ImportFile, human_bytes, utf8_error
 
 EXCERPT_BYTES = 300
 

@@ -12,10 +12,11 @@ from django.views.decorators.http import require_http_methods
 from feedbackhub.http import HtmxHttpRequest
 from feedbackhub.outbox import enqueue_on_commit
 from feedbackhub.roles import can_import
-from sessions import import_selectors, tasks
-from sessions.forms_import import ImportUploadForm
-from sessions.importers.reader import human_bytes
-from sessions.uploads import (
+from sessions import tasks
+from sessions.imports import selectors
+from sessions.imports.forms import ImportUploadForm
+from sessions.imports.reader import human_bytes
+from sessions.imports.uploads import (
     StoredUpload,
     StreamingHashUploadHandler,
     remove_stored_file,
@@ -53,13 +54,20 @@ def _import_list(request: HttpRequest, handler: StreamingHashUploadHandler | Non
         form = ImportUploadForm(request.POST, request.FILES)
         upload = request.FILES.get("file")
         if handler.too_large:
-            form.add_error("file", f"The file is larger than the import limit of {human_bytes(handler.max_bytes)} "
-                                   "(IMPORT_MAX_FILE_BYTES); split it into smaller files.")
+            form.add_error(
+                "file",
+                f"The file is larger than the import limit of {human_bytes(handler.max_bytes)} "
+                "(IMPORT_MAX_FILE_BYTES); split it into smaller files.",
+            )
         if form.is_valid() and isinstance(upload, StoredUpload):
             try:
                 with transaction.atomic():
-                    batch = upload_import_batch_create(upload=upload, source=form.cleaned_data["source"],
-                                                       format=form.cleaned_data["format"] or None, user=request.user)
+                    batch = upload_import_batch_create(
+                        upload=upload,
+                        source=form.cleaned_data["source"],
+                        format=form.cleaned_data["format"] or None,
+                        user=request.user,
+                    )
                     # Through the outbox, once the batch row is committed: queued even while Redis is down.
                     enqueue_on_commit(tasks.import_batch_process, batch.pk)
             except BaseException:
@@ -71,7 +79,7 @@ def _import_list(request: HttpRequest, handler: StreamingHashUploadHandler | Non
         status = 400
     else:
         form = ImportUploadForm()
-    context = {"form": form, "batches": import_selectors.import_batch_recent(), "nav": "imports"}
+    context = {"form": form, "batches": selectors.import_batch_recent(), "nav": "imports"}
     return render(request, "sessions/import_list.html", context, status=status)
 
 
@@ -79,7 +87,7 @@ def _import_list(request: HttpRequest, handler: StreamingHashUploadHandler | Non
 def import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The batch page; htmx polls its ``status`` fragment every second until the batch has finished."""
     _require_importer(request)
-    report = import_selectors.import_batch_report(pk=pk)
+    report = selectors.import_batch_report(pk=pk)
     template = "sessions/import_detail.html"
     if request.htmx and request.htmx.target == "import-status":
         template += "#status"
