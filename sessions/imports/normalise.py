@@ -9,8 +9,9 @@ are.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -252,38 +253,64 @@ def normalise(
 
     turns: list[tuple] = []
     feedback: list[tuple] = []
-    kinds: set[str] = set()
-    negative = False
-    title = ""
-    search_parts: list[str] = []
-    search_len = 0
     for position, turn in enumerate(turns_in):
         try:
-            row = _turn(turn, position)
+            turns.append(_turn(turn, position))
             events = turn.get("feedback")
             if events:
                 _events(events, position, feedback)
         except RecordError as exc:
             raise exc.within(f"turns[{position}]") from None
-        turns.append(row)
-        content = row[2]
+    derived = summary(((t[1], t[2]) for t in turns), ((f[2], f[7]) for f in feedback))
+
+    row = (
+        source, external_id, content_hash, derived.title, end_user_id, user_role, environment, model_version,
+        app_version, started_at, ended_at, _dumps(metadata).decode() if metadata else "{}", derived.turn_count,
+        "{" + ",".join(derived.feedback_kinds) + "}", derived.has_negative_feedback, derived.search_text,
+    )  # fmt: skip
+    return Conversation(line, row, turns, feedback)
+
+
+class Summary(NamedTuple):
+    """A conversation's denormalised columns, derived from its turns and feedback events."""
+
+    title: str
+    turn_count: int
+    feedback_kinds: list[str]
+    has_negative_feedback: bool
+    #: What ``search_vector`` is built from.
+    search_text: str
+
+
+def summary(turns: Iterable[tuple[str, str]], feedback: Iterable[tuple[str, bool]]) -> Summary:
+    """The denormalised columns of a conversation from its turns' ``(role, content)`` in order and its feedback
+    events' ``(kind, is_negative)``: the title is the first user query, the search text the turns' text up to
+    ``SEARCH_TEXT_LIMIT`` characters."""
+    title = ""
+    search_parts: list[str] = []
+    search_len = 0
+    turn_count = 0
+    for role, content in turns:
+        turn_count += 1
         if content:
-            if not title and row[1] == "user":
+            if not title and role == "user":
                 title = shorten(content, TITLE_MAX_CHARS)
             if search_len < SEARCH_TEXT_LIMIT:
                 piece = content[: SEARCH_TEXT_LIMIT - search_len]
                 search_parts.append(piece)
                 search_len += len(piece) + 1
-    for event in feedback:
-        kinds.add(event[2])
-        negative = negative or event[7]
+    kinds: set[str] = set()
+    negative = False
+    for kind, is_negative in feedback:
+        kinds.add(kind)
+        negative = negative or is_negative
+    return Summary(title, turn_count, sorted(kinds), negative, "\n".join(search_parts)[:SEARCH_TEXT_LIMIT])
 
-    row = (
-        source, external_id, content_hash, title, end_user_id, user_role, environment, model_version, app_version,
-        started_at, ended_at, _dumps(metadata).decode() if metadata else "{}", len(turns),
-        "{" + ",".join(sorted(kinds)) + "}", negative, "\n".join(search_parts)[:SEARCH_TEXT_LIMIT],
-    )  # fmt: skip
-    return Conversation(line, row, turns, feedback)
+
+def feedback_is_negative(kind: str, rating: int | None) -> bool:
+    """Whether a feedback event counts as negative: a negative kind, or a rating at or below
+    ``RATING_NEGATIVE_MAX``."""
+    return kind in _NEGATIVE or (rating is not None and rating <= RATING_NEGATIVE_MAX)
 
 
 def _turn(turn: Any, position: int) -> tuple:
@@ -443,7 +470,7 @@ def _feedback(event: Any, position: int) -> tuple:
             key = stable_id(key)
     else:
         key = stable_id([kind, rating, categories, text, correction, created_at, metadata])
-    negative = kind in _NEGATIVE or (rating is not None and rating <= RATING_NEGATIVE_MAX)
+    negative = feedback_is_negative(kind, rating)
     return (
         position, key, kind, rating, categories_literal, text, correction, negative, created_at,
         _dumps(metadata).decode() if metadata else "{}",
