@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tests.factories import make_conversation
+from tests.sessions.factories import ConversationFactory
 
 URL = reverse("conversations:list")
 HOSTILE = '"><script>alert(1)</script>&amp;'
@@ -13,8 +13,8 @@ HOSTILE = '"><script>alert(1)</script>&amp;'
 
 @pytest.mark.django_db
 def test_feedback_badges_are_escaped_and_a_row_without_feedback_shows_a_dash(moderator_client):
-    quiet = make_conversation()
-    loud = make_conversation()
+    quiet = ConversationFactory()
+    loud = ConversationFactory()
     loud.__class__.objects.filter(pk=loud.pk).update(feedback_kinds=["thumbs_down", "<b>odd</b>"])
     body = moderator_client.get(URL).content.decode()
     assert '<span class="badge kind kind-thumbs_down tone-neg">Thumbs down</span>' in body
@@ -26,7 +26,7 @@ def test_feedback_badges_are_escaped_and_a_row_without_feedback_shows_a_dash(mod
 @pytest.mark.django_db
 def test_ids_and_counts_are_never_localised(moderator_client, settings):
     settings.USE_THOUSAND_SEPARATOR = True
-    conv = make_conversation(id=1234567, turn_count=0)
+    conv = ConversationFactory(id=1234567, turn_count=0)
     conv.__class__.objects.filter(pk=conv.pk).update(turn_count=12345)
     body = moderator_client.get(URL).content.decode()
     assert 'data-session-id="1234567"' in body
@@ -36,7 +36,7 @@ def test_ids_and_counts_are_never_localised(moderator_client, settings):
 
 @pytest.mark.django_db
 def test_every_cell_is_escaped(moderator_client):
-    make_conversation(
+    ConversationFactory(
         external_id=HOSTILE, model_version=HOSTILE, user_role=HOSTILE, source=HOSTILE, app_version=HOSTILE,
         environment=HOSTILE[:16],
     )
@@ -50,7 +50,7 @@ def test_every_cell_is_escaped(moderator_client):
 @pytest.mark.django_db
 @pytest.mark.parametrize(("role_fixture", "selectable"), [("analyst", True), ("moderator", False)])
 def test_bulk_tag_checkbox_only_for_those_who_may_tag(client, request, role_fixture, selectable):
-    conv = make_conversation()
+    conv = ConversationFactory()
     client.force_login(request.getfixturevalue(role_fixture))
     body = client.get(URL).content.decode()
     checkbox = f'<input type="checkbox" class="row-select" name="ids" value="{conv.pk}" form="bulk-form"'

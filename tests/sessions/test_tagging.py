@@ -12,7 +12,7 @@ from sessions.models import ConversationTag, ConversationTagging
 from sessions.selectors import ConversationFilters, conversation_list
 from sessions.tagging import selectors
 from sessions.tagging import services as tagging
-from tests.factories import make_conversation
+from tests.sessions.factories import ConversationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def many():
     """120 prod sessions (more than two list pages) and 30 dev ones."""
-    prod = [make_conversation(environment="prod") for _ in range(120)]
-    dev = [make_conversation(environment="dev") for _ in range(30)]
+    prod = [ConversationFactory(environment="prod") for _ in range(120)]
+    dev = [ConversationFactory(environment="dev") for _ in range(30)]
     return prod, dev
 
 
@@ -94,8 +94,8 @@ def test_only_analysts_and_admins_tag(request, who, many):
 
 
 def test_feedback_category_filter(db):
-    hit = make_conversation(feedback={1: [{"kind": "thumbs_down", "categories": ["too vague"]}]})
-    make_conversation(feedback={1: [{"kind": "thumbs_down", "categories": ["wrong"]}]})
-    make_conversation()
+    hit = ConversationFactory(feedback={1: [{"kind": "thumbs_down", "categories": ["too vague"]}]})
+    ConversationFactory(feedback={1: [{"kind": "thumbs_down", "categories": ["wrong"]}]})
+    ConversationFactory()
     page = conversation_list(filters=ConversationFilters(feedback_category="too vague"))
     assert [c.pk for c in page.rows] == [hit.pk]

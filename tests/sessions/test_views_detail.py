@@ -9,7 +9,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from tests.factories import add_feedback, add_turn, make_conversation, refresh_summary
+from tests.sessions.factories import ConversationFactory, FeedbackEventFactory, TurnFactory, refresh_summary
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ T0 = dt.datetime(2026, 5, 4, 10, 0, tzinfo=dt.UTC)
 
 @pytest.fixture
 def rich():
-    conv = make_conversation(
+    conv = ConversationFactory(
         title="Refund for annual plan",
         source="billing-bot",
         external_id="sess-42",
@@ -127,7 +127,7 @@ def test_turns_in_order_with_context_output_and_feedback(moderator_client, rich)
 
 
 def test_a_turn_without_context_has_no_context_block(moderator_client):
-    conv = make_conversation()
+    conv = ConversationFactory()
     body = moderator_client.get(conv.get_absolute_url()).content.decode()
     assert "trail-context" not in section(body, '<ol class="trail"', "</ol>")
 
@@ -138,7 +138,7 @@ def test_unknown_session_is_404(moderator_client):
 
 def test_every_text_is_escaped(moderator_client):
     evil = '<script>alert(1)</script><img src=x onerror=alert(1)><b hx-get="/sessions/" hx-trigger="load">x</b>'
-    conv = make_conversation(
+    conv = ConversationFactory(
         source="s<i>", end_user_id=evil, user_role=evil[:60], model_version=evil[:120], app_version=evil[:120],
         metadata={evil: evil, "nested": {"k": evil}},
         turns=[
@@ -165,13 +165,17 @@ DETAIL_QUERIES = 4
 
 @pytest.mark.parametrize("turn_count", [2, 30])
 def test_trail_runs_a_fixed_number_of_queries(client, analyst, django_assert_num_queries, turn_count):
-    conv = make_conversation(turns=[])
+    conv = ConversationFactory(turns=[])
     for i in range(turn_count):
-        turn = add_turn(conv, role=("user", "assistant")[i % 2], content=f"turn {i}",
-                        retrieved_documents=[{"id": f"d{i}", "score": 0.5}] if i % 2 else [],
-                        tool_calls=[{"name": "search", "arguments": {"q": i}}] if i % 2 else [])
-        add_feedback(turn, kind="thumbs_down", text=f"bad {i}")
-        add_feedback(turn, kind="category", categories=["too vague"])
+        turn = TurnFactory(
+            conversation=conv,
+            role=("user", "assistant")[i % 2],
+            content=f"turn {i}",
+            retrieved_documents=[{"id": f"d{i}", "score": 0.5}] if i % 2 else [],
+            tool_calls=[{"name": "search", "arguments": {"q": i}}] if i % 2 else [],
+        )
+        FeedbackEventFactory(turn=turn, kind="thumbs_down", text=f"bad {i}")
+        FeedbackEventFactory(turn=turn, kind="category", categories=["too vague"])
     refresh_summary(conv)
     client.force_login(analyst)
     with django_assert_num_queries(DETAIL_QUERIES):

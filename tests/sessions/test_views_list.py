@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from sessions import selectors
 from sessions.models import Conversation
-from tests.factories import make_conversation, make_conversations
+from tests.sessions.factories import ConversationFactory
 
 pytestmark = pytest.mark.django_db
 URL = reverse("conversations:list")
@@ -36,7 +36,7 @@ def expected_order(qs) -> list[int]:
 
 
 def test_anonymous_is_sent_to_login(client):
-    conv = make_conversation()
+    conv = ConversationFactory()
     for url in (URL, conv.get_absolute_url()):
         response = client.get(url)
         assert response.status_code == 302
@@ -45,7 +45,7 @@ def test_anonymous_is_sent_to_login(client):
 
 @pytest.mark.parametrize("role_fixture", ["moderator", "expert", "analyst"])
 def test_every_role_can_browse(client, request, role_fixture):
-    conv = make_conversation(title="Where is my parcel?")
+    conv = ConversationFactory(title="Where is my parcel?")
     client.force_login(request.getfixturevalue(role_fixture))
     listing = client.get(URL)
     assert listing.status_code == 200
@@ -59,7 +59,7 @@ def test_every_role_can_browse(client, request, role_fixture):
 
 
 def test_row_shows_summary_fields_and_links_to_the_trail(moderator_client):
-    conv = make_conversation(
+    conv = ConversationFactory(
         turns=[("user", "Cancel my order 1234"), ("assistant", "Done."), ("user", "thanks")],
         feedback={1: [{"kind": "thumbs_down"}, {"kind": "copy"}]},
         environment="dev", model_version="gpt-4o-2024-08", user_role="premium", source="shop-bot",
@@ -77,13 +77,13 @@ def test_row_shows_summary_fields_and_links_to_the_trail(moderator_client):
 
 
 def test_rows_are_newest_first_with_undated_sessions_first(moderator_client):
-    old, new = make_conversations(2)
-    undated = make_conversation(started_at=None)
+    old, new = ConversationFactory.create_batch(2)
+    undated = ConversationFactory(started_at=None)
     assert ids(moderator_client.get(URL)) == [undated.pk, new.pk, old.pk]
 
 
 def test_text_is_escaped_in_the_list(moderator_client):
-    make_conversation(turns=[("user", '<script>alert(1)</script><img src=x onerror=alert(1)> hx-get="/x"')])
+    ConversationFactory(turns=[("user", '<script>alert(1)</script><img src=x onerror=alert(1)> hx-get="/x"')])
     body = moderator_client.get(URL).content.decode()
     assert "<script>alert(1)" not in body and "<img src=x" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in body
@@ -97,26 +97,26 @@ def varied():
     """Six conversations that differ in every filtered field."""
     t0 = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
     return {
-        "a": make_conversation(environment="prod", model_version="m-1", user_role="customer", source="bank",
+        "a": ConversationFactory(environment="prod", model_version="m-1", user_role="customer", source="bank",
                                app_version="v1", started_at=t0,
                                turns=[("user", "My card was declined at the airport"), ("assistant", "Sorry...")]),
-        "b": make_conversation(environment="dev", model_version="m-2", user_role="agent", source="bank",
+        "b": ConversationFactory(environment="dev", model_version="m-2", user_role="agent", source="bank",
                                app_version="v2", started_at=t0 + dt.timedelta(days=1),
                                turns=[("user", "Refund for an annual plan"), ("assistant", "Refunds take 5 days")],
                                feedback={1: [{"kind": "rating", "rating": 2}]}),
-        "c": make_conversation(environment="test", model_version="m-1", user_role="agent", source="hr",
+        "c": ConversationFactory(environment="test", model_version="m-1", user_role="agent", source="hr",
                                app_version="v1", started_at=t0 + dt.timedelta(days=2),
                                turns=[("user", "How many holidays do I have left?"), ("assistant", "12 days")],
                                feedback={1: [{"kind": "thumbs_up"}]}),
-        "d": make_conversation(environment="prod", model_version="m-3", user_role="customer", source="hr",
+        "d": ConversationFactory(environment="prod", model_version="m-3", user_role="customer", source="hr",
                                app_version="v3", started_at=t0 + dt.timedelta(days=3),
                                turns=[("user", "Refund my monthly plan"), ("assistant", "No.")],
                                feedback={1: [{"kind": "correction", "correction": "Yes, within 14 days."}]}),
-        "e": make_conversation(environment="prod", model_version="m-2", user_role="guest", source="shop",
+        "e": ConversationFactory(environment="prod", model_version="m-2", user_role="guest", source="shop",
                                app_version="v2", started_at=t0 + dt.timedelta(days=4),
                                turns=[("user", "Where is my parcel"), ("assistant", "In transit")],
                                feedback={1: [{"kind": "regenerate"}, {"kind": "thumbs_up"}]}),
-        "f": make_conversation(environment="dev", model_version="m-1", user_role="guest", source="shop",
+        "f": ConversationFactory(environment="dev", model_version="m-1", user_role="guest", source="shop",
                                app_version="v1", started_at=None,
                                turns=[("user", "annual report template"), ("assistant", "Here it is")]),
     }
@@ -204,10 +204,10 @@ def _links(body: str) -> dict[str, str]:
 
 def test_keyset_pages_cover_everything_once_forwards_and_backwards(moderator_client):
     tie = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
-    make_conversations(60)
-    make_conversations(30, started_at=tie)  # equal start times: the id breaks the tie
+    ConversationFactory.create_batch(60)
+    ConversationFactory.create_batch(30, started_at=tie)  # equal start times: the id breaks the tie
     for _ in range(25):
-        make_conversation(started_at=None)
+        ConversationFactory(started_at=None)
     expected = expected_order(Conversation.objects.all())
     assert len(expected) == 115
 
@@ -232,7 +232,7 @@ def test_keyset_pages_cover_everything_once_forwards_and_backwards(moderator_cli
 
 
 def test_no_count_over_the_table(moderator_client):
-    make_conversations(3)
+    ConversationFactory.create_batch(3)
     with CaptureQueriesContext(connection) as ctx:
         moderator_client.get(URL, {"q": "password", "negative": "on", "after": "n-999999"})
     table = Conversation._meta.db_table
@@ -255,7 +255,7 @@ def test_every_plan_agrees_with_the_obvious_order(monkeypatch, filters):
     """Walk all pages with a tiny index window, so the rare-match branch and its gates are exercised too."""
     monkeypatch.setattr(selectors, "WINDOW", 4)
     for i in range(70):
-        make_conversation(
+        ConversationFactory(
             started_at=None if i % 9 == 0 else dt.datetime(2026, 1, 5, 9, i % 40, tzinfo=dt.UTC),
             environment=("prod", "dev")[i % 2], model_version=("m-1", "m-2", "m-3")[i % 3],
             user_role=("guest", "agent")[i % 5 == 0], app_version=("v1", "v2")[i % 7 == 0],
@@ -312,7 +312,7 @@ def test_history_restore_gets_the_whole_page(moderator_client, varied):
 
 
 def test_page_links_keep_filters_and_href(moderator_client):
-    make_conversations(55, environment="test")
+    ConversationFactory.create_batch(55, environment="test")
     body = moderator_client.get(URL, {"environment": "test", "q": ""}).content.decode()
     link = re.search(r'<a class="button" rel="next" href="([^"]+)"\s+hx-get="([^"]+)"', body)
     assert link and link.group(1) == link.group(2)
@@ -333,7 +333,7 @@ LIST_QUERIES = 3
 )
 def test_list_runs_a_fixed_number_of_queries(client, moderator, django_assert_num_queries, size, params):
     for i in range(size):
-        make_conversation(feedback={1: [{"kind": "thumbs_down"}]} if i % 2 else None)
+        ConversationFactory(feedback={1: [{"kind": "thumbs_down"}]} if i % 2 else None)
     client.force_login(moderator)
     with django_assert_num_queries(LIST_QUERIES):
         response = client.get(URL, params)
