@@ -25,7 +25,7 @@ from django.db.models import Value
 from factory.django import DjangoModelFactory
 
 from sessions.imports.normalise import feedback_is_negative, summary
-from sessions.models import SEARCH_CONFIG, Conversation, FeedbackEvent, FeedbackKind, Turn
+from sessions.models import SEARCH_CONFIG, Conversation, FeedbackEvent, FeedbackKind, ImportBatch, ImportRejection, Turn
 
 #: Conversations made without ``started_at`` start one minute apart from here, each newer than the last.
 BASE_TIME = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
@@ -124,3 +124,64 @@ class ConversationFactory(DjangoModelFactory):
             for event in events:
                 FeedbackEventFactory(turn=turn, **event)
         return refresh_summary(conversation)
+
+
+class ImportBatchFactory(DjangoModelFactory):
+    """An import batch row (no file behind it): for the import pages' tests."""
+
+    class Meta:
+        model = ImportBatch
+
+    file_name = factory.Sequence(lambda n: f"logs-{n}.jsonl")
+    source = "s"
+
+
+class ImportRejectionFactory(DjangoModelFactory):
+    class Meta:
+        model = ImportRejection
+
+    batch = factory.SubFactory(ImportBatchFactory)
+    line = factory.Sequence(lambda n: n + 1)
+    reason = "bad"
+
+
+def _native_turns(conv_id: str, count: int) -> list[dict[str, Any]]:
+    turns: list[dict[str, Any]] = []
+    for i in range(count):
+        if i % 2 == 0:
+            turns.append({"role": "user", "content": f"How do I reset my password? ({conv_id} q{i})"})
+            continue
+        turns.append({
+            "role": "assistant",
+            "content": f"Open Settings, then Security. ({conv_id} a{i})",
+            "created_at": "2026-03-01T10:00:05Z",
+            "latency_ms": 850,
+            "usage": {"prompt_tokens": 120, "completion_tokens": 40},
+            "model_version": "support-llm-2026-02",
+            "confidence": 0.8,
+            "context": {
+                "system_prompt": "You are the support assistant.",
+                "retrieved_documents": [{"id": "kb-12", "score": 0.91, "title": "Passwords", "text": "..."}],
+                "tool_calls": [{"id": "call-1", "name": "lookup_user", "arguments": {"id": 7}, "result": "ok"}],
+            },
+        })  # fmt: skip
+    return turns
+
+
+class NativeRecordFactory(factory.DictFactory):
+    """A small valid record of the native import format (docs/import-format.md): ``turn_count`` alternating
+    user/assistant turns, the assistant ones with context. Input for the importer, not rows: the importer decides
+    what it stores."""
+
+    class Params:
+        turn_count = 2
+
+    id = factory.Sequence(lambda n: f"conv-{n}")
+    user = factory.LazyFunction(lambda: {"id": "u-9f2", "role": "customer"})
+    environment = "prod"
+    model_version = "support-llm-2026-02"
+    app_version = "4.2.0"
+    started_at = "2026-03-01T10:00:00Z"
+    ended_at = "2026-03-01T10:05:00Z"
+    metadata = factory.LazyFunction(lambda: {"locale": "en-GB"})
+    turns = factory.LazyAttribute(lambda o: _native_turns(o.id, o.turn_count))

@@ -9,8 +9,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from sessions.models import Conversation, ImportBatch, ImportRejection, ImportStatus
+from sessions.models import Conversation, ImportBatch, ImportStatus
 from sessions.tasks import import_batch_process
+from tests.sessions.factories import ImportBatchFactory, ImportRejectionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +65,7 @@ def test_only_moderators_and_admins_may_import(client, analyst, expert, upload_d
 
 
 def test_a_batch_page_is_for_importers_only(client, analyst):
-    batch = ImportBatch.objects.create(file_name="a.jsonl", source="s")
+    batch = ImportBatchFactory(file_name="a.jsonl", source="s")
     client.force_login(analyst)
     assert client.get(batch.get_absolute_url()).status_code == 403
 
@@ -160,7 +161,7 @@ def test_upload_requires_the_csrf_token(moderator, upload_dir):
 
 
 def test_running_batch_page_polls_its_status_fragment(moderator_client):
-    batch = ImportBatch.objects.create(file_name="big.jsonl", source="s", status=ImportStatus.RUNNING,
+    batch = ImportBatchFactory(file_name="big.jsonl", source="s", status=ImportStatus.RUNNING,
                                        total_bytes=4000, bytes_read=1000, records_read=42)
     page = moderator_client.get(batch.get_absolute_url())
     html = page.content.decode()
@@ -175,14 +176,14 @@ def test_running_batch_page_polls_its_status_fragment(moderator_client):
 
 
 def test_finished_batch_stops_polling_and_shows_the_escaped_report(moderator_client):
-    batch = ImportBatch.objects.create(
+    batch = ImportBatchFactory(
         file_name="<b>x</b>.jsonl", source="s", status=ImportStatus.DONE_WITH_REJECTIONS, total_bytes=10,
         bytes_read=10, records_read=5, conversations_created=3, conversations_updated=1, conversations_unchanged=0,
         records_rejected=2, turns_written=9, feedback_written=4,
     )
-    ImportRejection.objects.create(batch=batch, line=4, field="turns[0].role", reason="must be one of user, ...",
+    ImportRejectionFactory(batch=batch, line=4, field="turns[0].role", reason="must be one of user, ...",
                                    excerpt='{"id": "<script>alert(1)</script>"}')
-    ImportRejection.objects.create(batch=batch, line=2, field="id", reason="missing", excerpt="{}")
+    ImportRejectionFactory(batch=batch, line=2, field="id", reason="missing", excerpt="{}")
     html = moderator_client.get(batch.get_absolute_url()).content.decode()
     assert "hx-trigger" not in html
     assert 'data-count="created">3<' in html and 'data-count="rejected">2<' in html
@@ -195,10 +196,10 @@ def test_finished_batch_stops_polling_and_shows_the_escaped_report(moderator_cli
 
 def test_import_pages_run_a_fixed_number_of_queries(moderator_client, moderator, django_assert_num_queries):
     for i in range(5):
-        batch = ImportBatch.objects.create(file_name=f"f{i}.jsonl", source="s", records_rejected=3,
+        batch = ImportBatchFactory(file_name=f"f{i}.jsonl", source="s", records_rejected=3,
                                            status=ImportStatus.DONE_WITH_REJECTIONS, created_by=moderator)
         for line in range(3):
-            ImportRejection.objects.create(batch=batch, line=line + 1, reason="bad")
+            ImportRejectionFactory(batch=batch, line=line + 1, reason="bad")
     # the user with their groups (role check; the session comes from Redis), then the page's own queries
     with django_assert_num_queries(2):
         assert moderator_client.get(LIST_URL).status_code == 200
