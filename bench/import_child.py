@@ -56,10 +56,10 @@ def run_pipeline(path: Path) -> dict[str, Any]:
     from bench import import_timing  # noqa: PLC0415
     from sessions import services  # noqa: PLC0415
 
-    timings = import_timing.install()
-    started = time.perf_counter()
-    batch = services.import_file(path=path, source=SOURCE, format="native")
-    seconds = time.perf_counter() - started
+    with import_timing.timed() as timings:
+        started = time.perf_counter()
+        batch = services.import_file(path=path, source=SOURCE, format="native")
+        seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
         # Wall seconds per merge step and each thread's CPU seconds (bench.import_timing).
