@@ -15,7 +15,6 @@ from feedbackhub.roles import can_import
 from sessions import tasks
 from sessions.imports import selectors
 from sessions.imports.forms import ImportUploadForm
-from sessions.imports.reader import human_bytes
 from sessions.imports.uploads import (
     StoredUpload,
     StreamingHashUploadHandler,
@@ -51,14 +50,10 @@ def import_list(request: HttpRequest) -> HttpResponse:
 def _import_list(request: HttpRequest, handler: StreamingHashUploadHandler | None) -> HttpResponse:
     status = 200
     if request.method == "POST" and handler is not None:
-        form = ImportUploadForm(request.POST, request.FILES)
+        form = ImportUploadForm(
+            request.POST, request.FILES, max_bytes=handler.max_bytes, too_large=handler.too_large
+        )
         upload = request.FILES.get("file")
-        if handler.too_large:
-            form.add_error(
-                "file",
-                f"The file is larger than the import limit of {human_bytes(handler.max_bytes)} "
-                "(IMPORT_MAX_FILE_BYTES); split it into smaller files.",
-            )
         if form.is_valid() and isinstance(upload, StoredUpload):
             try:
                 with transaction.atomic():
