@@ -1,4 +1,4 @@
-"""Browsing conversation logs: the session list (filters, keyset pages) and one session's trail.
+"""Browsing conversation logs: the conversation list (filters, keyset pages) and one conversation's trail.
 
 Every logged-in role may browse (LoginRequiredMiddleware turns anonymous visitors to the login page).
 """

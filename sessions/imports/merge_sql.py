@@ -25,8 +25,9 @@ CONV_TABLE = Conversation._meta.db_table
 TURN_TABLE = Turn._meta.db_table
 FEEDBACK_TABLE = FeedbackEvent._meta.db_table
 
-#: The session's staging tables, created once per connection: the staged conversation row carries ``k`` (its
-#: place in the chunk) and ``search_text`` (turned into ``search_vector`` by the upsert).
+#: The staging tables (TEMP: each database connection has its own), created once per connection. A staged
+#: conversation row carries ``k`` (its place in the chunk) and ``search_text`` (turned into ``search_vector`` by the
+#: upsert).
 STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS fh_stage_conv (
     k integer, source text, external_id text, content_hash text, title text, end_user_id text, user_role text,

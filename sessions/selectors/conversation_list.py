@@ -231,7 +231,7 @@ def _list_sql(
 
 
 class ConversationRow(dict):
-    """One row of the session list: the columns in ``LIST_COLUMNS``, ``pk`` and ``part``, plus display values
+    """One row of the conversation list: the columns in ``LIST_COLUMNS``, ``pk`` and ``part``, plus display values
     computed once per row by ``_rows``: ``href`` (the trail), ``display_title``, ``started_iso`` and
     ``started_text`` (``YYYY-MM-DD HH:MM`` in the current time zone).
 

@@ -29,7 +29,7 @@ class ConversationFilters:
     feedback_kind: str = ""
     negative_only: bool = False
     q: str = ""
-    #: Product-team session tag (``ConversationTag.slug``) and end-user feedback category.
+    #: Product-team conversation tag (``ConversationTag.slug``) and end-user feedback category.
     session_tag: str = ""
     feedback_category: str = ""
 
@@ -75,7 +75,7 @@ def split_conditions(filters: ConversationFilters) -> tuple[list[Condition], lis
 
 
 def _tag_and_category_conditions(filters: ConversationFilters) -> list[Condition]:
-    """Session tag and feedback category: EXISTS probes served by the (conversation, ...) indexes."""
+    """Conversation tag and feedback category: EXISTS probes served by the (conversation, ...) indexes."""
     conds: list[Condition] = []
     if filters.session_tag:
         tagging = connection.ops.quote_name(ConversationTagging._meta.db_table)

@@ -118,7 +118,7 @@ def conversation_trail(*, pk: int) -> Trail:
     """
     conversation = Conversation.objects.select_related("last_import").defer("search_vector").filter(pk=pk).first()
     if conversation is None:
-        raise Http404("No such session.")
+        raise Http404("No such conversation.")
     turns = list(Turn.objects.filter(conversation_id=pk).order_by("position"))
     by_turn: dict[int, list[FeedbackEvent]] = defaultdict(list)
     events = FeedbackEvent.objects.filter(conversation_id=pk).order_by(F("created_at").asc(nulls_last=True), "id")
