@@ -1,6 +1,7 @@
 from django.urls import path
 
-from sessions import import_views, views
+from sessions import views
+from sessions.importers import views as import_views
 
 app_name = "conversations"
 
