@@ -7,9 +7,9 @@ from pathlib import Path
 
 from celery import shared_task
 
-from sessions.importers.uploads import import_batch_fail, upload_discard
 from sessions.models import ImportBatch, ImportStatus
 from sessions.services import import_batch_run
+from sessions.uploads import import_batch_fail, upload_discard
 
 logger = logging.getLogger(__name__)
 

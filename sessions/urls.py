@@ -1,7 +1,6 @@
 from django.urls import path
 
-from sessions import views
-from sessions.importers import views as import_views
+from sessions import import_views, views
 
 app_name = "conversations"
 

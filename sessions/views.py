@@ -1,4 +1,4 @@
-"""Browsing conversation logs: the conversation list (filters, keyset pages) and one conversation's trail.
+"""Browsing conversation logs: the session list (filters, keyset pages) and one session's trail.
 
 Every logged-in role may browse (LoginRequiredMiddleware turns anonymous visitors to the login page).
 """
@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from feedbackhub.http import HtmxHttpRequest
-from sessions import selectors, trail
+from sessions import selectors
 from sessions.forms import ConversationFilterForm
 from sessions.tagging import services as tagging
 
@@ -46,7 +46,7 @@ def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def conversation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """A conversation's trail: its metadata, then each turn with its system context, output and end-user feedback."""
-    found = trail.conversation_trail(pk=pk)
+    trail = selectors.conversation_trail(pk=pk)
     try:
         # The review workspace lives in the annotations app; link to it when it is installed.
         review_url = reverse("annotations:review", args=[pk])
@@ -54,8 +54,8 @@ def conversation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         review_url = ""
     context = {
         "nav": "conversations",
-        "trail": found,
-        "conversation": found.conversation,
+        "trail": trail,
+        "conversation": trail.conversation,
         "review_url": review_url,
     }
     return render(request, "sessions/detail.html", context)

@@ -1,6 +1,4 @@
-"""Importing conversation logs: one module per log format over one shared pipeline (:mod:`sessions.importers.pipeline`,
-its set-based SQL in ``merge_sql``), and the import pages (``views``, ``selectors``, ``forms``, ``uploads``: a file
-is streamed to disk with its sha256, then a worker imports it).
+"""Importers: one module per log format over one shared pipeline (:mod:`sessions.importers.pipeline`).
 
 Each format module has ``NAME``, ``sniff(first_record) -> bool`` and
 ``iter_items(import_file, default_source=...) -> Iterator[Conversation | Rejected]``. They map their records onto

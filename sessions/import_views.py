@@ -12,11 +12,10 @@ from django.views.decorators.http import require_http_methods
 from feedbackhub.http import HtmxHttpRequest
 from feedbackhub.outbox import enqueue_on_commit
 from feedbackhub.roles import can_import
-from sessions import tasks
-from sessions.importers import selectors as import_selectors
-from sessions.importers.forms import ImportUploadForm
+from sessions import import_selectors, tasks
+from sessions.forms_import import ImportUploadForm
 from sessions.importers.reader import human_bytes
-from sessions.importers.uploads import (
+from sessions.uploads import (
     StoredUpload,
     StreamingHashUploadHandler,
     remove_stored_file,
