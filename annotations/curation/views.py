@@ -9,15 +9,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import (
-    FileResponse,
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseBadRequest,
-    QueryDict,
-    StreamingHttpResponse,
-)
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,7 +18,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotations.curation import exporters, selectors, services, tasks
 from annotations.curation import permissions as perms
 from annotations.curation.exporters import dpo
-from annotations.curation.forms import AddToDatasetForm, CorrectionFilterForm, ExamplePageForm, ExportForm
 from annotations.curation.models import Dataset, DatasetVersion, Example, ExampleStatus, ExportFormat, ExportJob
 from feedbackhub.http import HtmxHttpRequest
 from feedbackhub.outbox import enqueue_on_commit
@@ -43,8 +34,13 @@ def _error_text(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
 
-def _bad_request(form) -> HttpResponseBadRequest:
-    return HttpResponseBadRequest("; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
+def _int(value: str | None) -> int | None:
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 def _perm_context(request: HttpRequest) -> dict:
@@ -94,10 +90,7 @@ def dataset_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     status = request.GET.get("status", "")
     if status not in ExampleStatus.values:
         status = ""
-    form = ExamplePageForm(request.GET)
-    if not form.is_valid():
-        return _bad_request(form)
-    page = selectors.example_page(dataset=dataset, status=status, after=form.cleaned_data["after"])
+    page = selectors.example_page(dataset=dataset, status=status, after=_int(request.GET.get("after")))
     context = {
         "nav": "datasets",
         "dataset": dataset,
@@ -172,10 +165,7 @@ def dataset_export(request: HttpRequest, slug: str) -> HttpResponseBase:
     if fmt not in ExportFormat.values:
         messages.error(request, f"Unknown export format {fmt!r}.")
         return redirect(dataset)
-    form = ExportForm(request.POST)
-    if not form.is_valid():
-        return _bad_request(form)
-    number = form.cleaned_data["version"]
+    number = _int(request.POST.get("version"))
     version = None
     if number is not None:
         version = DatasetVersion.objects.filter(dataset=dataset, number=number).first()
@@ -222,15 +212,23 @@ def export_download(request: HttpRequest, pk: int) -> FileResponse:
 # --- approved corrections -------------------------------------------------------------------------------------------
 
 
+def _filters(data) -> selectors.CorrectionFilters:
+    return selectors.CorrectionFilters(
+        model_version=data.get("model_version", "").strip(),
+        environment=data.get("environment", "") if data.get("environment", "") in Environment.values else "",
+        tag=_int(data.get("tag")),
+        q=data.get("q", "").strip()[:200],
+        turn=_int(data.get("turn")),
+        not_in=_int(data.get("not_in")),
+    )
+
+
 @require_GET
 def correction_list(request: HtmxHttpRequest) -> HttpResponse:
     """Approved corrections with filters, to add to a dataset: the checked ones or every match of the filters."""
     _require_read(request)
-    form = CorrectionFilterForm(request.GET)
-    if not form.is_valid():
-        return _bad_request(form)
-    filters = form.filters()
-    offset = form.cleaned_data["offset"] or 0
+    filters = _filters(request.GET)
+    offset = max(0, _int(request.GET.get("offset")) or 0)
     rows = selectors.correction_page(filters, offset=offset)
     more = len(rows) > selectors.PAGE_SIZE
     rows = rows[: selectors.PAGE_SIZE]
@@ -257,18 +255,16 @@ def correction_list(request: HtmxHttpRequest) -> HttpResponse:
 def correction_add(request: HttpRequest) -> HttpResponse:
     """Add the checked corrections (``correction`` values), or with ``all=1`` every one matching the filters."""
     back = reverse("curation:corrections") + (f"?{request.POST['query']}" if request.POST.get("query") else "")
-    form = AddToDatasetForm(request.POST)
-    dataset_id = form.cleaned_data["dataset"] if form.is_valid() else None
+    dataset_id = _int(request.POST.get("dataset"))
     dataset = Dataset.objects.filter(pk=dataset_id).first() if dataset_id else None
     if dataset is None:
         messages.error(request, "Choose the dataset to add to.")
         return redirect(back)
     try:
         if request.POST.get("all") == "1":
-            filter_form = CorrectionFilterForm(QueryDict(request.POST.get("query", "")))
-            if not filter_form.is_valid():
-                raise ValidationError(filter_form.errors.as_text())
-            result = services.examples_add_matching(actor=request.user, dataset=dataset, filters=filter_form.filters())
+            result = services.examples_add_matching(
+                actor=request.user, dataset=dataset, filters=_filters(QueryDict(request.POST.get("query", "")))
+            )
         else:
             result = services.examples_add(
                 actor=request.user, dataset=dataset, correction_ids=request.POST.getlist("correction")

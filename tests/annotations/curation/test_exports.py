@@ -9,7 +9,6 @@ import json
 import zipfile
 from pathlib import Path
 
-import datasets
 import jsonschema
 import pytest
 from django.core.management import call_command
@@ -46,6 +45,7 @@ def test_openai_chat_lines_end_with_the_corrected_reply(curated):
 
 
 def test_dpo_pairs_load_with_datasets_and_have_what_trl_needs(curated, tmp_path):
+    datasets = pytest.importorskip("datasets")
     path = tmp_path / "pairs.jsonl"
     path.write_bytes(export("dpo", dataset=curated))
     ds = datasets.load_dataset("json", data_files=str(path), split="train")
@@ -58,6 +58,7 @@ def test_dpo_pairs_load_with_datasets_and_have_what_trl_needs(curated, tmp_path)
 
 
 def test_dpo_conversational_form_loads_as_message_lists(curated, tmp_path):
+    datasets = pytest.importorskip("datasets")
     path = tmp_path / "pairs.jsonl"
     with path.open("wb") as out:
         exporters.write(dpo.MESSAGES_EXPORTER, exporters.ExportSource(dataset=curated), out)
@@ -68,6 +69,7 @@ def test_dpo_conversational_form_loads_as_message_lists(curated, tmp_path):
 
 
 def test_hf_folder_loads_with_load_dataset_and_its_card_has_the_counts(curated, tmp_path):
+    datasets = pytest.importorskip("datasets")
     version = services.version_cut(actor=curated.created_by, dataset=curated, note="first cut")
     folder = tmp_path / "geo"
     hf.EXPORTER.write_folder(exporters.ExportSource(version=version), folder)
@@ -87,6 +89,7 @@ def test_hf_folder_loads_with_load_dataset_and_its_card_has_the_counts(curated, 
 
 
 def test_hf_zip_holds_the_same_folder(curated, tmp_path):
+    datasets = pytest.importorskip("datasets")
     data = export("hf", dataset=curated)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert sorted(archive.namelist()) == ["geography-fixes/README.md", "geography-fixes/data/train.jsonl"]
