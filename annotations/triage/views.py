@@ -12,7 +12,7 @@ from functools import wraps
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -20,7 +20,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from annotations.models import Tag
-from annotations.triage import actions, permissions, proposals, selectors
+from annotations.triage import actions, forms, permissions, proposals, selectors
+from annotations.triage.forms import QueueFilterForm
 from annotations.triage.models import Cluster, Resolution, Status
 from feedbackhub import roles
 from feedbackhub.http import HtmxHttpRequest
@@ -29,20 +30,12 @@ QUEUE_TEMPLATE = "triage/queue.html"
 CLUSTER_TEMPLATE = "triage/cluster.html"
 
 
-def _ids(values: list[str], field: str) -> list[int]:
-    try:
-        return [int(v) for v in values if v != ""]
-    except ValueError:
-        raise ValidationError({field: "Ids must be whole numbers."}) from None
-
-
 def _one_id(value: str | None, field: str, *, required: bool = True) -> int | None:
     if value in (None, ""):
         if required:
             raise ValidationError({field: "This field is required."})
         return None
-    ids = _ids([value], field)
-    return ids[0]
+    return forms.ids([value], field)[0]
 
 
 def _message_of(exc: ValidationError | PermissionDenied) -> str:
@@ -84,24 +77,14 @@ def action(view: Callable) -> Callable:
     return wrapper
 
 
-def _filters(request: HttpRequest) -> selectors.QueueFilters:
-    get = request.GET
-    tag = get.get("tag", "")
-    return selectors.QueueFilters(
-        status=get.get("status", "open") or "open",
-        owner=get.get("owner", ""),
-        environment=get.get("environment", "")[:16],
-        model_version=get.get("model_version", "")[:128],
-        tag=int(tag) if tag.isdigit() else None,
-        sla_breached=get.get("sla") == "1",
-    )
-
-
 @require_GET
 def queue(request: HtmxHttpRequest) -> HttpResponse:
     if not permissions.can_use_triage(request.user):
         raise PermissionDenied("The triage queue is for moderators and domain experts.")
-    filters = _filters(request)
+    form = QueueFilterForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest("; ".join(f"{field}: {' '.join(e)}" for field, e in form.errors.items()))
+    filters = form.filters()
     base = reverse("triage:queue")  # row links are built from it: no URL reversal per row
     context = {
         "nav": "triage",
@@ -190,7 +173,7 @@ def tag_members(request: HtmxHttpRequest, cluster_id: int) -> str:
 
 @action
 def move_members(request: HtmxHttpRequest, cluster_id: int) -> str:
-    items = _ids(request.POST.getlist("items"), "items")
+    items = forms.ids(request.POST.getlist("items"), "items")
     if request.POST.get("op") == "split":
         target = actions.members_move(actor=request.user, item_ids=items, to_cluster_id=None)
         return f"Split {len(items)} items out into cluster #{target.pk}."
@@ -209,7 +192,7 @@ def decide_proposal(request: HtmxHttpRequest, proposal_id: int) -> str:
 @action
 def bulk(request: HtmxHttpRequest, cluster_id: int | None = None) -> str:
     """Queue and cluster-page bulk actions over selected clusters: assign, route, tag, merge, status."""
-    ids = _ids(request.POST.getlist("clusters"), "clusters")
+    ids = forms.ids(request.POST.getlist("clusters"), "clusters")
     if cluster_id is not None:
         ids = sorted({*ids, cluster_id})
     if not ids:

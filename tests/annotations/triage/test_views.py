@@ -104,3 +104,21 @@ def test_guidance_is_saved_and_status_errors_are_reported(client, moderator):
     assert c.guidance == "Quote policy 4.2"
     response = client.post(reverse("triage:status", args=[c.pk]), {"status": "closed"}, follow=True)
     assert b"Closing needs a resolution" in response.content
+
+
+@pytest.mark.parametrize("query", [
+    {"tag": "¹"}, {"tag": "9" * 30}, {"owner": "²"}, {"owner": "someone"}, {"model_version": "gpt\x00"},
+    {"status": "<script>"},
+])
+def test_malformed_queue_filters_are_a_400_naming_the_field(client, moderator, query):
+    client.force_login(moderator)
+    response = client.get(reverse("triage:queue"), query)
+    assert response.status_code == 400
+    assert next(iter(query)) in response.content.decode()
+
+
+def test_a_bulk_action_with_an_id_that_is_not_a_number_is_refused(client, moderator):
+    client.force_login(moderator)
+    response = client.post(reverse("triage:bulk"), {"clusters": ["1²"], "op": "assign"}, follow=True)
+    assert response.status_code == 200  # back on the queue, with the refusal as a message
+    assert "Ids must be whole numbers." in response.content.decode()
