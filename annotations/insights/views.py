@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from annotations.insights import charts, selectors
-from annotations.insights.forms import BulkTagForm, DashboardFilterForm, SaveViewForm, SpanFilterForm
+from annotations.insights.forms import BulkTagForm, ChipsForm, DashboardFilterForm, SaveViewForm, SpanFilterForm
 from annotations.models import Tag
 from feedbackhub.http import HtmxHttpRequest
 from sessions.forms import ConversationFilterForm
@@ -225,7 +225,10 @@ def bulk_apply(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def chips(request: HttpRequest) -> HttpResponse:
     """Tag chips for the list rows ``ids`` as out-of-band fragments (the list itself runs no extra query)."""
-    ids = [int(p) for p in request.GET.get("ids", "").split(",") if p.isdigit() and len(p) <= 18][:500]
+    form = ChipsForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest(" ".join(form.errors.get("ids", [])))
+    ids = form.cleaned_data["ids"]
     by_id = tagging_selectors.conversation_tags_for(ids)
     return render(request, "insights/_chips.html", {"rows": [(pk, by_id.get(pk, [])) for pk in ids]})
 

@@ -221,3 +221,11 @@ def test_reviewer_tag_points_open_the_spans_in_the_review_workspace(client, anal
     assert series["data"][i] == 1
     page = client.get(_link(chart, series, i)).content.decode()
     assert f'/review/c/{conv.pk}/#card-{annotation.pk}' in page and "It is in Paris." in page
+
+
+def test_chips_skip_parts_that_are_not_ids(client, analyst):
+    conv = make_conversation()
+    client.force_login(analyst)
+    response = client.get(reverse("insights:chips"), {"ids": f"¹,{conv.pk},-3,1e3"})
+    assert response.status_code == 200
+    assert response.content.decode().count('hx-swap-oob="true"') == 1
