@@ -167,9 +167,9 @@ def test_filters_narrow_the_examples(api, token, cases):
 def test_user_text_comes_back_as_data(api, token, moderator, expert):
     cases = build_cases(moderator, expert, embed=False)
     cases.refund.turn.conversation.turns.filter(position=0).update(content='<script>alert("x")</script> refund?')
-    from annotations.recall import services as recall_services
+    from annotations.recall import embedding
 
-    recall_services.embeddings_embed_pending()
+    embedding.embeddings_embed_pending()
     response = _post(api, {"input": REFUND_QUERY, "k": 1}, token)
     assert response["Content-Type"] == "application/json"
     assert response.json()["examples"][0]["input"] == '<script>alert("x")</script> refund?'

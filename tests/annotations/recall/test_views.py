@@ -110,11 +110,12 @@ def test_review_page_offers_both_panels(moderator_client, cases):
 def test_case_text_is_escaped(moderator_client, moderator, expert):
     cases = build_cases(moderator, expert, embed=False)
     from annotations.models import Annotation
+    from annotations.recall import embedding
     from annotations.recall import services as recall_services
 
     Annotation.objects.filter(pk=cases.refund.annotation.pk).update(body='<img src=x onerror="alert(1)"> refund')
     recall_services.feedback_item_sync_for_annotation(annotation_id=cases.refund.annotation.pk)
-    recall_services.embeddings_embed_pending()
+    embedding.embeddings_embed_pending()
     html = moderator_client.get("/recall/search/", {"q": REFUND_QUERY}).content.decode()
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; refund" in html
     assert "<img src=x" not in html
