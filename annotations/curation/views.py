@@ -107,7 +107,7 @@ def dataset_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         jobs=selectors.dataset_jobs(dataset),
         formats=EXPORT_BUTTONS,
         approved=page.counts.get(ExampleStatus.APPROVED, 0),
-        stream_max=services._stream_max(),
+        stream_max=services.stream_max(),
     )
     return render(request, "curation/dataset.html", context)
 
