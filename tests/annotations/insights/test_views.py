@@ -13,7 +13,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from django.urls import reverse
 
+from annotations import anchoring
+from annotations import services as review
 from annotations.insights import services
+from annotations.models import Tag
 from sessions.models import ConversationTag, ConversationTagging, SavedView
 from sessions.tagging import services as tagging
 from tests.annotations.insights.conftest import DAY1
@@ -201,10 +204,6 @@ def test_saved_views_save_share_open_and_delete(client, analyst, moderator):
 
 
 def test_reviewer_tag_points_open_the_spans_in_the_review_workspace(client, analyst, expert):
-    from annotations import anchoring  # noqa: PLC0415
-    from annotations import services as review  # noqa: PLC0415
-    from annotations.models import Tag  # noqa: PLC0415
-
     conv = make_conversation(started_at=DAY1, turns=[("user", "Where?"), ("assistant", "The tower is in Berlin.")])
     turn = conv.turns.get(position=1)
     tag = Tag.objects.get_or_create(name="factually incorrect", defaults={"slug": "factually-incorrect"})[0]
