@@ -120,6 +120,9 @@ def test_csv_download_matches_the_table_and_escapes_formulas(client, analyst):
     assert "attachment" in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows == [["Category", "Events"], ["'=HYPERLINK(1)", "1"]]
+    page = client.get(DASH, {"date_from": "2026-03-01", "date_to": "2026-03-03"}).content.decode()
+    assert '<th scope="col">Category</th><th scope="col">Events</th>' in page
+    assert '<tr><th scope="row">=HYPERLINK(1)</th><td class="num">1</td></tr>' in page
     assert client.get(reverse("insights:csv", args=["nope"])).status_code == 404
 
 
