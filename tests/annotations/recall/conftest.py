@@ -6,12 +6,12 @@ import pytest
 
 from annotations.recall import embedding
 from annotations.recall.models import FeedbackItem
+from feedbackhub import embeddings
 
 
 @pytest.fixture(scope="session")
 def model():
     """The packaged all-MiniLM-L6-v2, loaded once for the run."""
-    from feedbackhub import embeddings
 
     return embeddings.get_model()
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
+from annotations.models import Tag
+from annotations.recall import embedding
 from feedbackhub import auth_tokens
 from feedbackhub.models import ApiToken
 from tests.annotations.recall.recall_cases import REFUND_QUERY, build_cases
@@ -172,7 +176,6 @@ def test_filters_narrow_the_examples(api, token, cases):
 def test_user_text_comes_back_as_data(api, token, moderator, expert):
     cases = build_cases(moderator, expert, embed=False)
     cases.refund.turn.conversation.turns.filter(position=0).update(content='<script>alert("x")</script> refund?')
-    from annotations.recall import embedding
 
     embedding.embeddings_embed_pending()
     response = _post(api, {"input": REFUND_QUERY, "k": 1}, token)
@@ -182,8 +185,6 @@ def test_user_text_comes_back_as_data(api, token, moderator, expert):
 
 @pytest.mark.django_db
 def test_query_count_does_not_grow_with_k(api, token, cases):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
     _post(api, {"input": REFUND_QUERY, "k": 1}, token)  # records the token's use (one write a minute at most)
     counts = []
@@ -199,10 +200,7 @@ def test_query_count_does_not_grow_with_k(api, token, cases):
 
 @pytest.mark.django_db
 def test_tag_filters_follow_the_taxonomy_without_a_query(api, token, cases):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
-    from annotations.models import Tag
 
     body = {"input": REFUND_QUERY, "filters": {"tags": ["Outdated pricing"]}}
     assert _post(api, body, token).json()["error"]["field"] == "filters.tags[0]"

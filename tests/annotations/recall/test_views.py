@@ -6,6 +6,10 @@ import re
 
 import pytest
 
+from annotations.models import Annotation
+from annotations.recall import embedding
+from annotations.recall import services as recall_services
+from annotations.recall.models import FeedbackItem
 from tests.annotations.recall.recall_cases import REFUND_QUERY, build_cases
 
 pytestmark = pytest.mark.django_db
@@ -109,9 +113,6 @@ def test_review_page_offers_both_panels(moderator_client, cases):
 
 def test_case_text_is_escaped(moderator_client, moderator, expert):
     cases = build_cases(moderator, expert, embed=False)
-    from annotations.models import Annotation
-    from annotations.recall import embedding
-    from annotations.recall import services as recall_services
 
     Annotation.objects.filter(pk=cases.refund.annotation.pk).update(body='<img src=x onerror="alert(1)"> refund')
     recall_services.feedback_item_sync_for_annotation(annotation_id=cases.refund.annotation.pk)
@@ -129,7 +130,6 @@ def test_search_query_count_does_not_grow_with_results(moderator_client, cases, 
 
 def test_annotation_panel_before_its_item_exists_says_so(moderator_client, moderator, expert):
     cases = build_cases(moderator, expert, embed=False)
-    from annotations.recall.models import FeedbackItem
 
     FeedbackItem.objects.filter(annotation_id=cases.tone.annotation.pk).delete()
     html = moderator_client.get(f"/recall/similar/annotation/{cases.tone.annotation.pk}/").content.decode()
