@@ -124,7 +124,7 @@ def example_review(request: HtmxHttpRequest, example_id: int) -> HttpResponse:
         )
     except ValidationError as exc:
         error = _error_text(exc)
-    example = Example.objects.select_related("proposed_by", "reviewed_by", "dataset").get(pk=example.pk)
+    example = selectors.example_for_card(example.pk)
     context = {"example": example, "error": error, "dataset": example.dataset, **_perm_context(request)}
     if request.htmx:
         return render(request, "curation/dataset.html#example", context, status=400 if error else 200)
@@ -217,21 +217,16 @@ def correction_list(request: HtmxHttpRequest) -> HttpResponse:
     form = CorrectionFilterForm(request.GET)
     offset = valid_or_400(form)["offset"]
     filters = form.filters()
-    rows = selectors.correction_page(filters, offset=offset)
-    more = len(rows) > selectors.PAGE_SIZE
-    rows = rows[: selectors.PAGE_SIZE]
-    in_datasets = selectors.datasets_of_turns([c.turn_id for c in rows])
-    for correction in rows:
-        correction.dataset_names = in_datasets.get(correction.turn_id, [])  # type: ignore[attr-defined]
+    page = selectors.correction_page(filters, offset=offset)
     query = {k: v for k, v in request.GET.items() if k != "offset" and v}
     context = {
         "nav": "datasets",
-        "corrections": rows,
+        "corrections": page.corrections,
         "filters": filters,
         "choices": selectors.correction_filter_choices(),
         "datasets": selectors.dataset_choices(),
         "query": urlencode(query),
-        "next_url": f"?{urlencode({**query, 'offset': offset + selectors.PAGE_SIZE})}" if more else "",
+        "next_url": f"?{urlencode({**query, 'offset': offset + selectors.PAGE_SIZE})}" if page.more else "",
         "prev_url": f"?{urlencode({**query, 'offset': max(0, offset - selectors.PAGE_SIZE)})}" if offset else "",
         "environments": Environment.choices,
         **_perm_context(request),
