@@ -4,16 +4,26 @@ queries whatever their count (pinned by a test)."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
-from django.contrib.postgres.aggregates import ArrayAgg
+from django.contrib.postgres.aggregates import ArrayAgg, JSONBAgg
 from django.core.cache import cache
-from django.db import connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, Prefetch, Q, QuerySet, Value
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.db.models import (
+    BooleanField,
+    ExpressionWrapper,
+    JSONField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce, JSONObject
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -115,19 +125,19 @@ def annotations_full(ids: list[int], tags: list[Tag]) -> dict[int, Annotation]:
     return {a.pk: a for a in with_tag_lists(list(annotation_queryset().filter(pk__in=ids)), tags)}
 
 
-@functools.cache
-def thread_rows_sql() -> str:
-    """SQL for an annotation's reply thread as one JSON array (oldest first, deleted replies too), in a query whose
-    annotation table is aliased ``a``: a service reads it with the row it locks, and ``thread_from_rows`` turns it into
-    the replies a card shows, so rendering the card back after a save reads nothing more."""
-    users = get_user_model()
-    return f"""COALESCE((
-        SELECT json_agg(json_build_object(
-                   'id', r.id, 'author_id', r.author_id, 'author', u.{users.USERNAME_FIELD}, 'body', r.body,
-                   'version', r.version, 'created_at', r.created_at, 'updated_at', r.updated_at,
-                   'deleted_at', r.deleted_at) ORDER BY r.created_at, r.id)
-        FROM {AnnotationReply._meta.db_table} r JOIN {users._meta.db_table} u ON u.{users._meta.pk.column} = r.author_id
-        WHERE r.annotation_id = a.id), '[]')"""  # noqa: S608 (table and column names from the models)
+def thread_rows() -> Coalesce:
+    """An annotation's reply thread as one JSON array (oldest first, deleted replies too), as an expression to
+    annotate annotations with: a service reads it with the row it locks, and ``thread_from_rows`` turns it into the
+    replies a card shows, so rendering the card back after a save reads nothing more."""
+    reply = JSONObject(
+        id="id", author_id="author_id", author=f"author__{get_user_model().USERNAME_FIELD}", body="body",
+        version="version", created_at="created_at", updated_at="updated_at", deleted_at="deleted_at",
+    )
+    rows = (
+        AnnotationReply.objects.filter(annotation_id=OuterRef("pk")).order_by().values("annotation_id")
+        .annotate(rows=JSONBAgg(reply, order_by=("created_at", "id"))).values("rows")
+    )
+    return Coalesce(Subquery(rows), Value([], output_field=JSONField()))
 
 
 def _when(value: str | None) -> dt.datetime | None:
@@ -135,17 +145,18 @@ def _when(value: str | None) -> dt.datetime | None:
 
 
 def thread_from_rows(annotation_id: int, rows: list[dict]) -> list[AnnotationReply]:
-    """The replies of ``thread_rows_sql()``'s JSON array, as the (unsaved-looking) instances a card renders."""
+    """The replies of a ``thread_rows()`` JSON array, as model instances loaded from the database (``from_db``)."""
     user_model = get_user_model()
     thread = []
     for row in rows:
-        author = user_model(pk=row["author_id"], **{user_model.USERNAME_FIELD: row["author"]})
-        reply = AnnotationReply(
-            id=row["id"], annotation_id=annotation_id, author=author, body=row["body"], version=row["version"],
-            created_at=_when(row["created_at"]), updated_at=_when(row["updated_at"]),
-            deleted_at=_when(row["deleted_at"]),
+        reply = AnnotationReply.from_db(
+            DEFAULT_DB_ALIAS,
+            ["id", "annotation_id", "author_id", "body", "version", "created_at", "updated_at", "deleted_at"],
+            [row["id"], annotation_id, row["author_id"], row["body"], row["version"], _when(row["created_at"]),
+             _when(row["updated_at"]), _when(row["deleted_at"])],
         )
-        reply._state.adding = False  # as read from the database
+        reply.author = user_model.from_db(DEFAULT_DB_ALIAS, ["id", user_model.USERNAME_FIELD],
+                                          [row["author_id"], row["author"]])
         thread.append(reply)
     return thread
 

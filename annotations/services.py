@@ -3,12 +3,13 @@ and, for objects that carry a ``version``, refuses a save based on an older vers
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from typing import Any
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import OuterRef
 from django.utils import timezone
 
 from annotations import anchoring, selectors
@@ -120,34 +121,50 @@ def _active_tags(tag_ids: Iterable[int]) -> list[Tag]:
     return tags
 
 
-@functools.cache
-def _lock_sql() -> str:
-    tags = Annotation.tags.through._meta.db_table
-    return f"""
-        SELECT a.*,
-               ARRAY(SELECT t.tag_id FROM {tags} t WHERE t.annotation_id = a.id ORDER BY t.id) AS tag_pk_list,
-               {selectors.thread_rows_sql()} AS thread_rows
-        FROM {Annotation._meta.db_table} a
-        WHERE a.id = %s
-        FOR UPDATE OF a
-    """  # noqa: S608 (table names from the models)
-
-
 def _lock_annotation(annotation_id: int) -> Annotation:
-    """The annotation, locked, with its tag ids (``tag_pk_list``) and its reply thread (``thread_rows``) read in the
-    same query: the audit snapshots, and then the card rendered from the returned instance, use them without reading
-    them again. The thread read under the lock is the one the transaction commits with, since every reply change also
-    updates the annotation row (``_touch``) and so waits for this lock. Plain SQL: every save runs it, and building it
-    through the ORM cost more than running it."""
-    found = list(Annotation.objects.raw(_lock_sql(), [annotation_id]))
-    if not found:
+    """The annotation, locked (``SELECT ... FOR UPDATE``), with its tag ids (``tag_pk_list``) and its reply thread
+    (``thread_rows``) read in the same query: the audit snapshots, and then the card rendered from the returned
+    instance, use them without reading them again. The thread read under the lock is the one the transaction commits
+    with, since every reply change also updates the annotation row (``_touch``) and so waits for this lock."""
+    tag_ids = Annotation.tags.through.objects.filter(annotation_id=OuterRef("pk")).order_by("id").values("tag_id")
+    annotation = (
+        Annotation.objects.select_for_update(of=("self",))
+        .annotate(tag_pk_list=ArraySubquery(tag_ids), thread_rows=selectors.thread_rows())
+        .filter(pk=annotation_id)
+        .first()
+    )
+    if annotation is None:
         raise ValidationError({"annotation": f"Annotation {annotation_id} does not exist."})
-    return found[0]
+    return annotation
 
 
 def _check_version(obj, version: int | None, yours: dict[str, Any]) -> None:
     if version is None or int(version) != obj.version:
         raise Conflict(obj, yours=yours)
+
+
+def _state(obj, tag_ids: Iterable[int] | None = None) -> dict[str, Any]:
+    if isinstance(obj, Annotation):
+        return _annotation_state(obj, tag_ids)
+    if isinstance(obj, AnnotationReply):
+        return _reply_state(obj)
+    return _correction_state(obj)
+
+
+def _commit(*, actor, obj, action: str, before: dict[str, Any], update_fields: list[str] | None = None,
+            tag_ids: Iterable[int] | None = None, announce: bool = True, **after_extra: Any) -> None:
+    """The end of every versioned change (the caller has locked ``obj`` and checked its version): bump the version,
+    save, audit the before and after states, and tell what changed: feedback on an annotation or on a turn's
+    correction (``feedback_changed``), or thread activity on the reply's annotation."""
+    obj.version += 1
+    obj.save(update_fields=[*update_fields, "version", "updated_at"] if update_fields else None)
+    _audit(actor=actor, action=action, obj=obj, before=before, after={**_state(obj, tag_ids), **after_extra})
+    if isinstance(obj, AnnotationReply):
+        _touch(obj.annotation_id)
+    elif announce and isinstance(obj, Correction):
+        feedback_changed.send(sender=Correction, annotation_id=None, turn_id=obj.turn_id)
+    elif announce:
+        feedback_changed.send(sender=Annotation, annotation_id=obj.pk, turn_id=None)
 
 
 # --- annotations ----------------------------------------------------------------------------------------------------
@@ -251,12 +268,9 @@ def annotation_update(
         annotation.replacement = replacement
     if not annotation.is_suggestion and not annotation.body and not current_tags:
         raise ValidationError({"body": "Write a comment or keep at least one tag."})
-    annotation.version += 1
     # Only what an edit changes (updated_at moves with auto_now): a short UPDATE, not every column written back.
-    annotation.save(update_fields=["body", "replacement", "version", "updated_at"])
-    _audit(actor=actor, action="edit", obj=annotation, before=before,
-           after=_annotation_state(annotation, current_tags))
-    feedback_changed.send(sender=Annotation, annotation_id=annotation.pk, turn_id=None)
+    _commit(actor=actor, obj=annotation, action="edit", before=before, update_fields=["body", "replacement"],
+            tag_ids=current_tags)
     return annotation
 
 
@@ -273,11 +287,7 @@ def annotation_set_status(*, actor, annotation_id: int, version: int | None, res
     annotation.status = target
     annotation.resolved_by = actor if resolved else None
     annotation.resolved_at = timezone.now() if resolved else None
-    annotation.version += 1
-    annotation.save()
-    _audit(actor=actor, action="resolve" if resolved else "reopen", obj=annotation, before=before,
-           after=_annotation_state(annotation))
-    feedback_changed.send(sender=Annotation, annotation_id=annotation.pk, turn_id=None)
+    _commit(actor=actor, obj=annotation, action="resolve" if resolved else "reopen", before=before)
     return annotation
 
 
@@ -291,10 +301,7 @@ def annotation_delete(*, actor, annotation_id: int, version: int | None) -> Anno
         return annotation
     before = _annotation_state(annotation)
     annotation.deleted_at = timezone.now()
-    annotation.version += 1
-    annotation.save()
-    _audit(actor=actor, action="delete", obj=annotation, before=before, after=_annotation_state(annotation))
-    feedback_changed.send(sender=Annotation, annotation_id=annotation.pk, turn_id=None)
+    _commit(actor=actor, obj=annotation, action="delete", before=before)
     return annotation
 
 
@@ -307,10 +314,7 @@ def annotation_restore(*, actor, annotation_id: int) -> Annotation:
         return annotation
     before = _annotation_state(annotation)
     annotation.deleted_at = None
-    annotation.version += 1
-    annotation.save()
-    _audit(actor=actor, action="undo_delete", obj=annotation, before=before, after=_annotation_state(annotation))
-    feedback_changed.send(sender=Annotation, annotation_id=annotation.pk, turn_id=None)
+    _commit(actor=actor, obj=annotation, action="undo_delete", before=before)
     return annotation
 
 
@@ -349,10 +353,7 @@ def reply_update(*, actor, reply_id: int, version: int | None, body: str) -> Ann
     _check_version(reply, version, {"body": body})
     before = _reply_state(reply)
     reply.body = _clean_body(body, required=True)
-    reply.version += 1
-    reply.save()
-    _touch(reply.annotation_id)
-    _audit(actor=actor, action="edit", obj=reply, before=before, after=_reply_state(reply))
+    _commit(actor=actor, obj=reply, action="edit", before=before)
     return reply
 
 
@@ -363,15 +364,19 @@ def reply_delete(*, actor, reply_id: int, undo: bool = False) -> AnnotationReply
     perms.require_author(actor, reply)
     before = _reply_state(reply)
     reply.deleted_at = None if undo else timezone.now()
-    reply.version += 1
-    reply.save()
-    _touch(reply.annotation_id)
-    _audit(actor=actor, action="undo_delete" if undo else "delete", obj=reply, before=before,
-           after=_reply_state(reply))
+    _commit(actor=actor, obj=reply, action="undo_delete" if undo else "delete", before=before)
     return reply
 
 
 # --- suggestions and corrections ------------------------------------------------------------------------------------
+
+
+def _back_to_draft(correction: Correction) -> None:
+    """A changed text needs approving again."""
+    if correction.status == CorrectionStatus.APPROVED:
+        correction.status = CorrectionStatus.DRAFT
+        correction.approved_by = None
+        correction.approved_at = None
 
 
 def _lock_or_start_correction(*, actor, turn: Turn) -> tuple[Correction, bool]:
@@ -421,25 +426,18 @@ def suggestion_decide(*, actor, annotation_id: int, version: int | None, accept:
             )
         c_before = _correction_state(correction)
         correction.text = correction.text[: place.start] + annotation.replacement + correction.text[place.end :]
-        if correction.status == CorrectionStatus.APPROVED:
-            correction.status = CorrectionStatus.DRAFT
-            correction.approved_by = None
-            correction.approved_at = None
+        _back_to_draft(correction)
         correction.updated_by = actor
-        correction.version += 1
-        correction.save()
-        _audit(actor=actor, action="apply_suggestion", obj=correction, before=c_before,
-               after={**_correction_state(correction), "suggestion": annotation.pk})
+        # Announced below with the suggestion: one event for the item and its turn.
+        _commit(actor=actor, obj=correction, action="apply_suggestion", before=c_before, announce=False,
+                suggestion=annotation.pk)
     annotation.suggestion_state = SuggestionState.ACCEPTED if accept else SuggestionState.REJECTED
     annotation.decided_by = actor
     annotation.decided_at = timezone.now()
     annotation.status = AnnotationStatus.RESOLVED
     annotation.resolved_by = actor
     annotation.resolved_at = annotation.decided_at
-    annotation.version += 1
-    annotation.save()
-    _audit(actor=actor, action="accept" if accept else "reject", obj=annotation, before=before,
-           after=_annotation_state(annotation))
+    _commit(actor=actor, obj=annotation, action="accept" if accept else "reject", before=before, announce=False)
     # The item is resolved now; an accept may also have sent an approved correction back to draft.
     feedback_changed.send(sender=Annotation, annotation_id=annotation.pk, turn_id=annotation.turn_id)
     return annotation
@@ -468,15 +466,9 @@ def correction_save(
         return correction
     correction.text = text
     correction.rationale = rationale
-    if correction.status == CorrectionStatus.APPROVED:
-        correction.status = CorrectionStatus.DRAFT
-        correction.approved_by = None
-        correction.approved_at = None
+    _back_to_draft(correction)
     correction.updated_by = actor
-    correction.version += 1
-    correction.save()
-    _audit(actor=actor, action="edit", obj=correction, before=before, after=_correction_state(correction))
-    feedback_changed.send(sender=Correction, annotation_id=None, turn_id=correction.turn_id)
+    _commit(actor=actor, obj=correction, action="edit", before=before)
     return correction
 
 
@@ -495,10 +487,7 @@ def correction_approve(*, actor, correction_id: int, version: int | None) -> Cor
     correction.status = CorrectionStatus.APPROVED
     correction.approved_by = actor
     correction.approved_at = timezone.now()
-    correction.version += 1
-    correction.save()
-    _audit(actor=actor, action="approve", obj=correction, before=before, after=_correction_state(correction))
-    feedback_changed.send(sender=Correction, annotation_id=None, turn_id=correction.turn_id)
+    _commit(actor=actor, obj=correction, action="approve", before=before)
     return correction
 
 

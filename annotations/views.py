@@ -19,7 +19,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotations import fragments, selectors, services
+from annotations import forms, fragments, selectors, services
 from annotations import permissions as perms
 from annotations.models import Annotation, AnnotationReply, Correction, Tag
 from feedbackhub.http import HtmxHttpRequest
@@ -28,15 +28,6 @@ from sessions.models import Turn
 TEMPLATE = fragments.TEMPLATE
 logger = logging.getLogger(__name__)
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
-
-
-def _int(value: str | None, field: str) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except ValueError:
-        raise ValidationError({field: f"{value!r} is not a whole number."}) from None
 
 
 def _perm_context(request: HttpRequest) -> dict:
@@ -177,18 +168,11 @@ def tags_css(request: HttpRequest) -> HttpResponse:
 @handles_errors
 def annotation_create(request: HtmxHttpRequest, turn_id: int) -> HttpResponse:
     turn = get_object_or_404(Turn, pk=turn_id)
-    post = request.POST
+    data = forms.parse(forms.AnnotationCreateForm, request.POST)
     annotation = services.annotation_create(
-        actor=request.user,
-        turn=turn,
-        body=post.get("body", ""),
-        tag_ids=[_int(t, "tags") for t in post.getlist("tags") if t],
-        kind=post.get("kind", "comment"),
-        start=_int(post.get("start"), "start"),
-        end=_int(post.get("end"), "end"),
-        exact=post.get("exact", ""),
-        text_hash=post.get("text_hash", ""),
-        replacement=post.get("replacement", ""),
+        actor=request.user, turn=turn, body=data["body"], tag_ids=data["tags"], kind=data["kind"],
+        start=data["start"], end=data["end"], exact=data["exact"], text_hash=data["text_hash"],
+        replacement=data["replacement"],
     )
     return _card(request, annotation.pk, saved=annotation, status=201)
 
@@ -202,15 +186,10 @@ def annotation_edit(request: HtmxHttpRequest, annotation_id: int) -> HttpRespons
         annotation = selectors.annotation_for_card(annotation_id, tags)
         perms.require_author(request.user, annotation)
         return render(request, f"{TEMPLATE}#edit_form", {"a": annotation, "tags": selectors.active(tags)})
-    post = request.POST
-    tag_ids = [_int(t, "tags") for t in post.getlist("tags") if t] if "tags_present" in post else None
+    data = forms.parse(forms.AnnotationEditForm, request.POST)
     saved = services.annotation_update(
-        actor=request.user,
-        annotation_id=annotation_id,
-        version=_int(post.get("version"), "version"),
-        body=post.get("body", ""),
-        tag_ids=tag_ids,
-        replacement=post.get("replacement") if "replacement" in post else None,
+        actor=request.user, annotation_id=annotation_id, version=data["version"], body=data["body"],
+        tag_ids=data["tags"], replacement=data["replacement"],
     )
     return _card(request, annotation_id, saved=saved)
 
@@ -218,11 +197,9 @@ def annotation_edit(request: HtmxHttpRequest, annotation_id: int) -> HttpRespons
 @require_POST
 @handles_errors
 def annotation_status(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
+    data = forms.parse(forms.StatusForm, request.POST)
     saved = services.annotation_set_status(
-        actor=request.user,
-        annotation_id=annotation_id,
-        version=_int(request.POST.get("version"), "version"),
-        resolved=request.POST.get("resolved") == "1",
+        actor=request.user, annotation_id=annotation_id, version=data["version"], resolved=data["resolved"]
     )
     return _card(request, annotation_id, saved=saved)
 
@@ -230,9 +207,8 @@ def annotation_status(request: HtmxHttpRequest, annotation_id: int) -> HttpRespo
 @require_POST
 @handles_errors
 def annotation_delete(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
-    saved = services.annotation_delete(
-        actor=request.user, annotation_id=annotation_id, version=_int(request.POST.get("version"), "version")
-    )
+    data = forms.parse(forms.VersionForm, request.POST)
+    saved = services.annotation_delete(actor=request.user, annotation_id=annotation_id, version=data["version"])
     return _card(request, annotation_id, saved=saved)
 
 
@@ -246,11 +222,9 @@ def annotation_restore(request: HtmxHttpRequest, annotation_id: int) -> HttpResp
 @require_POST
 @handles_errors
 def annotation_decide(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
+    data = forms.parse(forms.DecideForm, request.POST)
     annotation = services.suggestion_decide(
-        actor=request.user,
-        annotation_id=annotation_id,
-        version=_int(request.POST.get("version"), "version"),
-        accept=request.POST.get("accept") == "1",
+        actor=request.user, annotation_id=annotation_id, version=data["version"], accept=data["accept"]
     )
     turn = Turn.objects.get(pk=annotation.turn_id)
     return _card(request, annotation_id, saved=annotation, extra=_correction_html(request, turn, oob=True))
@@ -274,24 +248,24 @@ def annotation_history(request: HtmxHttpRequest, annotation_id: int) -> HttpResp
 @require_POST
 @handles_errors
 def reply_create(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
-    services.reply_create(actor=request.user, annotation_id=annotation_id, body=request.POST.get("body", ""))
+    data = forms.parse(forms.ReplyForm, request.POST)
+    services.reply_create(actor=request.user, annotation_id=annotation_id, body=data["body"])
     return _card(request, annotation_id)
 
 
 @require_POST
 @handles_errors
 def reply_edit(request: HtmxHttpRequest, reply_id: int) -> HttpResponse:
-    reply = services.reply_update(
-        actor=request.user, reply_id=reply_id, version=_int(request.POST.get("version"), "version"),
-        body=request.POST.get("body", ""),
-    )
+    data = forms.parse(forms.ReplyForm, request.POST)
+    reply = services.reply_update(actor=request.user, reply_id=reply_id, version=data["version"], body=data["body"])
     return _card(request, reply.annotation_id)
 
 
 @require_POST
 @handles_errors
 def reply_delete(request: HtmxHttpRequest, reply_id: int) -> HttpResponse:
-    reply = services.reply_delete(actor=request.user, reply_id=reply_id, undo=request.POST.get("undo") == "1")
+    data = forms.parse(forms.ReplyForm, request.POST)
+    reply = services.reply_delete(actor=request.user, reply_id=reply_id, undo=data["undo"])
     return _card(request, reply.annotation_id)
 
 
@@ -306,12 +280,9 @@ def correction_save(request: HtmxHttpRequest, turn_id: int) -> HttpResponse:
     if request.method == "GET":
         perms.require_decide(request.user)
         return render(request, f"{TEMPLATE}#new_correction_form", {"turn": turn})
+    data = forms.parse(forms.CorrectionForm, request.POST)
     services.correction_save(
-        actor=request.user,
-        turn=turn,
-        text=request.POST.get("text", ""),
-        rationale=request.POST.get("rationale", ""),
-        version=_int(request.POST.get("version"), "version"),
+        actor=request.user, turn=turn, text=data["text"], rationale=data["rationale"], version=data["version"]
     )
     return HttpResponse(_correction_html(request, turn, oob=False))
 
@@ -319,9 +290,8 @@ def correction_save(request: HtmxHttpRequest, turn_id: int) -> HttpResponse:
 @require_POST
 @handles_errors
 def correction_approve(request: HtmxHttpRequest, correction_id: int) -> HttpResponse:
-    correction = services.correction_approve(
-        actor=request.user, correction_id=correction_id, version=_int(request.POST.get("version"), "version")
-    )
+    data = forms.parse(forms.VersionForm, request.POST)
+    correction = services.correction_approve(actor=request.user, correction_id=correction_id, version=data["version"])
     turn = Turn.objects.get(pk=correction.turn_id)
     return HttpResponse(_correction_html(request, turn, oob=False))
 

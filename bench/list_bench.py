@@ -31,9 +31,9 @@ WARMUP = 3
 TARGET_P95_MS = 80.0
 PAGE_SIZE = 50
 USERNAME = "bench-analyst"
-ROW_LINK = re.compile(r'href="/sessions/(\d+)/"')
+ROW_LINK = re.compile(r'href="/conversations/(\d+)/"')
 # The "next page" link carries the keyset cursor in ``after`` (sessions.forms.ConversationFilterForm).
-NEXT_LINK = re.compile(r'href="(/sessions/\?[^"]*?\bafter=[^"]*)"')
+NEXT_LINK = re.compile(r'href="(/conversations/\?[^"]*?\bafter=[^"]*)"')
 
 
 @dataclass

@@ -5,8 +5,8 @@ All vectors are L2-normalised sentence embeddings, so cosine distance is ``1 - a
 * :func:`group` puts vectors into clusters with average-linkage agglomerative clustering and a cosine distance
   threshold (two groups join while their members' mean pairwise distance is below it). Up to ``DIRECT_MAX`` vectors
   are clustered directly; larger inputs are taken in chunks exactly as the job takes batches (join the nearest
-  cluster so far when close enough, cluster the rest), which keeps memory linear and 100k vectors within seconds.
-  (MiniBatchKMeans micro-clusters were tried first: slower, and they mix distinct small groups.)
+  cluster so far when close enough, cluster the rest), which keeps memory linear and 100k vectors within seconds
+  (docs/triage.md has what was measured against the alternatives).
 * :func:`nearest` finds each vector's nearest centroid (used when the database search is not available, e.g. in
   the quality benchmark).
 * :func:`titles` names clusters by their distinctive terms: c-TF-IDF, i.e. TF-IDF where each cluster's members are

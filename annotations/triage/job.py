@@ -117,8 +117,7 @@ def _nearest_open(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     in numpy: one matrix product of the batch against every centroid (10k x 3,000 x 384 take a few hundred
     milliseconds of one core), exact and repeatable, which an approximate index search is not (see the note on
     Cluster's indexes). The same exact search inside PostgreSQL (no index) computes those 30 million distances one
-    by one, far slower. (Reading the vectors as one ``string_agg`` buffer instead of rows was tried: it cost the
-    database ten times the CPU.)"""
+    by one, far slower."""
     none = np.zeros(len(vectors), dtype=np.int64), np.full(len(vectors), np.inf)
     if not len(vectors):
         return none

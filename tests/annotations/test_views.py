@@ -243,3 +243,29 @@ def test_the_cached_workspace_follows_a_renamed_tag_and_a_deleted_annotation(cli
     html = client.get(url).content.decode()
     assert f'<li class="chip tag-c-{tag.pk}">Renamed tag</li>' in html
     assert html.count('<article class="card') == 1 and f'id="card-{a.pk}"' in html
+
+
+@pytest.mark.parametrize("post", [
+    {"body": "x", "start": "¹", "end": "3"},
+    {"body": "x", "tags": ["2²"]},
+    {"body": "x", "kind": "<script>"},
+    {"body": "x", "start": "-1", "end": "3"},
+])
+def test_malformed_parameters_are_a_400_naming_the_field_not_a_500(client, expert, post):
+    conversation = make_conversation(replies=["The answer is 42."])
+    turn = assistant(conversation)[0]
+    client.force_login(expert)
+    response = client.post(reverse("annotations:annotation_create", args=[turn.pk]), post)
+    assert response.status_code == 400
+    field = next(k for k in post if k != "body")
+    assert f"{field}:" in response.content.decode()
+    assert not Annotation.objects.exists()
+
+
+def test_a_version_that_is_not_a_number_is_a_400(client, expert):
+    conversation = make_conversation(replies=["The answer is 42."])
+    turn = assistant(conversation)[0]
+    a = services.annotation_create(actor=expert, turn=turn, body="note")
+    client.force_login(expert)
+    response = client.post(reverse("annotations:annotation_status", args=[a.pk]), {"version": "1.5", "resolved": "1"})
+    assert response.status_code == 400 and "version:" in response.content.decode()

@@ -36,7 +36,7 @@ def test_tag_all_matching_reaches_every_page_and_nothing_else(page, live_server,
     expect(page.locator("[data-match-count]")).to_have_text("65")
     page.get_by_label("Tag", exact=True).fill("Renewal flow")
     page.get_by_role("button", name="Tag all 65 matching").click()
-    expect(page.locator(".bulk-result")).to_contain_text("Tagged 65 sessions")
+    expect(page.locator(".bulk-result")).to_contain_text("Tagged 65 conversations")
     first_page = _row_ids(page)
     # The rows shown reload their chips.
     for pk in (first_page[0], first_page[-1]):

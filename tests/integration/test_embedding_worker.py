@@ -17,6 +17,7 @@ from django.db.models import Count
 from annotations import services as review
 from annotations.recall import embedding, services, tasks
 from annotations.recall.models import Embedding, FeedbackItem
+from feedbackhub import outbox
 from sessions.models import Conversation, FeedbackEvent, Turn, TurnRole
 from sessions.services import import_file
 from tests.integration import worker as worker_module
@@ -93,9 +94,10 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(celery_w
     first = Worker(celery_worker.upload_dir)
     worker_module._worker = first  # the session fixture stops the current one at the end
     first.wait_ready()
-    services.feedback_items_sync_for_feedback_events(event_ids=_backlog(n))
+    # What the sync task does for a batch: the items, then the embed task.
+    assert services.feedback_items_sync_for_feedback_events(event_ids=_backlog(n)).to_embed == n
+    outbox.send(tasks.embed_pending)
     assert FeedbackItem.objects.count() == n
-    tasks.embed_pending.delay()  # what the sync task does after the service returns (services send no tasks)
 
     # Kill it once the first chunk is committed and while later ones are still to come.
     _wait_for("the first chunk", lambda: Embedding.objects.exists(), first)

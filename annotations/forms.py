@@ -1,0 +1,100 @@
+"""The review workspace's request parameters, parsed by Django forms: a value that is not what the field expects (a
+non-number version, a tag id like "¹") is a 400 naming the field, never a 500.
+
+``parse`` is the views' one way in: it returns the cleaned data or raises the form's errors as a ValidationError,
+which the views answer with the ``errors`` fragment like any other refused change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.http import QueryDict
+
+from annotations.models import AnnotationKind
+
+
+class IdListField(forms.Field):
+    """Every value of a repeated parameter (``tags=1&tags=4``) as whole numbers; empty values are skipped."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: Any) -> list[int]:
+        ids = []
+        for item in value or []:
+            if item in ("", None):
+                continue
+            text = str(item).strip()
+            if not (text.isascii() and text.isdigit()) or len(text) > 18:
+                raise ValidationError(f"{item!r} is not an id.", code="invalid")
+            ids.append(int(text))
+        return ids
+
+
+def _text(**kwargs: Any) -> forms.CharField:
+    # Text is kept as typed (spans and corrections are exact); the services trim what should be trimmed.
+    return forms.CharField(required=False, strip=False, **kwargs)
+
+
+class VersionForm(forms.Form):
+    """The version the change was made on (a stale one is a conflict, answered by the service)."""
+
+    version = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+
+
+class AnnotationCreateForm(forms.Form):
+    body = _text()
+    tags = IdListField(required=False)
+    kind = forms.ChoiceField(required=False, choices=AnnotationKind.choices)
+    start = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    end = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    exact = _text()
+    text_hash = forms.CharField(required=False, max_length=64)
+    replacement = _text()
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data["kind"] or AnnotationKind.COMMENT
+
+
+class AnnotationEditForm(VersionForm):
+    body = _text()
+    tags = IdListField(required=False)
+    tags_present = forms.BooleanField(required=False)
+    replacement = _text()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        # A form without the tag picker leaves the tags alone; one without a replacement field, the replacement.
+        if not data.get("tags_present"):
+            data["tags"] = None
+        if "replacement" not in self.data:
+            data["replacement"] = None
+        return data
+
+
+class StatusForm(VersionForm):
+    resolved = forms.BooleanField(required=False)
+
+
+class DecideForm(VersionForm):
+    accept = forms.BooleanField(required=False)
+
+
+class ReplyForm(VersionForm):
+    body = _text()
+    undo = forms.BooleanField(required=False)
+
+
+class CorrectionForm(VersionForm):
+    text = _text()
+    rationale = _text()
+
+
+def parse(form_class: type[forms.Form], data: QueryDict) -> dict[str, Any]:
+    """The cleaned data of ``data``, or a ValidationError naming each refused field."""
+    form = form_class(data)
+    if not form.is_valid():
+        raise ValidationError({field: [str(e) for e in errors] for field, errors in form.errors.items()})
+    return form.cleaned_data
