@@ -87,6 +87,7 @@ def _dataset(quick: bool, ctx: common.Context) -> dict[str, Any]:
         CorrectionStatus,
         Tag,
     )
+    from annotations.recall import embedding  # noqa: PLC0415
     from annotations.recall import services as recall_services  # noqa: PLC0415
     from annotations.recall.models import FeedbackItem  # noqa: PLC0415
     from feedbackhub import roles  # noqa: PLC0415
@@ -94,9 +95,9 @@ def _dataset(quick: bool, ctx: common.Context) -> dict[str, Any]:
 
     records, origin = _records(quick)
     if Conversation.objects.filter(source=SOURCE).count() == 2 * len(records) and FeedbackItem.objects.exists():
-        pending = recall_services.embeddings_pending_count()
+        pending = embedding.embeddings_pending_count()
         if pending:
-            recall_services.embeddings_embed_pending()
+            embedding.embeddings_embed_pending()
         return {"records": records, "origin": origin, "built": False}
     ctx.log(f"building the recall API data set from {origin}: {len(records)} records")
     Conversation.objects.filter(source=SOURCE).delete()
@@ -151,7 +152,7 @@ def _dataset(quick: bool, ctx: common.Context) -> dict[str, Any]:
     total = FeedbackItem.objects.count()
     ctx.log(f"embedding {total} feedback items")
     t0 = time.perf_counter()
-    recall_services.embeddings_embed_pending()
+    embedding.embeddings_embed_pending()
     ctx.log(f"embedded in {time.perf_counter() - t0:.0f} s")
     return {"records": records, "origin": origin, "built": True}
 
@@ -182,8 +183,10 @@ def run(ctx: common.Context) -> dict[str, Any]:
     from django.test import Client  # noqa: PLC0415
     from django.test.utils import CaptureQueriesContext  # noqa: PLC0415
 
-    from annotations.recall import querying  # noqa: PLC0415
-    from annotations.recall import services as recall_services  # noqa: PLC0415
+    from annotations.recall import (
+        embedding,  # noqa: PLC0415
+        querying,  # noqa: PLC0415
+    )
     from annotations.recall.models import Embedding, FeedbackItem  # noqa: PLC0415
     from annotations.recall.selectors import active_model_name  # noqa: PLC0415
     from feedbackhub import auth_tokens, embeddings  # noqa: PLC0415
@@ -198,8 +201,8 @@ def run(ctx: common.Context) -> dict[str, Any]:
         # The data set was embedded with another backend: switch to the configured one, which flags every item it
         # has no vector of, and embed those (what `reembed --model` does, in the other order).
         ctx.log(f"re-embedding the data set with {configured}")
-        recall_services.embedding_model_activate(name=configured)
-        recall_services.embeddings_embed_pending()
+        embedding.embedding_model_activate(name=configured)
+        embedding.embeddings_embed_pending()
     items = FeedbackItem.objects.count()
     resolved = FeedbackItem.objects.filter(is_resolved=True).count()
     vectors = Embedding.objects.filter(model=configured).count()

@@ -81,7 +81,7 @@ def measure(sample: list[str], *, rounds: int, log, item_ids: list[int] | None =
     (made here when not given)."""
     import numpy as np  # noqa: PLC0415
 
-    from annotations.recall import services  # noqa: PLC0415
+    from annotations.recall import embedding  # noqa: PLC0415
     from annotations.recall.models import Embedding, FeedbackItem  # noqa: PLC0415
     from feedbackhub import embeddings  # noqa: PLC0415
 
@@ -95,10 +95,10 @@ def measure(sample: list[str], *, rounds: int, log, item_ids: list[int] | None =
         model.encode(sample[:64], batch_size=64, normalize_embeddings=True)  # warm-up
 
     def bare(backend: str) -> Any:
-        return models[backend].encode(sample, batch_size=services.EMBED_BATCH_SIZE, normalize_embeddings=True,
+        return models[backend].encode(sample, batch_size=embedding.EMBED_BATCH_SIZE, normalize_embeddings=True,
                                       convert_to_numpy=True, show_progress_bar=False)
 
-    active = services.active_model_name()
+    active = embedding.active_model_name()
 
     def reset() -> None:
         # Untimed: the items back to "waiting for a vector", as a save leaves them.
@@ -108,14 +108,14 @@ def measure(sample: list[str], *, rounds: int, log, item_ids: list[int] | None =
     def pipeline(backend: str) -> None:
         # The embed task's own path (flagged items of the active model: claim, encode, insert, commit) with this
         # backend's encoder, so it only ever claims these items, whatever else the database holds.
-        encode = partial(embeddings.encode, name=names[backend], batch_size=services.EMBED_BATCH_SIZE)
-        result = services.embeddings_embed_pending(model=active, encode=encode)
+        encode = partial(embeddings.encode, name=names[backend], batch_size=embedding.EMBED_BATCH_SIZE)
+        result = embedding.embeddings_embed_pending(model=active, encode=encode)
         assert result.embedded >= len(ids), result
 
     def batched(backend: str) -> Any:
         # The pipeline's own batching (embeddings.encode: longest first, cut by a token budget) without the database:
         # the pipeline against this is its overhead alone.
-        return embeddings.encode(sample, name=names[backend], batch_size=services.EMBED_BATCH_SIZE)
+        return embeddings.encode(sample, name=names[backend], batch_size=embedding.EMBED_BATCH_SIZE)
 
     steps = [("bare", "torch"), ("batched", "torch"), ("pipeline", "torch"), ("bare", CANDIDATE),
              ("pipeline", CANDIDATE), ("bare", "onnx")]

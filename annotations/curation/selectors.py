@@ -214,12 +214,32 @@ def approved_corrections(filters: CorrectionFilters) -> QuerySet[Correction]:
     return queryset.order_by("-approved_at", "-id")
 
 
-def correction_page(filters: CorrectionFilters, *, size: int = PAGE_SIZE, offset: int = 0) -> list[Correction]:
-    return list(
+@dataclass
+class CorrectionPage:
+    #: Each with ``dataset_names``: the datasets already holding an example of its turn.
+    corrections: list[Correction]
+    #: Whether another page follows.
+    more: bool
+
+
+def correction_page(filters: CorrectionFilters, *, size: int = PAGE_SIZE, offset: int = 0) -> CorrectionPage:
+    """One page of the approved corrections matching ``filters``, and the datasets holding their turns: two
+    queries."""
+    rows = list(
         approved_corrections(filters)
         .select_related("turn", "conversation", "approved_by")
         .defer("conversation__search_vector")[offset : offset + size + 1]
     )
+    page = CorrectionPage(corrections=rows[:size], more=len(rows) > size)
+    in_datasets = datasets_of_turns([c.turn_id for c in page.corrections])
+    for correction in page.corrections:
+        correction.dataset_names = in_datasets.get(correction.turn_id, [])  # type: ignore[attr-defined]
+    return page
+
+
+def example_for_card(example_id: int) -> Example:
+    """An example with what its card shows (proposer, reviewer, dataset)."""
+    return Example.objects.select_related("proposed_by", "reviewed_by", "dataset").get(pk=example_id)
 
 
 def correction_filter_choices() -> dict[str, list]:

@@ -43,7 +43,8 @@ MAX_NOTES_CHARS = 10_000
 ADD_BATCH = 500
 
 
-def _stream_max() -> int:
+def stream_max() -> int:
+    """Most approved examples an export streams straight to the browser; a larger one runs as a background job."""
     return int(getattr(settings, "CURATION_STREAM_MAX_EXAMPLES", 5000))
 
 
@@ -262,7 +263,7 @@ def version_cut(*, actor, dataset: Dataset, note: str = "") -> DatasetVersion:
 
 
 def export_is_large(*, count: int) -> bool:
-    return count > _stream_max()
+    return count > stream_max()
 
 
 @transaction.atomic

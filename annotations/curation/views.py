@@ -18,6 +18,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotations.curation import exporters, selectors, services, tasks
 from annotations.curation import permissions as perms
 from annotations.curation.exporters import dpo
+from annotations.curation.forms import (
+    CorrectionAddForm,
+    CorrectionFilterForm,
+    ExamplePageForm,
+    ExportForm,
+    valid_or_400,
+)
 from annotations.curation.models import Dataset, DatasetVersion, Example, ExampleStatus, ExportFormat, ExportJob
 from feedbackhub.http import HtmxHttpRequest
 from feedbackhub.outbox import enqueue_on_commit
@@ -32,15 +39,6 @@ def _error_text(exc: ValidationError) -> str:
     if hasattr(exc, "message_dict"):
         return " ".join(f"{msg}" for msgs in exc.message_dict.values() for msg in msgs)
     return " ".join(exc.messages)
-
-
-def _int(value: str | None) -> int | None:
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
 
 
 def _perm_context(request: HttpRequest) -> dict:
@@ -87,10 +85,9 @@ def dataset_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     versions, the export buttons and the recent export jobs."""
     _require_read(request)
     dataset = get_object_or_404(Dataset, slug=slug)
-    status = request.GET.get("status", "")
-    if status not in ExampleStatus.values:
-        status = ""
-    page = selectors.example_page(dataset=dataset, status=status, after=_int(request.GET.get("after")))
+    params = valid_or_400(ExamplePageForm(request.GET))
+    status = params["status"]
+    page = selectors.example_page(dataset=dataset, status=status, after=params["after"])
     context = {
         "nav": "datasets",
         "dataset": dataset,
@@ -110,7 +107,7 @@ def dataset_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         jobs=selectors.dataset_jobs(dataset),
         formats=EXPORT_BUTTONS,
         approved=page.counts.get(ExampleStatus.APPROVED, 0),
-        stream_max=services._stream_max(),
+        stream_max=services.stream_max(),
     )
     return render(request, "curation/dataset.html", context)
 
@@ -127,7 +124,7 @@ def example_review(request: HtmxHttpRequest, example_id: int) -> HttpResponse:
         )
     except ValidationError as exc:
         error = _error_text(exc)
-    example = Example.objects.select_related("proposed_by", "reviewed_by", "dataset").get(pk=example.pk)
+    example = selectors.example_for_card(example.pk)
     context = {"example": example, "error": error, "dataset": example.dataset, **_perm_context(request)}
     if request.htmx:
         return render(request, "curation/dataset.html#example", context, status=400 if error else 200)
@@ -161,17 +158,18 @@ def dataset_export(request: HttpRequest, slug: str) -> HttpResponseBase:
     small, otherwise queued as a job (the page that follows shows its progress and then a download link)."""
     _require_read(request)
     dataset = get_object_or_404(Dataset, slug=slug)
-    fmt = request.POST.get("format", "")
-    if fmt not in ExportFormat.values:
-        messages.error(request, f"Unknown export format {fmt!r}.")
+    form = ExportForm(request.POST)
+    if not form.is_valid() and "format" in form.errors:
+        messages.error(request, f"Unknown export format {request.POST.get('format', '')!r}.")
         return redirect(dataset)
-    number = _int(request.POST.get("version"))
+    params = valid_or_400(form)
+    fmt, number = params["format"], params["version"]
     version = None
     if number is not None:
         version = DatasetVersion.objects.filter(dataset=dataset, number=number).first()
         if version is None:
             raise Http404(f"Dataset {dataset.name!r} has no version {number}.")
-    exporter = dpo.MESSAGES_EXPORTER if fmt == "dpo" and request.POST.get("dpo_form") == "messages" else \
+    exporter = dpo.MESSAGES_EXPORTER if fmt == "dpo" and params["dpo_form"] == "messages" else \
         exporters.get(fmt)
     source = _export_source(request, dataset, version)
     if services.export_is_large(count=source.example_count()):
@@ -212,38 +210,23 @@ def export_download(request: HttpRequest, pk: int) -> FileResponse:
 # --- approved corrections -------------------------------------------------------------------------------------------
 
 
-def _filters(data) -> selectors.CorrectionFilters:
-    return selectors.CorrectionFilters(
-        model_version=data.get("model_version", "").strip(),
-        environment=data.get("environment", "") if data.get("environment", "") in Environment.values else "",
-        tag=_int(data.get("tag")),
-        q=data.get("q", "").strip()[:200],
-        turn=_int(data.get("turn")),
-        not_in=_int(data.get("not_in")),
-    )
-
-
 @require_GET
 def correction_list(request: HtmxHttpRequest) -> HttpResponse:
     """Approved corrections with filters, to add to a dataset: the checked ones or every match of the filters."""
     _require_read(request)
-    filters = _filters(request.GET)
-    offset = max(0, _int(request.GET.get("offset")) or 0)
-    rows = selectors.correction_page(filters, offset=offset)
-    more = len(rows) > selectors.PAGE_SIZE
-    rows = rows[: selectors.PAGE_SIZE]
-    in_datasets = selectors.datasets_of_turns([c.turn_id for c in rows])
-    for correction in rows:
-        correction.dataset_names = in_datasets.get(correction.turn_id, [])  # type: ignore[attr-defined]
+    form = CorrectionFilterForm(request.GET)
+    offset = valid_or_400(form)["offset"]
+    filters = form.filters()
+    page = selectors.correction_page(filters, offset=offset)
     query = {k: v for k, v in request.GET.items() if k != "offset" and v}
     context = {
         "nav": "datasets",
-        "corrections": rows,
+        "corrections": page.corrections,
         "filters": filters,
         "choices": selectors.correction_filter_choices(),
         "datasets": selectors.dataset_choices(),
         "query": urlencode(query),
-        "next_url": f"?{urlencode({**query, 'offset': offset + selectors.PAGE_SIZE})}" if more else "",
+        "next_url": f"?{urlencode({**query, 'offset': offset + selectors.PAGE_SIZE})}" if page.more else "",
         "prev_url": f"?{urlencode({**query, 'offset': max(0, offset - selectors.PAGE_SIZE)})}" if offset else "",
         "environments": Environment.choices,
         **_perm_context(request),
@@ -255,16 +238,16 @@ def correction_list(request: HtmxHttpRequest) -> HttpResponse:
 def correction_add(request: HttpRequest) -> HttpResponse:
     """Add the checked corrections (``correction`` values), or with ``all=1`` every one matching the filters."""
     back = reverse("curation:corrections") + (f"?{request.POST['query']}" if request.POST.get("query") else "")
-    dataset_id = _int(request.POST.get("dataset"))
-    dataset = Dataset.objects.filter(pk=dataset_id).first() if dataset_id else None
-    if dataset is None:
+    form = CorrectionAddForm(request.POST)
+    if not form.is_valid():
         messages.error(request, "Choose the dataset to add to.")
         return redirect(back)
+    dataset = form.cleaned_data["dataset"]
     try:
         if request.POST.get("all") == "1":
-            result = services.examples_add_matching(
-                actor=request.user, dataset=dataset, filters=_filters(QueryDict(request.POST.get("query", "")))
-            )
+            filters = CorrectionFilterForm(QueryDict(request.POST.get("query", "")))
+            valid_or_400(filters)
+            result = services.examples_add_matching(actor=request.user, dataset=dataset, filters=filters.filters())
         else:
             result = services.examples_add(
                 actor=request.user, dataset=dataset, correction_ids=request.POST.getlist("correction")

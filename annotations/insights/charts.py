@@ -6,14 +6,14 @@ so the three always agree.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
 
 from annotations.insights.selectors import KINDS, RATES, Dashboard, DashboardFilters, Figures, bucket_start
 from sessions.models import FeedbackKind
@@ -107,19 +107,9 @@ class Chart:
     def table_heading(self) -> list[str]:
         return [self.label_heading, *(s.label for s in self.series)]
 
-    def table_html(self) -> SafeString:
-        """The accessible table of the chart, built here rather than by template loops (a 90-day chart has
-        hundreds of cells). Labels go through format_html (escaped); values are numbers or None, whose text
-        cannot hold markup."""
-        head = format_html_join("", '<th scope="col">{}</th>', ((h,) for h in self.table_heading()))
-        rows = []
-        for row in self.table_rows():
-            cells = "".join(f'<td class="num">{"—" if v is None else _number(v)}</td>' for v in row[1:])
-            rows.append(format_html('<tr><th scope="row">{}</th>{}</tr>', row[0], SafeString(cells)))
-        return format_html(
-            '<table class="data-table"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
-            head, SafeString("".join(rows)),
-        )
+    def table_cells(self) -> list[tuple[str, list[str]]]:
+        """The rows of the chart's accessible table: the label, and each value as text ("—" for no value)."""
+        return [(row[0], ["—" if v is None else _number(v) for v in row[1:]]) for row in self.table_rows()]
 
 
 def _number(value: float | int) -> str:
@@ -318,3 +308,20 @@ def all_charts(d: Dashboard) -> list[Chart]:
     charts += [c for c in (compare_rates(d), compare_over_time(d)) if c is not None]
     charts += [categories(d), reviewer_tags(d)]
     return charts
+
+
+def _csv_cell(value: object) -> object:
+    """Spreadsheets run a cell that starts with = + - @ (or a tab/CR) as a formula: prefix such text with '."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+def chart_csv(chart: Chart) -> str:
+    """The chart's table (heading and rows) as CSV text, safe to open in a spreadsheet."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([_csv_cell(h) for h in chart.table_heading()])
+    for row in chart.table_rows():
+        writer.writerow([_csv_cell(v) for v in row])
+    return out.getvalue()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django import forms
 
@@ -10,6 +11,11 @@ from annotations.insights.selectors import DEFAULT_DAYS, SPLITS, DashboardFilter
 from sessions.models import Environment
 
 ANY = [("", "Any")]
+#: A conversation id as it appears in a parameter: ASCII digits only (``str.isdigit`` also accepts "¹", which
+#: ``int`` refuses), at most 18 of them (a bigint).
+CONVERSATION_ID = re.compile(r"[0-9]{1,18}")
+#: Most rows a chips request answers for (a list page shows far fewer).
+MAX_CHIP_ROWS = 500
 #: Longest range the dashboard accepts (monthly buckets beyond two years).
 MAX_RANGE_DAYS = 3 * 366
 
@@ -111,7 +117,7 @@ class BulkTagForm(forms.Form):
         raw = self.cleaned_data.get("ids") or ""
         out = []
         for part in raw.replace(",", " ").split():
-            if not part.isdigit() or len(part) > 18:
+            if not CONVERSATION_ID.fullmatch(part):
                 raise forms.ValidationError(f"{part!r} is not a conversation id.")
             out.append(int(part))
         return out
@@ -121,6 +127,17 @@ class BulkTagForm(forms.Form):
         if data.get("scope") == "selected" and not data.get("ids"):
             self.add_error("ids", "Select at least one conversation first.")
         return data
+
+
+class ChipsForm(forms.Form):
+    """The list rows whose tag chips to render: ``ids``, comma-separated. Parts that are not ids are skipped (the
+    list's loader builds the parameter; nothing is gained by failing a whole row set over one bad part)."""
+
+    ids = forms.CharField(required=False, max_length=20_000)
+
+    def clean_ids(self) -> list[int]:
+        parts = (self.cleaned_data.get("ids") or "").split(",")
+        return [int(p) for p in parts if CONVERSATION_ID.fullmatch(p)][:MAX_CHIP_ROWS]
 
 
 class SaveViewForm(forms.Form):

@@ -10,6 +10,7 @@ through GROUPING SETS), one over the category rollup, one for reviewer tags, and
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -240,6 +241,23 @@ def dashboard(filters: DashboardFilters) -> Dashboard:
         reviewer_tags=reviewer_tags,
         reviewer_tag_names=names,
     )
+
+
+def dashboard_compared(filters: DashboardFilters) -> Dashboard:
+    """``dashboard(filters)``; unless both are chosen, the compared model versions A and B default to the two
+    busiest of the range."""
+    data = dashboard(filters)
+    if not (filters.model_a and filters.model_b):
+        busiest = [m for m, _ in sorted(data.by_model.items(), key=lambda i: (-i[1].turns, i[0] or "")) if m]
+        a = filters.model_a or next((m for m in busiest if m != filters.model_b), "")
+        b = filters.model_b or next((m for m in busiest if m != a), "")
+        data.filters = dataclasses.replace(filters, model_a=a, model_b=b)
+    return data
+
+
+def tag_name(tag_id: int) -> str:
+    """The reviewer tag's name, or "" when there is no such tag."""
+    return Tag.objects.filter(pk=tag_id).values_list("name", flat=True).first() or ""
 
 
 def _annotation_tables() -> tuple[str, str, str]:

@@ -7,10 +7,7 @@ again in the services.
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import hashlib
-import io
 import json
 
 from django.contrib import messages
@@ -19,14 +16,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from annotations.insights import charts, selectors
-from annotations.insights.forms import BulkTagForm, DashboardFilterForm, SaveViewForm, SpanFilterForm
-from annotations.models import Tag
+from annotations.insights.forms import BulkTagForm, ChipsForm, DashboardFilterForm, SaveViewForm, SpanFilterForm
 from feedbackhub.http import HtmxHttpRequest
 from sessions.forms import ConversationFilterForm
 from sessions.models import SavedView
@@ -56,17 +52,9 @@ def _filter_form(request: HttpRequest, freshness: selectors.Freshness | None = N
 
 
 def _dashboard_data(form: DashboardFilterForm) -> selectors.Dashboard:
-    """The dashboard's figures for a valid form; A and B default to the two busiest model versions of the range."""
+    """The dashboard's figures for a valid form (dates default to the DEFAULT_DAYS ending on the newest data)."""
     last_day = selectors.rollup_last_day() or timezone.now().date()
-    filters = form.filters(last_day=last_day)
-    data = selectors.dashboard(filters)
-    if not (filters.model_a and filters.model_b):
-        busiest = [m for m, _ in sorted(data.by_model.items(), key=lambda i: (-i[1].turns, i[0] or "")) if m]
-        a = filters.model_a or next((m for m in busiest if m != filters.model_b), "")
-        b = filters.model_b or next((m for m in busiest if m != a), "")
-        filters = dataclasses.replace(filters, model_a=a, model_b=b)
-        data.filters = filters
-    return data
+    return selectors.dashboard_compared(form.filters(last_day=last_day))
 
 
 def _body_context(data: selectors.Dashboard) -> dict:
@@ -99,13 +87,6 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "insights/dashboard.html", context)
 
 
-def _csv_cell(value: object) -> object:
-    """Spreadsheets run a cell that starts with = + - @ (or a tab/CR) as a formula: prefix such text with '."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
-
-
 @require_GET
 def chart_csv(request: HttpRequest, chart_id: str) -> HttpResponse:
     """One chart's data as CSV (the same rows as its table), for the same filters as the dashboard URL."""
@@ -116,14 +97,9 @@ def chart_csv(request: HttpRequest, chart_id: str) -> HttpResponse:
     chart = next((c for c in charts.all_charts(data) if c.id == chart_id), None)
     if chart is None:
         return HttpResponse(f"No chart called {chart_id!r}.", status=404, content_type="text/plain; charset=utf-8")
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([_csv_cell(h) for h in chart.table_heading()])
-    for row in chart.table_rows():
-        writer.writerow([_csv_cell(v) for v in row])
     f = data.filters
     name = f"{chart.id}_{f.date_from.isoformat()}_{f.date_to.isoformat()}.csv"
-    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response = HttpResponse(charts.chart_csv(chart), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
@@ -136,16 +112,10 @@ def spans(request: HttpRequest) -> HttpResponse:
     rows: list[selectors.SpanRow] = []
     tag_name = ""
     if form.is_valid():
-        tag = Tag.objects.filter(pk=form.cleaned_data["tag"]).first()
-        tag_name = tag.name if tag else ""
+        tag_name = selectors.tag_name(form.cleaned_data["tag"])
         rows = selectors.reviewer_tag_spans(filters=form.filters(), tag_id=form.cleaned_data["tag"])
-    try:
-        review_base = reverse("annotations:review", args=[1])[: -len("1/")]
-    except NoReverseMatch:
-        review_base = ""
     return render(request, "insights/spans.html", {
-        "nav": "insights", "form": form, "rows": rows, "tag_name": tag_name, "review_base": review_base,
-        "back": reverse("insights:dashboard"),
+        "nav": "insights", "form": form, "rows": rows, "tag_name": tag_name, "back": reverse("insights:dashboard"),
     })
 
 
@@ -225,7 +195,10 @@ def bulk_apply(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def chips(request: HttpRequest) -> HttpResponse:
     """Tag chips for the list rows ``ids`` as out-of-band fragments (the list itself runs no extra query)."""
-    ids = [int(p) for p in request.GET.get("ids", "").split(",") if p.isdigit() and len(p) <= 18][:500]
+    form = ChipsForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest(" ".join(form.errors.get("ids", [])))
+    ids = form.cleaned_data["ids"]
     by_id = tagging_selectors.conversation_tags_for(ids)
     return render(request, "insights/_chips.html", {"rows": [(pk, by_id.get(pk, [])) for pk in ids]})
 

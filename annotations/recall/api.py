@@ -7,32 +7,22 @@ attached to them (correction rationales, resolved reviewer comments, and whateve
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
-from annotations.recall import querying, selectors
+from annotations.recall import api_forms, querying, selectors
 from annotations.recall.cases import Case
-from annotations.selectors import all_tags
 from feedbackhub.auth_tokens import json_error, token_required
 from feedbackhub.models import ApiScope
 from sessions.models import TurnRole
 
-MAX_K = 20
-DEFAULT_K = 5
-MAX_INPUT_CHARS = 8000
 #: Candidates read per example asked for: several items can share one reply, and not every resolved case has an
 #: approved correction to show.
 CANDIDATES_PER_EXAMPLE = 4
-FILTER_TEXT_FIELDS = ("environment", "model_version", "user_role")
-FILTER_FIELDS = (*FILTER_TEXT_FIELDS, "tags", "since", "until")
-TOP_FIELDS = ("input", "k", "filters")
 
 #: Callables ``(examples: list[Case], candidates: list[Case]) -> list[dict]`` adding guidance notes (dicts with at
 #: least "kind" and "text"), e.g. the triage app's cluster guidance. Register from an AppConfig.ready().
@@ -52,52 +42,9 @@ class RecallRequest:
     filters: selectors.RecallFilters
 
 
-def _text(value: Any, field: str, *, max_length: int = 255) -> str:
-    if not isinstance(value, str):
-        raise BadRequest(field, f"{field}: expected a string, got {type(value).__name__}.")
-    if len(value) > max_length:
-        raise BadRequest(field, f"{field}: at most {max_length} characters.")
-    return value.strip()
-
-
-def _day(value: Any, field: str) -> dt.date:
-    """An ISO 8601 date, or a date-time (its day in TIME_ZONE); the recall filters work by whole days."""
-    text = _text(value, field, max_length=40)
-    try:
-        moment = parse_datetime(text)
-        day = parse_date(text) if moment is None else None
-    except ValueError:
-        moment = day = None
-    if moment is not None:
-        if timezone.is_naive(moment):
-            moment = timezone.make_aware(moment)
-        day = timezone.localtime(moment).date()
-    if day is None:
-        raise BadRequest(field, f"{field}: {text!r} is not an ISO 8601 date (2026-01-31) or date-time.")
-    return day
-
-
 def clear_caches() -> None:
     """Forget this process's cached active model name (tests call it between cases)."""
     selectors.clear_caches()
-
-
-def _tag_ids(value: Any) -> list[int]:
-    if not isinstance(value, list):
-        raise BadRequest("filters.tags", "filters.tags: expected a list of tag slugs or names.")
-    names = [_text(v, f"filters.tags[{i}]", max_length=80) for i, v in enumerate(value)]
-    if not names:
-        return []
-    found: dict[str, int] = {}
-    for tag in all_tags():  # the cached taxonomy: no query on the hot path
-        found[tag.slug.lower()] = tag.pk
-        found[tag.name.lower()] = tag.pk
-    ids = []
-    for i, name in enumerate(names):
-        if name.lower() not in found:
-            raise BadRequest(f"filters.tags[{i}]", f"filters.tags[{i}]: no tag with the slug or name {name!r}.")
-        ids.append(found[name.lower()])
-    return sorted(set(ids))
 
 
 def parse_request(body: bytes) -> RecallRequest:
@@ -108,36 +55,18 @@ def parse_request(body: bytes) -> RecallRequest:
         raise BadRequest(None, f"The body is not valid JSON: {exc}.") from None
     if not isinstance(data, dict):
         raise BadRequest(None, "The body must be a JSON object such as {\"input\": \"...\"}.")
-    unknown = sorted(set(data) - set(TOP_FIELDS))
-    if unknown:
-        raise BadRequest(unknown[0], f"{unknown[0]}: unknown field; expected {', '.join(TOP_FIELDS)}.")
-    if "input" not in data:
-        raise BadRequest("input", "input: required (the end user's message to find similar cases for).")
-    text = _text(data["input"], "input", max_length=MAX_INPUT_CHARS)
-    if not text:
-        raise BadRequest("input", "input: must not be empty.")
-    k = data.get("k", DEFAULT_K)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise BadRequest("k", f"k: expected a whole number from 1 to {MAX_K}.")
-    raw = data.get("filters")
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise BadRequest("filters", "filters: expected an object.")
-    unknown = sorted(set(raw) - set(FILTER_FIELDS))
-    if unknown:
-        field = f"filters.{unknown[0]}"
-        raise BadRequest(field, f"{field}: unknown filter; expected {', '.join(FILTER_FIELDS)}.")
-    values = {name: _text(raw[name], f"filters.{name}") for name in FILTER_TEXT_FIELDS if raw.get(name) is not None}
-    since = _day(raw["since"], "filters.since") if raw.get("since") else None
-    until = _day(raw["until"], "filters.until") if raw.get("until") else None
-    if since and until and since > until:
-        raise BadRequest("filters.until", "filters.until: is before filters.since.")
-    tag_ids = _tag_ids(raw["tags"]) if raw.get("tags") is not None else []
+    form = api_forms.RecallRequestForm(data)
+    if not form.is_valid():
+        raise BadRequest(*api_forms.first_error(form))
+    filters_form = api_forms.RecallFiltersForm(form.cleaned_data["filters"])
+    if not filters_form.is_valid():
+        raise BadRequest(*api_forms.first_error(filters_form, prefix="filters."))
+    raw = filters_form.cleaned_data
     filters = selectors.RecallFilters(
-        **values, tag_ids=tag_ids, date_from=since, date_to=until, resolved_only=True
+        **{name: raw[name] for name in api_forms.FILTER_TEXT_FIELDS if raw[name]},
+        tag_ids=raw["tags"], date_from=raw["since"], date_to=raw["until"], resolved_only=True,
     )
-    return RecallRequest(input=text, k=k, filters=filters)
+    return RecallRequest(input=form.cleaned_data["input"], k=form.cleaned_data["k"], filters=filters)
 
 
 def _guidance(examples: list[Case], candidates: list[Case]) -> list[dict[str, Any]]:

@@ -17,7 +17,9 @@ from typing import Any
 from django.conf import settings
 
 from annotations.recall import selectors
+from annotations.recall import text as item_text
 from feedbackhub import embeddings
+from sessions.models import Turn
 
 _configured = False
 _lock = threading.Lock()
@@ -59,6 +61,15 @@ def similar_to_query(
         if pk in items
     ]
     return model, similar
+
+
+def similar_to_turn(*, turn: Turn, k: int) -> list[selectors.SimilarItem]:
+    """Feedback on other replies similar to the exchange that ends in ``turn`` (feedback on this same reply is not
+    a "past case" of it)."""
+    text = item_text.exchange_text(query=selectors.user_input_before(turn), reply=turn.content)
+    own = selectors.item_ids_of_turn(turn.pk)
+    _, similar = similar_to_query(text=text, k=k, exclude_item_ids=own)
+    return [s for s in similar if s.item.turn_id != turn.pk]
 
 
 def recall_query(

@@ -389,6 +389,25 @@ def similar_to_item(*, item_id: int, k: int = 10, filters: RecallFilters | None 
     return similar_items(query_vector=stored, k=k, filters=filters, exclude_item_ids=[item.pk])
 
 
+def user_input_before(turn: Turn) -> str | None:
+    """The content of the last user turn before ``turn`` in its conversation (what a reply answered), if any."""
+    return (
+        Turn.objects.filter(conversation_id=turn.conversation_id, role=TurnRole.USER, position__lt=turn.position)
+        .order_by("-position")
+        .values_list("content", flat=True)
+        .first()
+    )
+
+
+def item_ids_of_turn(turn_id: int) -> list[int]:
+    return list(FeedbackItem.objects.filter(turn_id=turn_id).values_list("pk", flat=True))
+
+
+def item_id_of_annotation(annotation_id: int) -> int | None:
+    """The annotation's feedback item, or None while it is not synced yet."""
+    return FeedbackItem.objects.filter(annotation_id=annotation_id).values_list("pk", flat=True).first()
+
+
 __all__ = [
     "ItemRef",
     "RecallFilters",
@@ -397,6 +416,8 @@ __all__ = [
     "active_model_name",
     "correction_of",
     "default_ef_search",
+    "item_id_of_annotation",
+    "item_ids_of_turn",
     "items_for_display",
     "nearest_ids",
     "recall_rows",
@@ -405,4 +426,5 @@ __all__ = [
     "similar_items",
     "similar_to_item",
     "similar_to_text",
+    "user_input_before",
 ]

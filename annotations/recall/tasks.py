@@ -14,7 +14,7 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
-from annotations.recall import services
+from annotations.recall import embedding, services
 from feedbackhub import embeddings, outbox
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ _RETRY = {
 def embed_pending() -> int:
     """Embed every item waiting for a vector of the active model; after about a minute of work, hand the rest to a
     fresh task so no single message stays unacknowledged for long."""
-    result = services.embeddings_embed_pending(max_seconds=services.EMBED_RUN_SECONDS,
+    result = embedding.embeddings_embed_pending(max_seconds=embedding.EMBED_RUN_SECONDS,
                                                chunk_size=settings.EMBEDDING_CHUNK_SIZE)
     if result.more:
         outbox.send(embed_pending)

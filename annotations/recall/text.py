@@ -109,3 +109,10 @@ def feedback_event_text(
             ("Reply", clip(reply, REPLY_CHARS)),
         ]
     )
+
+
+def exchange_text(*, query: str | None, reply: str) -> str:
+    """Text a model reply is searched by (the review panel): the user's query before it and the reply, labelled
+    like the items' own texts."""
+    parts = [f"User asked: {clip(query, QUERY_CHARS)}" if query else "", f"Reply: {clip(reply, REPLY_CHARS)}"]
+    return "\n".join(part for part in parts if part)

@@ -12,13 +12,12 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from annotations.models import Annotation
-from annotations.recall import querying, selectors, text
+from annotations.recall import querying, selectors
 from annotations.recall.cases import cases_for
 from annotations.recall.forms import MAX_RESULTS, RecallSearchForm
-from annotations.recall.models import FeedbackItem
 from feedbackhub.http import HtmxHttpRequest
 from sessions import selectors as session_selectors
-from sessions.models import Turn, TurnRole
+from sessions.models import Turn
 
 PANEL_K = 6
 
@@ -41,30 +40,11 @@ def search(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "recall/search.html#results" if partial else "recall/search.html", context)
 
 
-def _exchange_text(turn: Turn) -> str:
-    """The text a reply is searched by: the user's query and the reply, shaped like the items' own texts."""
-    query = (
-        Turn.objects.filter(conversation_id=turn.conversation_id, role=TurnRole.USER, position__lt=turn.position)
-        .order_by("-position")
-        .values_list("content", flat=True)
-        .first()
-    )
-    return "\n".join(
-        part for part in (
-            f"User asked: {text.clip(query, text.QUERY_CHARS)}" if query else "",
-            f"Reply: {text.clip(turn.content, text.REPLY_CHARS)}",
-        ) if part
-    )
-
-
 @require_GET
 def similar_to_turn(request: HtmxHttpRequest, turn_id: int) -> HttpResponse:
     """The panel beside a model reply: feedback on other replies similar to this exchange."""
     turn = get_object_or_404(Turn.objects.only("pk", "conversation_id", "position", "content"), pk=turn_id)
-    own = list(FeedbackItem.objects.filter(turn_id=turn.pk).values_list("pk", flat=True))
-    _, similar = querying.similar_to_query(text=_exchange_text(turn), k=PANEL_K, exclude_item_ids=own)
-    # Other feedback on this same reply is not a "past case" of it.
-    similar = [s for s in similar if s.item.turn_id != turn.pk]
+    similar = querying.similar_to_turn(turn=turn, k=PANEL_K)
     return render(request, "recall/panel.html", {"cases": cases_for(similar), "scope": "reply"})
 
 
@@ -72,7 +52,7 @@ def similar_to_turn(request: HtmxHttpRequest, turn_id: int) -> HttpResponse:
 def similar_to_annotation(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
     """The panel of an annotation card: items similar to the annotation's own item (itself excluded)."""
     annotation = get_object_or_404(Annotation.objects.only("pk", "turn_id"), pk=annotation_id, deleted_at=None)
-    item_id = FeedbackItem.objects.filter(annotation_id=annotation.pk).values_list("pk", flat=True).first()
+    item_id = selectors.item_id_of_annotation(annotation.pk)
     if item_id is None:
         return render(request, "recall/panel.html", {"cases": [], "scope": "annotation", "pending": True})
     similar = selectors.similar_to_item(item_id=item_id, k=PANEL_K)

@@ -22,6 +22,7 @@ from annotations import services as review
 from annotations.curation import services as curation
 from annotations.curation.models import Dataset
 from annotations.models import Annotation, AnnotationKind, Tag
+from annotations.recall import embedding
 from annotations.recall import services as recall
 from annotations.triage import actions, job
 from annotations.triage.models import Cluster, Resolution, Status
@@ -216,7 +217,7 @@ def seed_triage(*, source: str) -> int:
             recall.feedback_items_sync_for_import(batch_id=batch_id)
     for annotation_id in Annotation.objects.filter(turn__conversation__source=source).values_list("pk", flat=True):
         recall.feedback_item_sync_for_annotation(annotation_id=annotation_id)
-    recall.embeddings_embed_pending(chunk_size=settings.EMBEDDING_CHUNK_SIZE)
+    embedding.embeddings_embed_pending(chunk_size=settings.EMBEDDING_CHUNK_SIZE)
     job.triage_run()
 
     users = reviewers()

@@ -15,7 +15,7 @@ import pytest
 from django.db.models import Count
 
 from annotations import services as review
-from annotations.recall import services, tasks
+from annotations.recall import embedding, services, tasks
 from annotations.recall.models import Embedding, FeedbackItem
 from feedbackhub import outbox
 from sessions.models import Conversation, FeedbackEvent, Turn, TurnRole
@@ -117,4 +117,4 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(celery_w
     assert "recall.embed_pending" in second.output()  # redelivered, not re-sent: nothing else enqueued it
     per_item = Embedding.objects.values("item_id").annotate(n=Count("id"))
     assert per_item.count() == n and not per_item.filter(n__gt=1).exists()
-    assert services.embeddings_pending_count() == 0
+    assert embedding.embeddings_pending_count() == 0

@@ -4,6 +4,7 @@ the W3C Web Annotation MUST schema for the JSON-LD, a spreadsheet's reading of C
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import zipfile
@@ -12,7 +13,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
+from annotations import anchoring
+from annotations import services as review
 from annotations.curation import exporters, services
 from annotations.curation.exporters import csv as csv_export
 from annotations.curation.exporters import dpo, hf
@@ -83,7 +87,6 @@ def test_hf_folder_loads_with_load_dataset_and_its_card_has_the_counts(curated, 
     assert card.startswith("---\npretty_name: \"Geography fixes\"\nlicense: other")
     assert "num_examples: 2" in card and f"`{version.sha256}`" in card and "| Version | 1 |" in card
     # The canonical rows are what the version's hash covers.
-    import hashlib
 
     assert hashlib.sha256((folder / "data" / "train.jsonl").read_bytes()).hexdigest() == version.sha256
 
@@ -101,8 +104,6 @@ def test_w3c_annotations_pass_the_web_annotation_must_schema(curated, moderator,
     turn = curated.examples.order_by("id").first().turn
     tag_span(turn, expert, "1889", body="", tag_names=("too vague", "incomplete"))
     start = turn.content.index("Berlin")
-    from annotations import anchoring
-    from annotations import services as review
 
     review.annotation_create(
         actor=expert, turn=turn, kind=AnnotationKind.SUGGESTION, start=start, end=start + 6, exact="Berlin",
@@ -202,7 +203,6 @@ def test_export_dataset_command_writes_every_format(curated, tmp_path):
 
 
 def test_export_dataset_command_names_a_missing_dataset_or_version(curated, tmp_path):
-    from django.core.management.base import CommandError
 
     with pytest.raises(CommandError, match="No dataset named 'nope'"):
         call_command("export_dataset", "--format", "openai", "--dataset", "nope", str(tmp_path / "x"))

@@ -154,3 +154,17 @@ def test_review_page_links_an_approved_correction_to_the_add_form(client, expert
     listed = client.get(f"/curation/corrections/?turn={turn.pk}")
     assert f'value="{correction.pk}"'.encode() in listed.content
     assert f'value="{other.pk}"'.encode() not in listed.content
+
+
+@pytest.mark.parametrize("value", ["x", "¹", "1.5"])
+def test_integer_parameters_that_do_not_parse_are_a_400(expert_client, curated, value):
+    assert expert_client.get(curated.get_absolute_url(), {"after": value}).status_code == 400
+    assert expert_client.get(reverse("curation:corrections"), {"offset": value}).status_code == 400
+    assert expert_client.get(reverse("curation:corrections"), {"tag": value}).status_code == 400
+    export = expert_client.post(reverse("curation:export", args=[curated.slug]), {"format": "csv", "version": value})
+    assert export.status_code == 400
+
+
+def test_unknown_filter_choices_fall_back_to_any(expert_client, curated):
+    assert expert_client.get(curated.get_absolute_url(), {"status": "nope"}).status_code == 200
+    assert expert_client.get(reverse("curation:corrections"), {"environment": "nope"}).status_code == 200

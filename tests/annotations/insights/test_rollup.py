@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from django.db.models import Count, Sum
@@ -10,6 +11,7 @@ from django.db.models import Count, Sum
 from annotations.insights import selectors, services
 from annotations.insights.models import DailyCategoryRollup, DailyRollup, Grain, RollupState
 from sessions.models import Conversation, FeedbackEvent, ImportBatch, ImportStatus, Turn
+from sessions.services import import_file
 from tests.annotations.insights.conftest import DAY1
 from tests.factories import add_feedback, refresh_summary
 
@@ -118,9 +120,7 @@ def test_refresh_pending_catches_up_with_finished_imports_only(varied_sessions):
 
 
 def test_an_import_enqueues_the_rollup_refresh_after_commit(django_capture_on_commit_callbacks):
-    from pathlib import Path  # noqa: PLC0415
 
-    from sessions.services import import_file  # noqa: PLC0415
 
     example = Path(__file__).resolve().parents[3] / "docs" / "examples" / "native.jsonl"
     with django_capture_on_commit_callbacks() as callbacks:

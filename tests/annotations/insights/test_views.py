@@ -13,7 +13,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from django.urls import reverse
 
+from annotations import anchoring
+from annotations import services as review
 from annotations.insights import services
+from annotations.models import Tag
 from sessions.models import ConversationTag, ConversationTagging, SavedView
 from sessions.tagging import services as tagging
 from tests.annotations.insights.conftest import DAY1
@@ -117,6 +120,9 @@ def test_csv_download_matches_the_table_and_escapes_formulas(client, analyst):
     assert "attachment" in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.content.decode())))
     assert rows == [["Category", "Events"], ["'=HYPERLINK(1)", "1"]]
+    page = client.get(DASH, {"date_from": "2026-03-01", "date_to": "2026-03-03"}).content.decode()
+    assert '<th scope="col">Category</th><th scope="col">Events</th>' in page
+    assert '<tr><th scope="row">=HYPERLINK(1)</th><td class="num">1</td></tr>' in page
     assert client.get(reverse("insights:csv", args=["nope"])).status_code == 404
 
 
@@ -201,10 +207,6 @@ def test_saved_views_save_share_open_and_delete(client, analyst, moderator):
 
 
 def test_reviewer_tag_points_open_the_spans_in_the_review_workspace(client, analyst, expert):
-    from annotations import anchoring  # noqa: PLC0415
-    from annotations import services as review  # noqa: PLC0415
-    from annotations.models import Tag  # noqa: PLC0415
-
     conv = make_conversation(started_at=DAY1, turns=[("user", "Where?"), ("assistant", "The tower is in Berlin.")])
     turn = conv.turns.get(position=1)
     tag = Tag.objects.get_or_create(name="factually incorrect", defaults={"slug": "factually-incorrect"})[0]
@@ -221,3 +223,11 @@ def test_reviewer_tag_points_open_the_spans_in_the_review_workspace(client, anal
     assert series["data"][i] == 1
     page = client.get(_link(chart, series, i)).content.decode()
     assert f'/review/c/{conv.pk}/#card-{annotation.pk}' in page and "It is in Paris." in page
+
+
+def test_chips_skip_parts_that_are_not_ids(client, analyst):
+    conv = make_conversation()
+    client.force_login(analyst)
+    response = client.get(reverse("insights:chips"), {"ids": f"¹,{conv.pk},-3,1e3"})
+    assert response.status_code == 200
+    assert response.content.decode().count('hx-swap-oob="true"') == 1

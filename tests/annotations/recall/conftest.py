@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from annotations.recall import services
+from annotations.recall import embedding
 from annotations.recall.models import FeedbackItem
+from feedbackhub import embeddings
 
 
 @pytest.fixture(scope="session")
 def model():
     """The packaged all-MiniLM-L6-v2, loaded once for the run."""
-    from feedbackhub import embeddings
 
     return embeddings.get_model()
 
@@ -21,7 +21,7 @@ def embed_all(model):
     """Embed every pending item now (what the worker's task does)."""
 
     def run(**kwargs):
-        return services.embeddings_embed_pending(**kwargs)
+        return embedding.embeddings_embed_pending(**kwargs)
 
     return run
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from annotations import anchoring, services
 from annotations.models import Annotation, Tag
+from annotations.recall import embedding
 from annotations.recall import services as recall_services
 from sessions.models import Conversation, Turn, TurnRole
 
@@ -107,4 +108,4 @@ def sync_and_embed(cases: Cases, *, embed: bool = True) -> None:
     for case in (cases.refund, cases.refund_dev, cases.password, cases.shipping, cases.tone):
         recall_services.feedback_item_sync_for_annotation(annotation_id=case.annotation.pk)
     if embed:
-        recall_services.embeddings_embed_pending()
+        embedding.embeddings_embed_pending()

@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
+from annotations.models import Tag
+from annotations.recall import embedding
 from feedbackhub import auth_tokens
 from feedbackhub.models import ApiToken
 from tests.annotations.recall.recall_cases import REFUND_QUERY, build_cases
@@ -86,6 +90,11 @@ def test_get_is_not_allowed(api, token):
         ({"input": "refund", "k": 21}, "k", "1 to 20"),
         ({"input": "refund", "k": "5"}, "k", "whole number"),
         ({"input": "refund", "k": True}, "k", "whole number"),
+        ({"input": "refund", "k": "¹"}, "k", "whole number"),
+        ({"input": "refund", "k": None}, "k", "whole number"),
+        ({"input": None}, "input", "string"),
+        ({"input": "refund", "filters": {"tags": [3]}}, "filters.tags[0]", "string"),
+        ({"input": "refund", "filters": {"until": "2026-13-01"}}, "filters.until", "ISO 8601"),
         ({"input": "refund", "limit": 3}, "limit", "unknown field"),
         ({"input": "refund", "filters": []}, "filters", "object"),
         ({"input": "refund", "filters": {"env": "prod"}}, "filters.env", "unknown filter"),
@@ -167,9 +176,8 @@ def test_filters_narrow_the_examples(api, token, cases):
 def test_user_text_comes_back_as_data(api, token, moderator, expert):
     cases = build_cases(moderator, expert, embed=False)
     cases.refund.turn.conversation.turns.filter(position=0).update(content='<script>alert("x")</script> refund?')
-    from annotations.recall import services as recall_services
 
-    recall_services.embeddings_embed_pending()
+    embedding.embeddings_embed_pending()
     response = _post(api, {"input": REFUND_QUERY, "k": 1}, token)
     assert response["Content-Type"] == "application/json"
     assert response.json()["examples"][0]["input"] == '<script>alert("x")</script> refund?'
@@ -177,8 +185,6 @@ def test_user_text_comes_back_as_data(api, token, moderator, expert):
 
 @pytest.mark.django_db
 def test_query_count_does_not_grow_with_k(api, token, cases):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
     _post(api, {"input": REFUND_QUERY, "k": 1}, token)  # records the token's use (one write a minute at most)
     counts = []
@@ -194,10 +200,7 @@ def test_query_count_does_not_grow_with_k(api, token, cases):
 
 @pytest.mark.django_db
 def test_tag_filters_follow_the_taxonomy_without_a_query(api, token, cases):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
-    from annotations.models import Tag
 
     body = {"input": REFUND_QUERY, "filters": {"tags": ["Outdated pricing"]}}
     assert _post(api, body, token).json()["error"]["field"] == "filters.tags[0]"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotations.recall import services
+from annotations.recall import embedding, services
 from annotations.recall.models import Embedding, EmbeddingModel, FeedbackItem
 from annotations.recall.selectors import active_model_name
 from feedbackhub import embeddings
@@ -80,7 +80,7 @@ def test_embed_pending_in_batches_then_again_changes_nothing(embed_all):
     rows = _rows()
     assert len(rows) == 7 and {r[0] for r in rows} == {i.pk for i in items}
     assert {r[1] for r in rows} == {active_model_name()}
-    assert services.embeddings_pending_count() == 0
+    assert embedding.embeddings_pending_count() == 0
 
     again = embed_all(chunk_size=3)
     assert (again.embedded, again.chunks) == (0, 0)
@@ -103,7 +103,7 @@ def test_a_text_change_gets_a_new_vector_and_the_stale_one_goes(embed_all):
     old = Embedding.objects.get(item=item)
     FeedbackEvent.objects.filter(pk=item.feedback_event_id).update(text="a completely different complaint")
     services.feedback_items_sync_for_feedback_events(event_ids=[item.feedback_event_id])
-    assert services.embeddings_pending_count() == 1
+    assert embedding.embeddings_pending_count() == 1
     assert embed_all().embedded == 1
     new = Embedding.objects.get(item=item)
     item.refresh_from_db()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import IntegrityError, transaction
 
 from annotations import services as review
 from annotations.models import Tag
@@ -174,7 +175,6 @@ def test_deleting_the_source_deletes_the_item(moderator, reply_turn):
 
 
 def test_one_item_per_source_is_enforced_by_the_database(moderator, reply_turn):
-    from django.db import IntegrityError, transaction
 
     a = review.annotation_create(actor=moderator, turn=reply_turn, body="x")
     item = services.feedback_item_sync_for_annotation(annotation_id=a.pk)

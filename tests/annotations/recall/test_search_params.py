@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from annotations.recall import selectors
 from annotations.recall.selectors import RecallFilters
-from tests.annotations.recall.test_search import _unit, selective_case
+from tests.annotations.recall.test_search import _synthetic, _unit, selective_case
 
 pytestmark = pytest.mark.django_db
 
@@ -58,9 +58,7 @@ def _show(name: str) -> str:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_default_search_outside_a_transaction_is_one_statement_on_the_sessions_settings():
-    from django.db import transaction
 
-    from tests.annotations.recall.test_search import _synthetic
 
     rng = np.random.default_rng(9)
     q = _unit(rng.normal(size=384))
@@ -92,7 +90,6 @@ def test_a_default_search_outside_a_transaction_is_one_statement_on_the_sessions
 
 @pytest.mark.django_db(transaction=True)
 def test_without_session_settings_every_search_sets_its_own(settings):
-    from django.db import connections
 
     wrapper = connections["default"]
     settings.RECALL_SESSION_SEARCH_SETTINGS = False

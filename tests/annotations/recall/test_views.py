@@ -5,8 +5,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from tests.annotations.recall.recall_cases import REFUND_QUERY, build_cases
+from annotations.models import Annotation
+from annotations.recall import embedding
+from annotations.recall import services as recall_services
+from annotations.recall.models import FeedbackItem
+from tests.annotations.recall.recall_cases import REFUND_QUERY, _case, build_cases
 
 pytestmark = pytest.mark.django_db
 
@@ -109,24 +115,16 @@ def test_review_page_offers_both_panels(moderator_client, cases):
 
 def test_case_text_is_escaped(moderator_client, moderator, expert):
     cases = build_cases(moderator, expert, embed=False)
-    from annotations.models import Annotation
-    from annotations.recall import services as recall_services
 
     Annotation.objects.filter(pk=cases.refund.annotation.pk).update(body='<img src=x onerror="alert(1)"> refund')
     recall_services.feedback_item_sync_for_annotation(annotation_id=cases.refund.annotation.pk)
-    recall_services.embeddings_embed_pending()
+    embedding.embeddings_embed_pending()
     html = moderator_client.get("/recall/search/", {"q": REFUND_QUERY}).content.decode()
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; refund" in html
     assert "<img src=x" not in html
 
 
 def test_search_query_count_does_not_grow_with_results(moderator_client, moderator, cases):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from annotations.recall import services as recall_services
-    from tests.annotations.recall.recall_cases import _case
-
     def search() -> tuple[int, int]:
         with CaptureQueriesContext(connection) as captured:
             html = moderator_client.get("/recall/search/", {"q": REFUND_QUERY}).content.decode()
@@ -138,7 +136,7 @@ def test_search_query_count_does_not_grow_with_results(moderator_client, moderat
                      reply=f"Refunds take {i + 2} weeks.", quote="Refunds", comment=f"Refund note {i}.",
                      tag="factually-incorrect")
         recall_services.feedback_item_sync_for_annotation(annotation_id=case.annotation.pk)
-    recall_services.embeddings_embed_pending()
+    embedding.embeddings_embed_pending()
     more_queries, more_shown = search()
     assert more_shown > shown
     assert more_queries == queries <= 14
@@ -146,7 +144,6 @@ def test_search_query_count_does_not_grow_with_results(moderator_client, moderat
 
 def test_annotation_panel_before_its_item_exists_says_so(moderator_client, moderator, expert):
     cases = build_cases(moderator, expert, embed=False)
-    from annotations.recall.models import FeedbackItem
 
     FeedbackItem.objects.filter(annotation_id=cases.tone.annotation.pk).delete()
     html = moderator_client.get(f"/recall/similar/annotation/{cases.tone.annotation.pk}/").content.decode()

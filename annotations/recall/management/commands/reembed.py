@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from annotations.recall import services
+from annotations.recall import embedding
 from annotations.recall.models import DIMENSIONS
 from annotations.recall.selectors import active_model_name
 from feedbackhub import embeddings
@@ -26,9 +26,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--model", default="", help="model to embed with (default: the active one)")
         parser.add_argument(
-            "--batch", type=int, default=services.EMBED_CHUNK_SIZE,
-            help=f"items embedded and committed together (default {services.EMBED_CHUNK_SIZE}); the model runs "
-            f"{services.EMBED_BATCH_SIZE} texts per forward pass",
+            "--batch", type=int, default=embedding.EMBED_CHUNK_SIZE,
+            help=f"items embedded and committed together (default {embedding.EMBED_CHUNK_SIZE}); the model runs "
+            f"{embedding.EMBED_BATCH_SIZE} texts per forward pass",
         )
         parser.add_argument(
             "--activate", action="store_true", default=True, help="make the model active when done (default)"
@@ -50,22 +50,22 @@ class Command(BaseCommand):
             raise CommandError(f"cannot load model {model!r}: {exc}") from None
         if width != DIMENSIONS:
             raise CommandError(f"model {model!r} makes {width}-dimensional vectors; the index stores {DIMENSIONS}")
-        total = services.embeddings_pending_count(model=model)
+        total = embedding.embeddings_pending_count(model=model)
         columns = (
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TimeRemainingColumn(),
         )  # fmt: skip
         with Progress(*columns, console=console, transient=False) as progress:
             task = progress.add_task(f"embedding with {model}", total=total)
-            result = services.embeddings_embed_pending(
+            result = embedding.embeddings_embed_pending(
                 model=model, chunk_size=batch, progress=lambda n: progress.advance(task, n)
             )
-        left = services.embeddings_pending_count(model=model)
+        left = embedding.embeddings_pending_count(model=model)
         self.stdout.write(f"embedded {result.embedded} item(s) with {model} in {result.chunks} chunk(s)")
         if left:
             # Items changed while this ran; the embed task or another run picks them up.
             self.stdout.write(f"{left} item(s) changed meanwhile and still wait for a vector")
         if options["activate"]:
-            services.embedding_model_activate(name=model, drop_others=options["drop_old"])
+            embedding.embedding_model_activate(name=model, drop_others=options["drop_old"])
             dropped = " (other models' vectors deleted)" if options["drop_old"] else ""
             self.stdout.write(f"active model: {model}{dropped}")
