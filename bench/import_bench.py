@@ -9,8 +9,9 @@ Two file sizes (20k and 100k conversations, about 10 turns each). In each repeat
 The 20k file is imported fresh in each repeat too, to show that the import's peak memory does not grow with the
 file.
 
-Each step runs in its own process (bench.import_child); its peak RSS comes from ``wait4``'s resource usage, so
-it covers everything the import process touched. Rates are turns stored per second of the step's wall time.
+Each step runs in its own process (bench.import_child); its peak RSS is the process's own high-water mark
+(``VmHWM``, read by the child at its end), so it covers everything the import process touched and nothing of the
+benchmark process that started it. Rates are turns stored per second of the step's wall time.
 The ratio pipeline / COPY is taken within one repeat, so both sides see the same machine load.
 """
 
@@ -77,7 +78,7 @@ def run_child(mode: str, path: Path, db_url: str, *, work_dir: Path) -> dict[str
             env=common.bench_environment(db_url),
             cwd=common.BASE_DIR,
         )
-        # wait4 returns this child's own rusage: ru_maxrss is its peak resident set size in KiB (Linux).
+        # wait4 returns this child's own rusage (its CPU time below).
         _pid, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
@@ -85,7 +86,11 @@ def run_child(mode: str, path: Path, db_url: str, *, work_dir: Path) -> dict[str
         result = json.loads(out.read_text())
     finally:
         out.unlink(missing_ok=True)
-    result["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)
+    # The child's own high-water mark after exec (VmHWM, which it reports): wait4's ru_maxrss also counts the pages
+    # the child shared with this process between fork and exec, so a parent that loaded a model (another benchmark
+    # of the same run) would show as the import's memory.
+    hwm_kib = result.get("vm_hwm_kib") or usage.ru_maxrss
+    result["peak_rss_mib"] = round(hwm_kib / 1024, 1)
     # CPU the import process itself used (start-up included); the rest of the wall time is the database's work
     # and waiting for a CPU on the shared machine.
     result["process_cpu_s"] = round(usage.ru_utime + usage.ru_stime, 2)
