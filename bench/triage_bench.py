@@ -131,10 +131,12 @@ def _build(url: str, sizes: dict[str, int], *, scratch: bool, ctx: common.Contex
             _copy(cur, "triage_cluster",
                   ["title", "terms", "status", "resolution", "is_open", "centroid", "vector_sum", "size",
                    "negative_count", "growth_24h", "max_severity", "environments", "model_versions", "tag_ids",
-                   "representative_ids", "titled_size", "guidance", "created_at", "updated_at"],
+                   "representative_ids", "representative_distances", "titled_size", "guidance", "created_at",
+                   "updated_at"],
                   ((f"topic {k}, refund window", "{}", "new", "", True, _vec(centres[k]),
                     _vec(centres[k] * counts[k]), int(counts[k]), int(counts[k]), 0, int(k % 5),
-                    "{prod,dev,test}", "{model-0,model-1,model-2,model-3,model-4}", "{}", "{}", int(counts[k]), "",
+                    "{prod,dev,test}", "{model-0,model-1,model-2,model-3,model-4}", "{}", "{}", "{}", int(counts[k]),
+                    "",
                     "now", "now")
                    for k in range(sizes["clusters"])))
             cur.execute("UPDATE triage_cluster SET created_at = now() - interval '3 days' WHERE id % 4 = 0")
