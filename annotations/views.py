@@ -136,8 +136,8 @@ def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
 def changes(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     """Polled every few seconds: 204 when nothing changed since ``since``, otherwise the changed cards and
     corrections as out-of-band fragments plus a new poller carrying the new stamp."""
-    since = selectors.parse_stamp(request.GET.get("since"))
-    found = selectors.changes_since(conversation_id, since)
+    data = forms.parse(forms.ChangesForm, request.GET)
+    found = selectors.changes_since(conversation_id, data["since"])
     if found is None:
         return HttpResponse(status=204)
     fragments.render_cards(request, found.annotations, selectors.all_tags())
