@@ -7,6 +7,7 @@ which the views answer with the ``errors`` fragment like any other refused chang
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
@@ -90,6 +91,21 @@ class ReplyForm(VersionForm):
 class CorrectionForm(VersionForm):
     text = _text()
     rationale = _text()
+
+
+class ChangesForm(forms.Form):
+    """The poller's stamp: the last change it has seen, an ISO time with its offset."""
+
+    since = forms.CharField(required=False)
+
+    def clean_since(self) -> dt.datetime | None:
+        # Lenient on purpose: a missing or unreadable stamp asks for the current state, as on a first poll.
+        value = self.cleaned_data["since"]
+        try:
+            parsed = dt.datetime.fromisoformat(value) if value else None
+        except ValueError:
+            return None
+        return parsed if parsed is not None and parsed.tzinfo else None
 
 
 def parse(form_class: type[forms.Form], data: QueryDict) -> dict[str, Any]:

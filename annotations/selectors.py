@@ -301,16 +301,6 @@ def _stamp(annotations, corrections) -> str:
     return max(times).isoformat() if times else timezone.now().isoformat()
 
 
-def parse_stamp(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
-
-
 @dataclass
 class Changes:
     annotations: list[AnnotationRow]

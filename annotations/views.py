@@ -30,10 +30,6 @@ logger = logging.getLogger(__name__)
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
-def _perm_context(request: HttpRequest) -> dict:
-    return fragments.permission_context(request)
-
-
 def _errors(request: HttpRequest, exc: ValidationError | PermissionDenied, status: int) -> HttpResponse:
     if isinstance(exc, ValidationError):
         messages = [f"{field}: {'; '.join(msgs)}" if field != "__all__" else "; ".join(msgs)
@@ -85,8 +81,8 @@ def _card(
 
 def _correction_html(request: HttpRequest, turn: Turn, *, oob: bool) -> str:
     correction = Correction.objects.select_related("approved_by", "updated_by").filter(turn=turn).first()
-    ctx = {"turn": turn, "correction": correction, "oob": oob, **_perm_context(request)}
-    return render(request, f"{TEMPLATE}#correction", ctx).content.decode()
+    ctx = {"turn": turn, "correction": correction, "oob": oob, **fragments.permission_context(request)}
+    return render_to_string(f"{TEMPLATE}#correction", ctx, request=request)
 
 
 def _conflict(request: HttpRequest, exc: services.Conflict) -> HttpResponse:
@@ -132,7 +128,7 @@ def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
         "tags": [{"id": t.pk, "name": t.name, "hotkey": t.hotkey} for t in tags],
     }
     ctx = {"data": data, "workspace": workspace, "tags": tags, "config": config, "nav": "conversations",
-           **_perm_context(request)}
+           **fragments.permission_context(request)}
     return render(request, TEMPLATE, ctx)
 
 
@@ -140,12 +136,12 @@ def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
 def changes(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     """Polled every few seconds: 204 when nothing changed since ``since``, otherwise the changed cards and
     corrections as out-of-band fragments plus a new poller carrying the new stamp."""
-    since = selectors.parse_stamp(request.GET.get("since"))
-    found = selectors.changes_since(conversation_id, since)
+    data = forms.parse(forms.ChangesForm, request.GET)
+    found = selectors.changes_since(conversation_id, data["since"])
     if found is None:
         return HttpResponse(status=204)
     fragments.render_cards(request, found.annotations, selectors.all_tags())
-    ctx = {"conversation_id": conversation_id, "changes": found, **_perm_context(request)}
+    ctx = {"conversation_id": conversation_id, "changes": found, **fragments.permission_context(request)}
     return render(request, f"{TEMPLATE}#changes", ctx)
 
 
