@@ -16,21 +16,37 @@ All vectors are L2-normalised sentence embeddings, so cosine distance is ``1 - a
 Everything is deterministic for the same input in the same order (fixed random_state), so a run that is interrupted
 and repeated produces the same clusters.
 
-scikit-learn takes a second or two to import: a process pays it once, when it starts (worker and web alike import
-this module through the triage app), never inside a clustering run or a moderator's request.
+scikit-learn takes a second or two and over 100 MB to import, so it is loaded on first use (``_sklearn``): a
+worker preloads it when it starts (``tasks``), and a process that never clusters (an import, a web process whose
+moderators do not merge or move members) never pays for it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from sklearn.cluster import AgglomerativeClustering
-from sklearn.feature_extraction.text import CountVectorizer
-from sklearn.metrics import adjusted_rand_score
-from sklearn.preprocessing import normalize
+
+
+@functools.cache
+def _sklearn() -> SimpleNamespace:
+    """The scikit-learn parts this module uses, imported once per process on first use (module docstring)."""
+    from sklearn.cluster import AgglomerativeClustering  # noqa: PLC0415
+    from sklearn.feature_extraction.text import CountVectorizer  # noqa: PLC0415
+    from sklearn.metrics import adjusted_rand_score  # noqa: PLC0415
+    from sklearn.preprocessing import normalize  # noqa: PLC0415
+
+    return SimpleNamespace(AgglomerativeClustering=AgglomerativeClustering, CountVectorizer=CountVectorizer,
+                           adjusted_rand_score=adjusted_rand_score, normalize=normalize)
+
+
+def preload() -> None:
+    _sklearn()
+
 
 #: Above this many vectors, cluster in chunks of this size (each chunk joins the clusters found so far first).
 DIRECT_MAX = 2000
@@ -50,7 +66,7 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 
 def split_in_two(x: np.ndarray) -> np.ndarray:
     """Labels (0 or 1) of the two main parts of ``x`` by average-linkage clustering on cosine distance."""
-    return AgglomerativeClustering(n_clusters=2, metric="cosine", linkage="average").fit_predict(x)
+    return _sklearn().AgglomerativeClustering(n_clusters=2, metric="cosine", linkage="average").fit_predict(x)
 
 
 def _agglomerate(x: np.ndarray, threshold: float) -> np.ndarray:
@@ -61,7 +77,7 @@ def _agglomerate(x: np.ndarray, threshold: float) -> np.ndarray:
     x64 = np.asarray(x, dtype=np.float64)
     distances = np.clip(1.0 - x64 @ x64.T, 0.0, 2.0)
     np.fill_diagonal(distances, 0.0)
-    model = AgglomerativeClustering(
+    model = _sklearn().AgglomerativeClustering(
         n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold,
         compute_full_tree=True,
     )
@@ -162,7 +178,7 @@ def titles(documents: Sequence[Sequence[str]], *, terms: int = 4) -> list[list[s
     joined = [" ".join(texts) for texts in documents]
     if not any(j.strip() for j in joined):
         return [[] for _ in joined]
-    vectorizer = CountVectorizer(
+    vectorizer = _sklearn().CountVectorizer(
         stop_words="english", ngram_range=(1, 2), token_pattern=WORD_PATTERN, lowercase=True
     )
     try:
@@ -171,7 +187,7 @@ def titles(documents: Sequence[Sequence[str]], *, terms: int = 4) -> list[list[s
         return [[] for _ in joined]
     # c-TF-IDF (as in BERTopic): term frequency within the cluster times log(1 + A / f_t), where A is the average
     # number of words per cluster and f_t the term's frequency over all clusters given.
-    tf = normalize(counts, norm="l1", axis=1)
+    tf = _sklearn().normalize(counts, norm="l1", axis=1)
     frequency = np.asarray(counts.sum(axis=0)).ravel()
     average = counts.sum() / counts.shape[0]
     weights = tf.multiply(np.log1p(average / frequency)[None, :]).tocsr()
@@ -208,4 +224,4 @@ def purity(labels: Sequence[int], truth: Sequence[object]) -> float:
 
 
 def adjusted_rand(labels: Sequence[int], truth: Sequence[object]) -> float:
-    return float(adjusted_rand_score([str(t) for t in truth], list(labels)))
+    return float(_sklearn().adjusted_rand_score([str(t) for t in truth], list(labels)))

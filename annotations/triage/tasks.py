@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.signals import worker_init
 
-from annotations.triage import job, proposals
+from annotations.triage import clustering, job, proposals
 
 logger = logging.getLogger(__name__)
 
@@ -33,3 +34,9 @@ def recluster() -> int:
     result = proposals.triage_recluster()
     logger.info("triage re-cluster: %s merge and %s split proposals", result.merges, result.splits)
     return result.merges + result.splits
+
+
+@worker_init.connect
+def _preload(**_kwargs) -> None:
+    """A worker loads scikit-learn when it starts, not inside its first clustering run."""
+    clustering.preload()
