@@ -281,9 +281,10 @@ def run(ctx: common.Context) -> dict[str, Any]:
     from django.conf import settings  # noqa: PLC0415
     from django.db import connection, connections  # noqa: PLC0415
 
-    from annotations.triage import job  # noqa: PLC0415
+    from annotations.triage import clustering, job  # noqa: PLC0415
     from annotations.triage.models import Cluster, ClusterMember, Cursor  # noqa: PLC0415
 
+    clustering.preload()  # what a worker loads at start (scikit-learn), as beat's runs find it
     assign, new_threshold = settings.TRIAGE_ASSIGN_DISTANCE, settings.TRIAGE_NEW_CLUSTER_DISTANCE
 
     # 1. Incremental: each round activates a fresh 10k batch (rows made once; a round's members are removed after).
