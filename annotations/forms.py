@@ -15,23 +15,7 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
 from annotations.models import AnnotationKind
-
-
-class IdListField(forms.Field):
-    """Every value of a repeated parameter (``tags=1&tags=4``) as whole numbers; empty values are skipped."""
-
-    widget = forms.MultipleHiddenInput
-
-    def to_python(self, value: Any) -> list[int]:
-        ids = []
-        for item in value or []:
-            if item in ("", None):
-                continue
-            text = str(item).strip()
-            if not (text.isascii() and text.isdigit()) or len(text) > 18:
-                raise ValidationError(f"{item!r} is not an id.", code="invalid")
-            ids.append(int(text))
-        return ids
+from feedbackhub.forms import IdListField
 
 
 def _text(**kwargs: Any) -> forms.CharField:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from django import forms
 
 from annotations.insights.selectors import DEFAULT_DAYS, SPLITS, DashboardFilters
+from feedbackhub.forms import is_id
 from sessions.models import Environment
 
 ANY = [("", "Any")]
-#: A conversation id as it appears in a parameter: ASCII digits only (``str.isdigit`` also accepts "¹", which
-#: ``int`` refuses), at most 18 of them (a bigint).
-CONVERSATION_ID = re.compile(r"[0-9]{1,18}")
 #: Most rows a chips request answers for (a list page shows far fewer).
 MAX_CHIP_ROWS = 500
 #: Longest range the dashboard accepts (monthly buckets beyond two years).
@@ -21,7 +18,6 @@ MAX_RANGE_DAYS = 3 * 366
 
 
 class DashboardFilterForm(forms.Form):
-    # The session list's widgets that print their markup in Python (escaped): this form is on every dashboard view.
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
     environment = forms.ChoiceField(required=False, choices=ANY + list(Environment.choices), widget=forms.Select)
@@ -117,7 +113,7 @@ class BulkTagForm(forms.Form):
         raw = self.cleaned_data.get("ids") or ""
         out = []
         for part in raw.replace(",", " ").split():
-            if not CONVERSATION_ID.fullmatch(part):
+            if not is_id(part):
                 raise forms.ValidationError(f"{part!r} is not a conversation id.")
             out.append(int(part))
         return out
@@ -137,7 +133,7 @@ class ChipsForm(forms.Form):
 
     def clean_ids(self) -> list[int]:
         parts = (self.cleaned_data.get("ids") or "").split(",")
-        return [int(p) for p in parts if CONVERSATION_ID.fullmatch(p)][:MAX_CHIP_ROWS]
+        return [int(p) for p in parts if is_id(p)][:MAX_CHIP_ROWS]
 
 
 class SaveViewForm(forms.Form):

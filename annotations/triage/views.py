@@ -20,9 +20,10 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from annotations.models import Tag
-from annotations.triage import actions, forms, permissions, proposals, selectors
+from annotations.triage import actions, permissions, proposals, selectors
 from annotations.triage.forms import QueueFilterForm
 from annotations.triage.models import Cluster, Resolution, Status
+from feedbackhub import forms as id_forms
 from feedbackhub import roles
 from feedbackhub.http import HtmxHttpRequest
 
@@ -35,7 +36,7 @@ def _one_id(value: str | None, field: str, *, required: bool = True) -> int | No
         if required:
             raise ValidationError({field: "This field is required."})
         return None
-    return forms.ids([value], field)[0]
+    return id_forms.ids([value], field)[0]
 
 
 def _message_of(exc: ValidationError | PermissionDenied) -> str:
@@ -173,7 +174,7 @@ def tag_members(request: HtmxHttpRequest, cluster_id: int) -> str:
 
 @action
 def move_members(request: HtmxHttpRequest, cluster_id: int) -> str:
-    items = forms.ids(request.POST.getlist("items"), "items")
+    items = id_forms.ids(request.POST.getlist("items"), "items")
     if request.POST.get("op") == "split":
         target = actions.members_move(actor=request.user, item_ids=items, to_cluster_id=None)
         return f"Split {len(items)} items out into cluster #{target.pk}."
@@ -192,7 +193,7 @@ def decide_proposal(request: HtmxHttpRequest, proposal_id: int) -> str:
 @action
 def bulk(request: HtmxHttpRequest, cluster_id: int | None = None) -> str:
     """Queue and cluster-page bulk actions over selected clusters: assign, route, tag, merge, status."""
-    ids = forms.ids(request.POST.getlist("clusters"), "clusters")
+    ids = id_forms.ids(request.POST.getlist("clusters"), "clusters")
     if cluster_id is not None:
         ids = sorted({*ids, cluster_id})
     if not ids:
