@@ -209,6 +209,14 @@ IMPORT_UPLOAD_DIR = env.path("IMPORT_UPLOAD_DIR", default=BASE_DIR / ".data" / "
 CURATION_STREAM_MAX_EXAMPLES = env.int("CURATION_STREAM_MAX_EXAMPLES", default=5000)
 CURATION_EXPORT_DIR = env.path("CURATION_EXPORT_DIR", default=BASE_DIR / ".data" / "exports")
 
+# --- Private data leaving the building (feedbackhub/scrubbing.py, docs/security.md) ------------------------------
+# Recall answers and dataset exports replace e-mail addresses, phone numbers, card numbers and IBANs with typed
+# placeholders; SCRUB_PATTERNS adds named patterns as JSON, e.g. {"ACCOUNT": "ACC-\\d{8}"} gives [ACCOUNT].
+SCRUB_ENABLED = env.bool("SCRUB_ENABLED", default=True)
+# Region of phone numbers written without a country code ("+44 ..." is found whatever this is).
+SCRUB_PHONE_REGION = env("SCRUB_PHONE_REGION", default="US")
+SCRUB_PATTERNS = env.json("SCRUB_PATTERNS", default={})
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
