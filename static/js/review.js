@@ -114,27 +114,43 @@ async function paintReply(reply) {
   }
 }
 
+/** Anchored, visible cards of a reply, outermost span first: a span painted later nests inside the earlier marks, so
+ * the innermost highlight ends up on top (and takes the click); identical spans keep their card order. */
+function paintOrder(cards, text) {
+  const spans = [];
+  for (const card of cards.querySelectorAll(".card")) {
+    if (!cardVisible(card) || card.dataset.start === "" || card.dataset.anchor !== "anchored") continue;
+    const start = Number(card.dataset.start);
+    const end = Number(card.dataset.end);
+    if (start < end && toUtf16(text, end) <= text.length) spans.push({ card, start, end });
+  }
+  return spans.sort((a, b) => a.start - b.start || b.end - a.end);
+}
+
+function markClasses(card) {
+  const tags = card.dataset.tags.trim().split(/\s+/).filter(Boolean);
+  const classes = ["hl"];
+  if (tags.length) classes.push(`tag-c-${tags[0]}`);
+  // A decided suggestion is drawn as history (accepted or rejected), never as a pending deletion.
+  if (card.dataset.kind === "suggestion") classes.push("hl-suggestion", `hl-${card.dataset.suggestion}`);
+  if (card.dataset.status === "resolved") classes.push("hl-resolved");
+  return classes.join(" ");
+}
+
 async function paintMarks(reply, textEl) {
   clearMarks(textEl);
   const text = textEl.textContent;
   const cards = cardsOf(reply.dataset.turnId);
   if (!cards) return;
-  const scope = document.createRange();
-  scope.selectNodeContents(textEl);
-  for (const card of cards.querySelectorAll(".card")) {
-    if (!cardVisible(card) || card.dataset.start === "" || card.dataset.anchor !== "anchored") continue;
+  for (const { card, start, end } of paintOrder(cards, text)) {
+    // A fresh scope per highlight: wrapping text in marks splits and moves the text nodes a previous scope held,
+    // which left it empty ("Scope contains no text nodes") once a highlight covered the whole reply.
+    const scope = document.createRange();
+    scope.selectNodeContents(textEl);
     // The library's TextPositionSelector counts code points, as the W3C model and the server do.
-    const start = Number(card.dataset.start);
-    const end = Number(card.dataset.end);
-    if (!(start < end && toUtf16(text, end) <= text.length)) continue;
     const matcher = createTextPositionSelectorMatcher({ type: "TextPositionSelector", start, end });
     for await (const range of matcher(scope)) {
-      const tags = card.dataset.tags.trim().split(/\s+/).filter(Boolean);
-      const classes = ["hl"];
-      if (tags.length) classes.push(`tag-c-${tags[0]}`);
-      if (card.dataset.kind === "suggestion") classes.push("hl-suggestion", `hl-${card.dataset.suggestion}`);
-      if (card.dataset.status === "resolved") classes.push("hl-resolved");
-      highlightText(range, "mark", { class: classes.join(" "), "data-annotation-id": card.dataset.annotationId });
+      highlightText(range, "mark", { class: markClasses(card), "data-annotation-id": card.dataset.annotationId });
       break;
     }
     const marks = textEl.querySelectorAll(`mark[data-annotation-id="${card.dataset.annotationId}"]`);

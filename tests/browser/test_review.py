@@ -452,3 +452,43 @@ def test_overlapping_highlights_tag_button_and_filters(page, live_server, modera
     page.locator("#filter-status").select_option("open")
     expect(page.locator(f"#card-{narrow.pk}")).to_be_hidden()
     expect(page.locator(f"#card-{wide.pk}")).to_be_visible()
+
+
+def test_whole_reply_suggestion_accepted_over_other_comments_keeps_every_highlight(
+    page, live_server, moderator, expert, conversation
+):
+    """A suggestion spanning the whole reply, accepted, over two comments and a nested pair: every highlight still
+    renders after a reload (no "Scope contains no text nodes"), each reachable from its card, and the accepted
+    suggestion no longer looks pending."""
+    from annotations import services
+    from tests.annotations.conftest import span
+
+    turn = assistant_turns(conversation)[0]
+    berlin = services.annotation_create(actor=moderator, turn=turn, body="wrong city", **span(turn, "Berlin"))
+    year = services.annotation_create(actor=moderator, turn=turn, body="check", **span(turn, "completed in 1889"))
+    inner = services.annotation_create(actor=expert, turn=turn, body="year", **span(turn, "1889"))
+    same = services.annotation_create(actor=expert, turn=turn, body="same span", **span(turn, "1889"))
+    whole = services.annotation_create(
+        actor=expert, turn=turn, kind="suggestion", replacement="The Eiffel Tower is in Paris.", **span(turn, REPLY)
+    )
+    open_review(page, live_server, conversation, "expert")
+    expect(page.locator(f"mark.hl-insert[data-annotation-id='{whole.pk}']")).to_have_attribute(
+        "data-replacement", "The Eiffel Tower is in Paris."
+    )
+    page.locator(f"#card-{whole.pk} .card-head").click()
+    page.locator(f"#card-{whole.pk}").get_by_role("button", name="Accept").click()
+    expect(page.locator(f"#card-{whole.pk} .badge-accepted")).to_be_visible()
+
+    for _ in range(2):  # as painted after the accept, and after a reload
+        assert_highlighted(page, whole.pk, REPLY)
+        assert_highlighted(page, berlin.pk, "Berlin")
+        assert_highlighted(page, year.pk, "completed in 1889")
+        assert_highlighted(page, inner.pk, "1889")
+        assert_highlighted(page, same.pk, "1889")
+        expect(page.locator(f"mark.hl-pending[data-annotation-id='{whole.pk}']")).to_have_count(0)
+        expect(page.locator(f"mark.hl-insert[data-annotation-id='{whole.pk}']")).to_have_count(0)
+        # The innermost highlight is on top: clicking "Berlin" opens its own card, not the whole-reply one.
+        page.locator(f"mark[data-annotation-id='{berlin.pk}']").first.click()
+        expect(page.locator(f"#card-{berlin.pk}")).to_be_focused()
+        page.reload()
+        page.wait_for_selector("#review[data-ready='1']")
