@@ -245,14 +245,36 @@ function utf16Offset(textEl, node, offset) {
   return before.toString().length;
 }
 
+/** The reply text a selection starts or ends in (a selection may stray into the reply's label or the next reply). */
+function replyTextOf(range) {
+  for (const node of [range.startContainer, range.endContainer]) {
+    const el = node.nodeType === Node.ELEMENT_NODE ? node : node.parentElement;
+    const reply = el?.closest(".reply");
+    if (reply) return replyText(reply);
+  }
+  return null;
+}
+
+/** `range` cut to the part inside `textEl`, or null when nothing of it is inside. */
+function clampTo(range, textEl) {
+  const inner = document.createRange();
+  inner.selectNodeContents(textEl);
+  if (range.compareBoundaryPoints(Range.END_TO_START, inner) >= 0) return null; // starts after the text
+  if (range.compareBoundaryPoints(Range.START_TO_END, inner) <= 0) return null; // ends before it
+  const clamped = range.cloneRange();
+  if (clamped.compareBoundaryPoints(Range.START_TO_START, inner) < 0) clamped.setStart(inner.startContainer, 0);
+  if (clamped.compareBoundaryPoints(Range.END_TO_END, inner) > 0) {
+    clamped.setEnd(inner.endContainer, inner.endOffset);
+  }
+  return clamped.collapsed ? null : clamped;
+}
+
 function selectionInReply() {
   const sel = document.getSelection();
   if (!sel || sel.isCollapsed || sel.rangeCount === 0) return null;
-  const range = sel.getRangeAt(0);
-  const textEl = range.commonAncestorContainer.nodeType === Node.ELEMENT_NODE
-    ? range.commonAncestorContainer.closest("[data-reply-text]")
-    : range.commonAncestorContainer.parentElement?.closest("[data-reply-text]");
-  if (!textEl) return null;
+  const textEl = replyTextOf(sel.getRangeAt(0));
+  const range = textEl && clampTo(sel.getRangeAt(0), textEl);
+  if (!range) return null;
   const text = textEl.textContent;
   const [s16, e16] = snapToGraphemes(text, utf16Offset(textEl, range.startContainer, range.startOffset),
     utf16Offset(textEl, range.endContainer, range.endOffset));
@@ -620,6 +642,8 @@ document.addEventListener("keydown", (ev) => {
     default: {
       const tag = tagByHotkey.get(ev.key);
       if (!tag || !config.canAnnotate || !(sel || reply)) return;
+      // A selection outside any reply text must not turn into a tag on the whole reply.
+      if (!sel && !document.getSelection().isCollapsed) return;
       const form = openComposer(sel ? sel.reply : reply, "tag", sel, tag);
       form.requestSubmit();
     }

@@ -492,3 +492,28 @@ def test_whole_reply_suggestion_accepted_over_other_comments_keeps_every_highlig
         expect(page.locator(f"#card-{berlin.pk}")).to_be_focused()
         page.reload()
         page.wait_for_selector("#review[data-ready='1']")
+
+
+def test_a_selection_straying_into_the_reply_label_is_clamped_to_the_reply_text(
+    page, live_server, moderator, conversation
+):
+    turn = assistant_turns(conversation)[0]
+    open_review(page, live_server, conversation, "mod")
+    page.evaluate(
+        """(turnId) => {
+            const reply = document.getElementById(`turn-${turnId}`);
+            const head = reply.querySelector(".turn-head"), text = reply.querySelector("[data-reply-text]");
+            const range = document.createRange();
+            range.setStart(head.firstChild, 3);
+            range.setEnd(text.firstChild, "The Eiffel".length);
+            const sel = document.getSelection(); sel.removeAllRanges(); sel.addRange(range);
+        }""",
+        turn.pk,
+    )
+    page.get_by_role("toolbar", name="Selected text").get_by_role("button", name="Comment").click()
+    composer = page.locator("form.composer")
+    composer.get_by_label("Comment").fill("clamped")
+    composer.get_by_role("button", name="Save").click()
+    expect(page.locator(f"#cards-{turn.pk} .card")).to_have_count(1)
+    annotation = Annotation.objects.get()
+    assert (annotation.start, annotation.end, annotation.exact) == (0, len("The Eiffel"), "The Eiffel")
