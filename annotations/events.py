@@ -12,5 +12,6 @@ from django.dispatch import Signal
 
 #: Reviewer feedback changed: an annotation was created, edited, retagged, resolved or reopened, deleted, or its
 #: suggestion decided (``annotation_id``), and/or the corrections of a turn changed what counts as resolved on it
-#: (``turn_id``). Keyword arguments: ``annotation_id`` (int or None), ``turn_id`` (int or None).
+#: (``turn_id``). Keyword arguments: ``annotation_id`` (int or None), ``turn_id`` (int or None), and ``created``
+#: (True when the annotation is new; absent otherwise).
 feedback_changed = Signal()

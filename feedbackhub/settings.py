@@ -69,6 +69,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "feedbackhub.context_processors.roles",
             ],
+            # Labels of environments and roles from one source on every page (sessions/templatetags/vocabulary.py).
+            "builtins": ["sessions.templatetags.vocabulary"],
         },
     },
 ]

@@ -58,6 +58,10 @@ class ConversationFilterForm(forms.Form):
         required=False, max_length=100, label="Feedback category",
         widget=forms.TextInput(attrs={"placeholder": "exact"}),
     )
+    reviewed = forms.ChoiceField(
+        required=False, label="Reviewed", widget=forms.Select,
+        choices=ANY + [("yes", "Reviewed"), ("no", "Not reviewed yet")],
+    )
     tag = forms.SlugField(
         required=False, max_length=80, label="Conversation tag",
         widget=forms.TextInput(attrs={"placeholder": "tag slug"}),
@@ -68,7 +72,7 @@ class ConversationFilterForm(forms.Form):
 
     FILTER_FIELDS = (
         "q", "environment", "model_version", "user_role", "source", "app_version",
-        "started_from", "started_to", "feedback", "negative", "category", "tag",
+        "started_from", "started_to", "feedback", "negative", "category", "tag", "reviewed",
     )
 
     def __init__(self, data=None, *, choices: FilterChoices) -> None:
@@ -122,6 +126,7 @@ class ConversationFilterForm(forms.Form):
             negative_only=data["negative"],
             feedback_category=data["category"].strip(),
             session_tag=data["tag"],
+            reviewed=data["reviewed"],
         )
 
     def error_messages(self) -> list[str]:

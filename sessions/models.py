@@ -77,6 +77,8 @@ class Conversation(models.Model):
     imported_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_import = models.ForeignKey("ImportBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Set by the review app when a reviewer first comments on, tags or corrects a reply of the conversation.
+    reviewed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -94,6 +96,11 @@ class Conversation(models.Model):
                 fields=["-started_at", "-id"],
                 name="conversation_negative_started",
                 condition=models.Q(has_negative_feedback=True),
+            ),
+            models.Index(
+                fields=["-started_at", "-id"],
+                name="conversation_reviewed_started",
+                condition=models.Q(reviewed_at__isnull=False),
             ),
             GinIndex(fields=["feedback_kinds"], name="conversation_feedback_kinds"),
             GinIndex(fields=["search_vector"], name="conversation_search"),

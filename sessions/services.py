@@ -15,7 +15,7 @@ from sessions.imports import pipeline
 from sessions.imports.errors import FileError
 from sessions.imports.formats import FORMATS, detect_format
 from sessions.imports.reader import ImportFile
-from sessions.models import ImportBatch, ImportStatus
+from sessions.models import Conversation, ImportBatch, ImportStatus
 
 logger = logging.getLogger(__name__)
 
@@ -118,3 +118,11 @@ def import_file(
         size = 0
     batch = import_batch_create(file_name=path.name, source=source, format=format, user=user, total_bytes=size)
     return import_batch_run(batch=batch, path=path, progress=progress)
+
+
+def conversations_mark_reviewed(*, conversation_ids, at=None) -> int:
+    """Record that reviewers started on these conversations (the first time only); returns how many changed.
+    ``conversation_ids`` may be a list or a values_list queryset (then it is one UPDATE with a subquery)."""
+    return Conversation.objects.filter(pk__in=conversation_ids, reviewed_at__isnull=True).update(
+        reviewed_at=at or timezone.now()
+    )

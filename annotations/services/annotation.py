@@ -93,7 +93,7 @@ def annotation_create(
     annotation.tag_pk_list = [t.pk for t in tags]  # type: ignore[attr-defined]
     annotation.thread_rows = []  # type: ignore[attr-defined]  # a new annotation has no thread yet
     audit(actor=actor, action="create", obj=annotation, after=annotation_state(annotation))
-    feedback_changed.send(sender=Annotation, annotation_id=annotation.pk, turn_id=None)
+    feedback_changed.send(sender=Annotation, annotation_id=annotation.pk, turn_id=None, created=True)
     return annotation
 
 

@@ -25,7 +25,7 @@ WINDOW = 5000
 #: Columns the list page shows; the large ones (metadata, search_vector) stay in the database.
 LIST_COLUMNS = (
     "id", "title", "source", "external_id", "environment", "model_version", "user_role", "app_version",
-    "started_at", "turn_count", "feedback_kinds", "has_negative_feedback",
+    "started_at", "turn_count", "feedback_kinds", "has_negative_feedback", "reviewed_at",
 )
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

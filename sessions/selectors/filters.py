@@ -32,6 +32,8 @@ class ConversationFilters:
     #: Product-team conversation tag (``ConversationTag.slug``) and end-user feedback category.
     session_tag: str = ""
     feedback_category: str = ""
+    #: "yes": reviewers have annotated or corrected it; "no": not yet.
+    reviewed: str = ""
 
     @property
     def active(self) -> bool:
@@ -67,6 +69,10 @@ def split_conditions(filters: ConversationFilters) -> tuple[list[Condition], lis
     if filters.feedback_kind:
         # ``@>`` on the denormalised array: served by the GIN index conversation_feedback_kinds.
         residual.append(("c.feedback_kinds @> %s::varchar(16)[]", [[filters.feedback_kind]]))
+    if filters.reviewed:
+        # Checked row by row on the walk; when reviewed rows are few, the partial index conversation_reviewed_started
+        # serves the search for every match.
+        residual.append((f"c.reviewed_at IS {'NOT ' if filters.reviewed == 'yes' else ''}NULL", []))
     if filters.q:
         residual.append(("c.search_vector @@ websearch_to_tsquery(%s::regconfig, %s)", [SEARCH_CONFIG, filters.q]))
     if filters.session_tag or filters.feedback_category:

@@ -10,8 +10,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from annotations import services
 from sessions import selectors
 from sessions.models import Conversation
+from tests.annotations.conftest import make_conversation, span
 from tests.sessions.factories import ConversationFactory
 
 pytestmark = pytest.mark.django_db
@@ -341,3 +343,21 @@ def test_list_runs_a_fixed_number_of_queries(client, moderator, django_assert_nu
     # The htmx fragment skips the drop-down options.
     with django_assert_num_queries(LIST_QUERIES - 1):
         client.get(URL, params, headers={"HX-Request": "true"})
+
+
+@pytest.mark.django_db
+def test_reviewed_column_and_filter_follow_the_first_comment(client, moderator):
+    reviewed = make_conversation(replies=["A reply to comment on."])
+    untouched = make_conversation(replies=["A reply nobody looked at."], external_id="conv-2")
+    turn = reviewed.turns.filter(role="assistant").get()
+    services.annotation_create(actor=moderator, turn=turn, body="looked at", **span(turn, "reply"))
+    reviewed.refresh_from_db()
+    assert reviewed.reviewed_at is not None
+
+    client.force_login(moderator)
+    page = client.get("/conversations/", {"reviewed": "yes"}).content.decode()
+    assert f'data-session-id="{reviewed.pk}"' in page and f'data-session-id="{untouched.pk}"' not in page
+    assert "Reviewed</span>" in page
+    page = client.get("/conversations/", {"reviewed": "no"}).content.decode()
+    assert f'data-session-id="{untouched.pk}"' in page and f'data-session-id="{reviewed.pk}"' not in page
+    assert "Reviewed: Select a valid choice" in client.get("/conversations/", {"reviewed": "maybe"}).content.decode()
