@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
+from django.http import QueryDict
 from django.utils import timezone
 
 from sessions.models import Environment, FeedbackKind
@@ -136,6 +137,24 @@ class ConversationFilterForm(forms.Form):
             label = "Filters" if name == "__all__" else (self.fields[name].label or name.replace("_", " ").capitalize())
             lines.extend(f"{label}: {error}" for error in errors)
         return lines
+
+
+def describe_filters(params: QueryDict) -> list[tuple[str, str]]:
+    """A list filter's query string in the words of the filter form: ``[("Environment", "Production"),
+    ("Has negative feedback", "yes")]``, for saved views and anywhere a filter is shown rather than edited."""
+    fields = ConversationFilterForm(choices=FilterChoices()).fields
+    described = []
+    for name, values in params.lists():
+        field = fields.get(name)
+        if field is None or name not in ConversationFilterForm.FILTER_FIELDS:
+            continue
+        values = [v for v in values if v != ""]
+        if not values:
+            continue
+        labels = dict(getattr(field, "choices", None) or [])
+        shown = "yes" if isinstance(field, forms.BooleanField) else ", ".join(str(labels.get(v, v)) for v in values)
+        described.append((field.label or name.replace("_", " ").capitalize(), shown))
+    return described
 
 
 def _day_start(day: dt.date | None) -> dt.datetime | None:

@@ -5,8 +5,10 @@ A builtin library (settings.TEMPLATES): every template can use the filters witho
 from __future__ import annotations
 
 from django import template
+from django.http import QueryDict
 
 from feedbackhub.roles import ROLE_LABELS
+from sessions.forms import describe_filters
 from sessions.models import Environment
 
 register = template.Library()
@@ -24,3 +26,9 @@ def env_label(value: str | None) -> str:
 def role_label(value: str | None) -> str:
     """A reviewer role's label (``domain_expert`` -> ``Domain expert``)."""
     return ROLE_LABELS.get(value or "", value or "")
+
+
+@register.filter
+def filter_summary(params: QueryDict) -> list[tuple[str, str]]:
+    """A conversation-list query string as (label, value) pairs in the filter form's words."""
+    return describe_filters(params)

@@ -361,3 +361,20 @@ def test_reviewed_column_and_filter_follow_the_first_comment(client, moderator):
     page = client.get("/conversations/", {"reviewed": "no"}).content.decode()
     assert f'data-session-id="{untouched.pk}"' in page and f'data-session-id="{reviewed.pk}"' not in page
     assert "Reviewed: Select a valid choice" in client.get("/conversations/", {"reviewed": "maybe"}).content.decode()
+
+
+def test_saved_filters_are_described_in_the_filter_forms_words(client, analyst):
+    from django.http import QueryDict
+
+    from sessions.forms import describe_filters
+    from sessions.tagging import services as tagging
+
+    params = QueryDict("environment=prod&negative=on&reviewed=no&model_version=gpt-4o&after=1-2&bogus=1&q=")
+    assert describe_filters(params) == [
+        ("Environment", "Production"), ("Has negative feedback", "yes"), ("Reviewed", "Not reviewed yet"),
+        ("Model version", "gpt-4o"),
+    ]
+    tagging.saved_view_create(actor=analyst, name="Prod complaints", params=params, shared=True)
+    client.force_login(analyst)
+    page = client.get(reverse("insights:views")).content.decode()
+    assert "Environment: Production" in page and "environment = prod" not in page
