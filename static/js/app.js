@@ -172,4 +172,21 @@
     }
     if (handled) event.preventDefault();
   });
+
+  // A drop-down narrower than its option (long model versions) shows the whole choice on hover.
+  function titleSelect(select) {
+    var option = select.selectedOptions && select.selectedOptions[0];
+    if (option) select.title = option.textContent.trim(); else select.removeAttribute("title");
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target instanceof HTMLSelectElement) titleSelect(event.target);
+  });
+  function titleSelects(root) {
+    (root || document).querySelectorAll("select").forEach(titleSelect);
+    (root || document).querySelectorAll("select option").forEach(function (option) {
+      if (!option.title) option.title = option.textContent.trim();
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { titleSelects(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { titleSelects(event.target); });
 })();

@@ -68,3 +68,14 @@ def test_the_datasets_list_answers_j_and_question_mark(page, live_server, expert
     expect(page.get_by_role("link", name="billing-fixes")).to_be_focused()
     page.keyboard.press("?")
     expect(page.locator("#page-help")).to_be_visible()
+
+
+def test_a_long_model_version_is_shown_whole_on_hover(page, live_server, analyst):
+    long_name = "acme-chat-2026-11-30-preview-with-a-very-long-deployment-suffix"
+    make_conversations(2, model_version=long_name)
+    login(page, live_server.url, "analyst")
+    page.goto(f"{live_server.url}/conversations/")
+    select = page.get_by_label("Model version")
+    select.select_option(long_name)
+    expect(select).to_have_attribute("title", long_name)
+    expect(page.locator(f"td.cell-model[title='{long_name}']").first).to_be_visible()
