@@ -517,3 +517,41 @@ def test_a_selection_straying_into_the_reply_label_is_clamped_to_the_reply_text(
     expect(page.locator(f"#cards-{turn.pk} .card")).to_have_count(1)
     annotation = Annotation.objects.get()
     assert (annotation.start, annotation.end, annotation.exact) == (0, len("The Eiffel"), "The Eiffel")
+
+
+def test_overlapping_nested_identical_and_mid_emoji_spans_all_render_and_survive_a_reload(page, live_server, moderator):
+    from annotations import services
+    from tests.annotations.conftest import span
+
+    text = f"Family {FAMILY} likes caf\u00e9 and tea, and {THUMBS} a lot."
+    conversation = make_conversation(replies=[text])
+    turn = assistant_turns(conversation)[0]
+
+    def make(quote: str, body: str) -> Annotation:
+        return services.annotation_create(actor=moderator, turn=turn, body=body, **span(turn, quote))
+
+    first, second, third = make("Family", "a"), make("Family " + FAMILY[0], "b"), make("ly " + FAMILY + " likes", "c")
+    outer, nested = make("likes caf\u00e9 and tea", "outer"), make("caf\u00e9", "nested")
+    twin_a, twin_b = make("tea", "twin a"), make("tea", "twin b")
+    # Ends inside the family emoji: after its first person and the joiner (code points, as stored).
+    mid_emoji = services.annotation_create(
+        actor=moderator, turn=turn, body="mid emoji", start=7, end=9, exact=FAMILY[:2],
+        text_hash=span(turn, "Family")["text_hash"],
+    )
+    expected = {
+        first: "Family", second: "Family " + FAMILY[0], third: "ly " + FAMILY + " likes",
+        outer: "likes caf\u00e9 and tea", nested: "caf\u00e9", twin_a: "tea", twin_b: "tea", mid_emoji: FAMILY[:2],
+    }
+    open_review(page, live_server, conversation, "mod")
+    for _ in range(2):
+        for annotation, quote in expected.items():
+            assert_highlighted(page, annotation.pk, quote)
+            expect(page.locator(f"#card-{annotation.pk}")).to_be_visible()
+        # The innermost highlight takes the click: the nested one inside the outer, a twin inside "tea".
+        page.locator(f"mark[data-annotation-id='{nested.pk}']").first.click()
+        expect(page.locator(f"#card-{nested.pk}")).to_be_focused()
+        page.locator(f"mark[data-annotation-id='{outer.pk}']").first.click(position={"x": 2, "y": 5})
+        expect(page.locator(f"#card-{outer.pk}")).to_be_focused()
+        assert page.locator(f"#turn-{turn.pk} [data-reply-text]").text_content() == text
+        page.reload()
+        page.wait_for_selector("#review[data-ready='1']")
