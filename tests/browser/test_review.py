@@ -196,10 +196,21 @@ def test_suggest_edit_then_accept_shows_the_corrected_reply(page, live_server, e
         "data-replacement", "Paris"
     )
 
+    # Deletion and insertion are drawn distinctly: the old words struck through, the new ones underlined, not struck.
+    styles = """(id) => {
+        const mark = document.querySelector(`mark[data-annotation-id='${id}']`);
+        const after = getComputedStyle(mark, "::after");
+        return [getComputedStyle(mark).textDecorationLine, after.textDecorationLine, after.content];
+    }"""
+    assert page.evaluate(styles, suggestion.pk) == ["line-through", "underline", '"Paris"']
+
     card.get_by_role("button", name="Accept").click()
     corrected = page.locator(f"#correction-{turn.pk} [data-correction-text]")
     expect(corrected).to_have_text(REPLY.replace("Berlin", "Paris"))
     expect(card.locator(".badge-accepted")).to_be_visible()
+    # Once accepted it stops looking pending: no strike-through, no insertion drawn over the original reply.
+    expect(page.locator(f"mark.hl-accepted[data-annotation-id='{suggestion.pk}']")).to_have_count(1)
+    assert page.evaluate(styles, suggestion.pk)[:2] == ["none", "none"]
 
     page.locator(f"#correction-{turn.pk}").get_by_role("button", name="Approve correction").click()
     expect(page.locator(f"#correction-{turn.pk} .badge-approved")).to_have_text("Approved")
