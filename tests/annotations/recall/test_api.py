@@ -21,7 +21,8 @@ URL = "/api/v1/recall"
 
 @pytest.fixture
 def token(db) -> str:
-    return auth_tokens.api_token_create(name="support bot", scopes=["recall"])[1]
+    return auth_tokens.api_token_create(name="support bot", scopes=["recall"], sources=["recall-tests"],
+                                       gate="approved")[1]
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def test_unknown_and_revoked_tokens_are_401(api, token):
 
 @pytest.mark.django_db
 def test_wrong_scope_is_403(api):
-    row, secret = auth_tokens.api_token_create(name="exports", scopes=["recall"])
+    row, secret = auth_tokens.api_token_create(name="exports", scopes=["recall"], all_sources=True)
     ApiToken.objects.filter(pk=row.pk).update(scopes=["exports"])
     response = _post(api, {"input": "hello"}, secret)
     assert response.status_code == 403
