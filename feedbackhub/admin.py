@@ -10,7 +10,6 @@ from django.template.response import TemplateResponse
 from feedbackhub import auth_tokens
 from feedbackhub.models import ApiScope, ApiToken
 
-
 ACCESS_FIELDS = ["sources", "all_sources", "gate", "gate_dataset", "gate_dataset_version"]
 
 
@@ -53,8 +52,8 @@ class ApiTokenChangeForm(_AccessForm):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "scope_list", "source_list", "gate_label", "created_by", "created_at", "last_used_at", "expires_at",
-                    "revoked_at"]
+    list_display = ["name", "prefix", "scope_list", "source_list", "gate_label", "created_by", "created_at",
+                    "last_used_at", "expires_at", "revoked_at"]
     list_filter = ["revoked_at", "all_sources", "gate"]
     search_fields = ["name", "prefix"]
     readonly_fields = ["prefix", "created_by", "created_at", "last_used_at"]
