@@ -208,7 +208,8 @@ def run(ctx: common.Context) -> dict[str, Any]:
     vectors = Embedding.objects.filter(model=configured).count()
     if vectors < FeedbackItem.objects.filter(is_active=True).count():
         raise RuntimeError(f"only {vectors} of {items} items have a vector of {configured}")
-    _, token = auth_tokens.api_token_create(name="bench", scopes=["recall"])
+    # Bound to the data set's source; the approved gate is what the budget was measured with.
+    _, token = auth_tokens.api_token_create(name="bench", scopes=["recall"], sources=[SOURCE], gate="approved")
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     client = Client()
     bodies = _bodies(data["records"], n * ctx.repeats + WARMUP)

@@ -23,7 +23,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from feedbackhub.models import ApiScope, ApiToken
+from feedbackhub.models import ApiScope, ApiToken, RecallGate
 
 TOKEN_PREFIX = "fh_"  # noqa: S105 (a public marker, not a secret)
 PREFIX_LENGTH = len(TOKEN_PREFIX) + 8
@@ -50,6 +50,60 @@ def _clean_scopes(scopes: Iterable[str]) -> list[str]:
     return cleaned
 
 
+def clean_sources(sources: Iterable[str]) -> list[str]:
+    """Source names stripped, without blanks and duplicates, sorted."""
+    cleaned = sorted({s.strip() for s in sources if s and s.strip()})
+    too_long = [s for s in cleaned if len(s) > 100]
+    if too_long:
+        raise ValidationError({"sources": f"A source name has at most 100 characters: {too_long[0][:40]}…"})
+    return cleaned
+
+
+def parse_dataset_spec(spec: str) -> tuple[str, int | None]:
+    """``NAME``, ``NAME@latest`` or ``NAME@N`` as (name, version number or None for the newest cut version)."""
+    name, at, version = spec.strip().rpartition("@")
+    if not at:
+        name, version = version, ""
+    name, version = name.strip(), version.strip().lower()
+    if not name:
+        raise ValidationError({"gate_dataset": "Name the dataset: NAME, NAME@latest or NAME@3."})
+    if version in ("", "latest"):
+        return name, None
+    if not (version.isascii() and version.isdigit()) or int(version) < 1:
+        raise ValidationError({"gate_dataset_version": f"{version!r} is not a version number (1, 2, …) or 'latest'."})
+    return name, int(version)
+
+
+def clean_access(
+    *,
+    scopes: Iterable[str],
+    sources: Iterable[str],
+    all_sources: bool,
+    gate: str,
+    gate_dataset: str = "",
+    gate_dataset_version: int | None = None,
+) -> dict:
+    """The token fields that decide what it sees, checked together: a recall token needs a source or the
+    all-sources grant (else it would see nothing), the dataset gate needs a dataset."""
+    cleaned = {
+        "sources": clean_sources(sources),
+        "all_sources": bool(all_sources),
+        "gate": gate,
+        "gate_dataset": gate_dataset.strip(),
+        "gate_dataset_version": gate_dataset_version,
+    }
+    if gate not in RecallGate.values:
+        raise ValidationError({"gate": f"Unknown gate {gate!r}; one of {', '.join(RecallGate.values)}."})
+    if gate == RecallGate.DATASET:
+        if not cleaned["gate_dataset"]:
+            raise ValidationError({"gate_dataset": "The dataset gate needs a dataset."})
+    else:
+        cleaned["gate_dataset"], cleaned["gate_dataset_version"] = "", None
+    if ApiScope.RECALL in set(scopes) and not cleaned["sources"] and not cleaned["all_sources"]:
+        raise ValidationError({"sources": "Bind the token to at least one source, or grant it all sources."})
+    return cleaned
+
+
 @transaction.atomic
 def api_token_create(
     *,
@@ -57,21 +111,35 @@ def api_token_create(
     scopes: Iterable[str],
     created_by: AbstractBaseUser | None = None,
     expires_at: dt.datetime | None = None,
+    sources: Iterable[str] = (),
+    all_sources: bool = False,
+    gate: str = RecallGate.FOUR_EYES,
+    gate_dataset: str = "",
+    gate_dataset_version: int | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the row and the secret token, which exists nowhere else afterwards."""
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Give the token a name."})
+    scopes = _clean_scopes(scopes)
+    access = clean_access(scopes=scopes, sources=sources, all_sources=all_sources, gate=gate,
+                          gate_dataset=gate_dataset, gate_dataset_version=gate_dataset_version)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken.objects.create(
         name=name,
         prefix=token[:PREFIX_LENGTH],
         digest=token_digest(token),
-        scopes=_clean_scopes(scopes),
+        scopes=scopes,
         created_by=created_by,
         expires_at=expires_at,
+        **access,
     )
     return row, token
+
+
+def api_token_forget(row: ApiToken) -> None:
+    """Drop ``row`` from this process's cache after a change (other processes follow within TOKEN_CACHE_SECONDS)."""
+    _token_cache.pop(row.digest, None)
 
 
 @transaction.atomic

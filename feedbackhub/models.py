@@ -16,9 +16,21 @@ class ApiScope(models.TextChoices):
     RECALL = "recall", "Recall API (POST /api/v1/recall)"
 
 
+class RecallGate(models.TextChoices):
+    """What a token's recall answers may return as few-shot examples (docs/recall.md, "Gates")."""
+
+    APPROVED = "approved", "Approved corrections"
+    FOUR_EYES = "four_eyes", "Corrections approved by a second person"
+    DATASET = "dataset", "Examples of a released dataset version"
+
+
 class ApiToken(models.Model):
     """A bearer token for the JSON API. ``prefix`` (the token's first characters) identifies it in lists and
-    logs; ``digest`` is the sha256 of the whole token, the only form in which the secret is kept."""
+    logs; ``digest`` is the sha256 of the whole token, the only form in which the secret is kept.
+
+    A token is bound to the sources (``Conversation.source``) of the app that uses it and sees only their data,
+    unless an admin grants ``all_sources``. ``gate`` (with ``gate_dataset``/``gate_dataset_version`` for the
+    dataset gate) chooses what the recall API may return as examples."""
 
     name = models.CharField(max_length=100, help_text="Who or what uses the token, e.g. 'support-bot prod'.")
     prefix = models.CharField(max_length=16, unique=True, editable=False)
@@ -31,6 +43,23 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
     revoked_at = models.DateTimeField(null=True, blank=True)
+    sources = ArrayField(
+        models.CharField(max_length=100), default=list, blank=True,
+        help_text="Conversation sources (apps) whose data the token sees, comma-separated.",
+    )
+    all_sources = models.BooleanField(
+        default=False, help_text="Grant: the token sees every source's data, whatever its sources list says."
+    )
+    gate = models.CharField(
+        max_length=16, choices=RecallGate.choices, default=RecallGate.FOUR_EYES,
+        help_text="What recall may return as examples.",
+    )
+    gate_dataset = models.CharField(
+        max_length=120, blank=True, help_text="The dataset gate's dataset (its name)."
+    )
+    gate_dataset_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The dataset gate's pinned version number; empty: the newest cut version."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -38,6 +67,13 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def gate_label(self) -> str:
+        """The gate as the API and the admin name it: ``four_eyes``, or ``dataset:NAME@latest``/``@N``."""
+        if self.gate != RecallGate.DATASET:
+            return self.gate
+        return f"dataset:{self.gate_dataset}@{self.gate_dataset_version or 'latest'}"
 
     @property
     def is_active(self) -> bool:

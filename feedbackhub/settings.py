@@ -190,6 +190,9 @@ RECALL_EF_SEARCH = env.int("RECALL_EF_SEARCH", default=100)
 RECALL_SESSION_SEARCH_SETTINGS = env.bool("RECALL_SESSION_SEARCH_SETTINGS", default=True)
 # Web processes (feedbackhub/wsgi.py) load the active model before serving, so no request waits for the load.
 RECALL_WARMUP = env.bool("RECALL_WARMUP", default=True)
+# Recall API: cases less similar than this to the input are never returned, nor their guidance (a request may ask
+# for another floor with "min_similarity"). Chosen on measured pairs, see docs/recall.md "Similarity floor".
+RECALL_MIN_SIMILARITY = env.float("RECALL_MIN_SIMILARITY", default=0.35)
 
 # --- Triage (docs/triage.md: thresholds chosen on real text) ---------------------------------------------------
 TRIAGE_ASSIGN_DISTANCE = env.float("TRIAGE_ASSIGN_DISTANCE", default=0.35)

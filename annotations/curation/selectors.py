@@ -261,3 +261,39 @@ def datasets_of_turns(turn_ids: list[int]) -> dict[int, list[str]]:
     for turn_id, name in Example.objects.filter(turn_id__in=turn_ids).values_list("turn_id", "dataset__name"):
         out.setdefault(turn_id, []).append(name)
     return out
+
+
+class ReleasedExample(NamedTuple):
+    """The frozen text of one row of a cut version, as the recall API returns it."""
+
+    input: str
+    output: str
+    rationale: str
+
+
+class ReleasedVersion(NamedTuple):
+    dataset: str
+    number: int
+    #: The frozen rows by the id of the reply they were made from (rows whose reply is unknown are left out).
+    by_turn: dict[int, ReleasedExample]
+
+
+def released_version(*, dataset_name: str, number: int | None = None) -> ReleasedVersion | None:
+    """The recall API's dataset gate: version ``number`` of the dataset named ``dataset_name`` (None: the newest
+    cut version) with its frozen rows, or None when there is no such dataset or version. Two queries."""
+    versions = DatasetVersion.objects.filter(dataset__name=dataset_name)
+    if number is not None:
+        versions = versions.filter(number=number)
+    version = versions.order_by("-number").values_list("pk", "number").first()
+    if version is None:
+        return None
+    by_turn: dict[int, ReleasedExample] = {}
+    rows = VersionExample.objects.filter(version_id=version[0]).values_list("metadata", "messages", "corrected",
+                                                                            "rationale")
+    for metadata, messages, corrected, rationale in rows:
+        turn_id = (metadata or {}).get("turn_id")
+        if not isinstance(turn_id, int):
+            continue
+        question = next((m.get("content", "") for m in reversed(messages or []) if m.get("role") == "user"), "")
+        by_turn[turn_id] = ReleasedExample(input=question, output=corrected, rationale=rationale)
+    return ReleasedVersion(dataset=dataset_name, number=version[1], by_turn=by_turn)

@@ -71,6 +71,15 @@ def _string(value: Any, max_length: int, **params: Any) -> str:
                               params={"type": type(value).__name__, **params})
     if len(value) > max_length:
         raise ValidationError("at most %(max)s characters.", code="max_length", params={"max": max_length, **params})
+    # PostgreSQL text cannot hold NUL, and a lone surrogate (legal in a JSON escape) is no character at all: both
+    # would fail deep in the database driver or the encoder.
+    if "\x00" in value:
+        raise ValidationError("must not contain NUL characters.", code="invalid", params=params)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("must be valid Unicode (it holds a lone surrogate).", code="invalid",
+                              params=params) from None
     return value.strip()
 
 
@@ -111,6 +120,33 @@ class JsonWholeNumberField(_JsonField):
         return value
 
 
+class JsonFractionField(_JsonField):
+    """A number from 0 to 1; absent or null gives ``default``."""
+
+    def __init__(self, *, default: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.default = default
+
+    def missing_value(self) -> float:
+        return self.default
+
+    def to_python(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValidationError("expected a number from 0 to 1.", code="invalid")
+        return float(value)
+
+
+class JsonStringsField(_JsonField):
+    """One string or a list of strings (stripped, without blanks and duplicates); absent gives None."""
+
+    def to_python(self, value: Any) -> list[str] | None:
+        if isinstance(value, list):
+            cleaned = {_string(v, 100, item=i) for i, v in enumerate(value)}
+        else:
+            cleaned = {_string(value, 100)}
+        return sorted(v for v in cleaned if v) or None
+
+
 class JsonObjectField(_JsonField):
     def missing_value(self) -> dict:
         return {}
@@ -119,6 +155,11 @@ class JsonObjectField(_JsonField):
         if not isinstance(value, dict):
             raise ValidationError("expected an object.", code="type")
         return value
+
+
+#: Days a filter accepts: the search turns a day into its first instant in TIME_ZONE (and the day after for
+#: ``until``), which must stay a datetime in every zone.
+MIN_DAY, MAX_DAY = dt.date(1, 1, 2), dt.date(9999, 12, 30)
 
 
 class JsonDayField(_JsonField):
@@ -135,12 +176,18 @@ class JsonDayField(_JsonField):
         except ValueError:
             moment = day = None
         if moment is not None:
-            if timezone.is_naive(moment):
-                moment = timezone.make_aware(moment)
-            day = timezone.localtime(moment).date()
+            try:
+                if timezone.is_naive(moment):
+                    moment = timezone.make_aware(moment)
+                day = timezone.localtime(moment).date()
+            except (OverflowError, ValueError):  # an offset that moves the moment out of the datetime range
+                raise ValidationError("%(text)r is out of range.", code="range", params={"text": text}) from None
         if day is None:
             raise ValidationError("%(text)r is not an ISO 8601 date (2026-01-31) or date-time.", code="invalid",
                                   params={"text": text})
+        if not MIN_DAY <= day <= MAX_DAY:
+            raise ValidationError("%(text)r is out of range (%(min)s to %(max)s).", code="range",
+                                  params={"text": text, "min": MIN_DAY.isoformat(), "max": MAX_DAY.isoformat()})
         return day
 
 
@@ -190,12 +237,18 @@ class RecallRequestForm(_JsonObjectForm):
         error_messages={"required": "required (the end user's message to find similar cases for)."},
     )
     k = JsonWholeNumberField(min_value=1, max_value=MAX_K, default=DEFAULT_K)
+    min_similarity = JsonFractionField(default=0.0)  # the form's user sets the default (RECALL_MIN_SIMILARITY)
     filters = JsonObjectField()
+
+    def __init__(self, *args, min_similarity: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["min_similarity"].default = min_similarity
 
 
 class RecallFiltersForm(_JsonObjectForm):
     unknown_message = "unknown filter"
 
+    source = JsonStringsField()
     environment = JsonTextField()
     model_version = JsonTextField()
     user_role = JsonTextField()

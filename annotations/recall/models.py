@@ -46,6 +46,8 @@ class FeedbackItem(models.Model):
 
     # Denormalised from the conversation (and the source) so that filtered vector searches read one row each.
     environment = models.CharField(max_length=16, blank=True)
+    #: ``Conversation.source``: the app the conversation came from, which scopes API tokens.
+    conversation_source = models.CharField(max_length=100, blank=True)
     model_version = models.CharField(max_length=128, blank=True)
     user_role = models.CharField(max_length=64, blank=True)
     app_version = models.CharField(max_length=128, blank=True)

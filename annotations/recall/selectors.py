@@ -47,7 +47,8 @@ class RecallFilters:
     """Filters of a recall search; empty values do not filter. ``tag_ids`` matches items with any of the tags;
     ``date_from``/``date_to`` bound when the feedback was given (inclusive days, in TIME_ZONE); ``source`` is a
     ``SourceKind`` value; ``resolved_only`` keeps items whose annotation is resolved or whose turn has an approved
-    correction."""
+    correction. ``conversation_sources`` (the apps an API token may see) and ``turn_ids`` (the replies of a
+    released dataset version) filter when they are not None; an empty list matches nothing."""
 
     environment: str = ""
     model_version: str = ""
@@ -57,6 +58,8 @@ class RecallFilters:
     date_to: dt.date | None = None
     source: str = ""
     resolved_only: bool = False
+    conversation_sources: list[str] | None = None
+    turn_ids: list[int] | None = None
 
 
 @dataclass
@@ -130,6 +133,12 @@ def _where(filters: RecallFilters | None, exclude_item_ids: Sequence[int]) -> tu
     if f.date_to:
         where.append("i.occurred_at < %(date_to)s")
         params["date_to"] = _day_start(f.date_to + dt.timedelta(days=1))
+    if f.conversation_sources is not None:
+        where.append("i.conversation_source = ANY(%(conversation_sources)s::text[])")
+        params["conversation_sources"] = list(f.conversation_sources)
+    if f.turn_ids is not None:
+        where.append("i.turn_id = ANY(%(turn_ids)s::bigint[])")
+        params["turn_ids"] = [int(t) for t in f.turn_ids]
     if f.resolved_only:
         where.append("i.is_resolved")
     if exclude_item_ids:
@@ -259,6 +268,8 @@ class RecallRow:
     annotation_status: str | None
     annotation_quote: str | None
     tag_names: list[str]
+    #: The correction was approved by someone who neither wrote it nor last changed it.
+    correction_four_eyes: bool = False
 
 
 def recall_rows(
@@ -297,6 +308,7 @@ def recall_rows(
                 AND u.role = %(user_role_value)s AND u.position < t.position ORDER BY u.position DESC LIMIT 1),
             c.text, c.status, c.rationale, a.body, a.status, a.exact,
             ARRAY(SELECT g.name FROM {tag_t} g WHERE g.id = ANY(i.tag_ids) ORDER BY g.name),
+            COALESCE(c.approved_by_id <> c.created_by_id AND c.approved_by_id <> c.updated_by_id, false),
             (SELECT name FROM active)
         FROM (SELECT NULL) AS one
         LEFT JOIN hits h ON true
@@ -320,6 +332,7 @@ def recall_rows(
             turn_role=r[5], turn_content=r[6] or "", previous_user_input=r[7] or "",
             correction_text=r[8], correction_status=r[9], correction_rationale=r[10],
             annotation_body=r[11], annotation_status=r[12], annotation_quote=r[13], tag_names=list(r[14] or []),
+            correction_four_eyes=bool(r[15]),
         )
         for r in hits
     ]  # fmt: skip

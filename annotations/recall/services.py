@@ -39,8 +39,8 @@ SYNC_CHUNK = 2_000
 
 #: Fields an item sync writes (besides the source keys).
 ITEM_FIELDS = (
-    "source", "conversation_id", "turn_id", "environment", "model_version", "user_role", "app_version", "occurred_at",
-    "tag_ids", "kind", "is_negative", "is_resolved", "is_active", "text", "text_hash",
+    "source", "conversation_id", "turn_id", "conversation_source", "environment", "model_version", "user_role",
+    "app_version", "occurred_at", "tag_ids", "kind", "is_negative", "is_resolved", "is_active", "text", "text_hash",
 )  # fmt: skip
 
 
@@ -88,6 +88,7 @@ def _annotation_values(annotation: Annotation, *, query: str | None, approved: b
         "source": SourceKind.ANNOTATION,
         "conversation_id": annotation.conversation_id,
         "turn_id": annotation.turn_id,
+        "conversation_source": conv.source,
         "environment": conv.environment,
         "model_version": turn.model_version or conv.model_version,
         "user_role": conv.user_role,
@@ -171,6 +172,7 @@ def _event_values(event: FeedbackEvent, *, tags: dict[str, int]) -> dict[str, An
         "source": SourceKind.FEEDBACK_EVENT,
         "conversation_id": event.conversation_id,
         "turn_id": event.turn_id,
+        "conversation_source": conv.source,
         "environment": conv.environment,
         "model_version": turn.model_version or conv.model_version,
         "user_role": conv.user_role,

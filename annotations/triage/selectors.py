@@ -284,7 +284,9 @@ def guidance_for_items(item_ids: Iterable[int]) -> dict[int, str]:
 
 def recall_guidance(examples: list, candidates: list) -> list[dict]:
     """The recall API's guidance provider (``annotations.recall.api.GUIDANCE_PROVIDERS``): the guidance note of each
-    problem cluster the returned examples (then the other ranked candidates) belong to, once per cluster."""
+    problem cluster the returned examples (then the other ranked candidates) belong to, once per cluster. The API
+    passes only cases inside the token's sources and above its similarity floor, and nothing else is read here, so
+    a cluster's note reaches an app only through a case that app may see."""
     cases = [*examples, *candidates]
     notes_by_item = guidance_for_items(case.item.pk for case in cases)
     notes: list[dict] = []

@@ -130,7 +130,8 @@ def test_the_demo_shows_every_feature_reviews_corrections_a_cut_dataset_clusters
 
     # The recall API has corrected examples to give an LLM app.
     client = Client()
-    token = auth_tokens.api_token_create(name="demo test", scopes=["recall"])[1]
+    # The default gate (four_eyes) returns the demo's corrections: a second expert approves them.
+    token = auth_tokens.api_token_create(name="demo test", scopes=["recall"], all_sources=True)[1]
     approved = Correction.objects.filter(status=CorrectionStatus.APPROVED).select_related("turn").first()
     question = Turn.objects.filter(conversation_id=approved.turn.conversation_id, position__lt=approved.turn.position,
                                    role=TurnRole.USER).order_by("-position").first()

@@ -35,10 +35,10 @@ class Cases:
     tone: Case
 
 
-def _case(*, moderator, external_id: str, question: str, reply: str, quote: str, comment: str, tag: str,
-          environment: str = "prod") -> Case:
+def make_case(*, moderator, external_id: str, question: str, reply: str, quote: str, comment: str, tag: str,
+          environment: str = "prod", source: str = "recall-tests") -> Case:
     conversation = Conversation.objects.create(
-        source="recall-tests", external_id=external_id, content_hash="0" * 64, title=question[:200],
+        source=source, external_id=external_id, content_hash="0" * 64, title=question[:200],
         environment=environment, model_version="gpt-test-1", user_role="customer",
     )
     Turn.objects.create(conversation=conversation, position=0, role=TurnRole.USER, content=question)
@@ -64,29 +64,29 @@ def _resolve(actor, case: Case) -> None:
 
 
 def build_cases(moderator, expert, *, embed: bool = True) -> Cases:
-    refund = _case(
+    refund = make_case(
         moderator=moderator, external_id="refund", question="Can I get a refund on my annual plan after 45 days?",
         reply="Yes, annual plans can be refunded at any time within 90 days of purchase.",
         quote="within 90 days", comment="Wrong refund window: annual plans are refundable within 30 days only.",
         tag="factually-incorrect",
     )
-    refund_dev = _case(
+    refund_dev = make_case(
         moderator=moderator, external_id="refund-dev", environment="dev",
         question="Is a refund possible for the yearly subscription after six weeks?",
         reply="Sure, yearly subscriptions are refundable for 120 days.",
         quote="120 days", comment="Refund window for yearly plans is 30 days, not 120.", tag="factually-incorrect",
     )
-    password = _case(
+    password = make_case(
         moderator=moderator, external_id="password", question="How do I reset my password?",
         reply="Open Profile, then choose Password and click Reset.", quote="Open Profile",
         comment="The reset moved to Settings > Security.", tag="factually-incorrect",
     )
-    shipping = _case(
+    shipping = make_case(
         moderator=moderator, external_id="shipping", question="Do you ship to Canada?",
         reply="We only ship within the United States.", quote="only ship within the United States",
         comment="We ship to Canada and Mexico since 2025; say so.", tag="incomplete",
     )
-    tone = _case(
+    tone = make_case(
         moderator=moderator, external_id="tone", question="Your app crashed and I lost my work!",
         reply="That is not our problem, you should save more often.", quote="That is not our problem",
         comment="Rude: apologise and explain autosave recovery.", tag="wrong-tone",

@@ -21,7 +21,8 @@ URL = "/api/v1/recall"
 
 @pytest.fixture
 def token(db) -> str:
-    return auth_tokens.api_token_create(name="support bot", scopes=["recall"])[1]
+    return auth_tokens.api_token_create(name="support bot", scopes=["recall"], sources=["recall-tests"],
+                                       gate="approved")[1]
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def test_unknown_and_revoked_tokens_are_401(api, token):
 
 @pytest.mark.django_db
 def test_wrong_scope_is_403(api):
-    row, secret = auth_tokens.api_token_create(name="exports", scopes=["recall"])
+    row, secret = auth_tokens.api_token_create(name="exports", scopes=["recall"], all_sources=True)
     ApiToken.objects.filter(pk=row.pk).update(scopes=["exports"])
     response = _post(api, {"input": "hello"}, secret)
     assert response.status_code == 403
@@ -103,17 +104,41 @@ def test_get_is_not_allowed(api, token):
         ({"input": "refund", "filters": {"tags": ["unsafe", "no-such-tag"]}}, "filters.tags[1]", "no-such-tag"),
         ({"input": "refund", "filters": {"since": "last week"}}, "filters.since", "ISO 8601"),
         ({"input": "refund", "filters": {"since": "2026-02-01", "until": "2026-01-01"}}, "filters.until", "before"),
+        # Values that broke a request further down (the database driver, the encoder, date arithmetic).
+        ({"input": "refund", "filters": {"environment": "prod\x00"}}, "filters.environment", "NUL"),
+        ({"input": "refund", "filters": {"model_version": "\x00"}}, "filters.model_version", "NUL"),
+        ('{"input": "refund \\ud800 now"}', "input", "surrogate"),
+        ('{"input": "refund", "filters": {"environment": "\\udfff"}}', "filters.environment", "surrogate"),
+        ({"input": "refund", "filters": {"until": "9999-12-31"}}, "filters.until", "out of range"),
+        ({"input": "refund", "filters": {"until": "0001-01-01"}}, "filters.until", "out of range"),
+        ({"input": "refund", "filters": {"since": "0001-01-01T00:00:00+23:59"}}, "filters.since", "out of range"),
+        ({"input": "refund", "filters": {"since": "9999-12-31T23:59:59-23:59"}}, "filters.since", "out of range"),
+        ({"input": "refund", "filters": {"since": "2026-01-01T00:00:00+99:00"}}, "filters.since", "ISO 8601"),
+        ('{"input": "refund", "filters": ' + "[" * 3000 + "]" * 3000 + "}", None, "nested too deeply"),
+        ({"input": "refund", "min_similarity": 1.5}, "min_similarity", "0 to 1"),
+        ({"input": "refund", "min_similarity": "0.3"}, "min_similarity", "0 to 1"),
+        ({"input": "refund", "filters": {"source": ["ok", 3]}}, "filters.source[1]", "string"),
     ],
 )
 def test_bad_body_is_400_naming_the_field(api, token, body, field, words):
     response = _post(api, body, token)
-    assert response.status_code == 400
+    assert response.status_code == 400, response.content
     error = response.json()["error"]
     assert error["code"] == "invalid_request"
     assert error["field"] == field
     assert words in error["message"]
     if field:
         assert error["message"].startswith(field)
+
+
+@pytest.mark.django_db
+def test_an_oversize_body_is_413_json(api, token, settings):
+    body = json.dumps({"input": "refund", "filters": {"environment": "x" * (11 * 1024 * 1024)}})
+    assert len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    response = _post(api, body, token)
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "body_too_large"
 
 
 @pytest.fixture
@@ -126,12 +151,16 @@ def test_examples_are_ranked_and_shaped_as_documented(api, token, cases):
     response = _post(api, {"input": REFUND_QUERY, "k": 3}, token)
     assert response.status_code == 200, response.content
     body = response.json()
-    assert set(body) == {"model", "examples", "guidance"}
+    assert set(body) == {"model", "gate", "min_similarity", "examples", "guidance", "scrubbed"}
     assert body["model"] == "all-MiniLM-L6-v2"
+    assert (body["gate"], body["min_similarity"], body["scrubbed"]) == ("approved", 0.35, {})
     examples = body["examples"]
-    # Only resolved cases with an approved correction are examples: refund, refund_dev and password.
-    assert [e["turn_id"] for e in examples][:2] == [cases.refund.turn.pk, cases.refund_dev.turn.pk]
-    assert {e["turn_id"] for e in examples} == {cases.refund.turn.pk, cases.refund_dev.turn.pk, cases.password.turn.pk}
+    # Only resolved cases with an approved correction are examples: refund and refund_dev; password is one too, but
+    # below the default similarity floor for a refund question.
+    assert [e["turn_id"] for e in examples] == [cases.refund.turn.pk, cases.refund_dev.turn.pk]
+    unfloored = _post(api, {"input": REFUND_QUERY, "k": 3, "min_similarity": 0}, token).json()["examples"]
+    assert [e["turn_id"] for e in unfloored] == [cases.refund.turn.pk, cases.refund_dev.turn.pk, cases.password.turn.pk]
+    assert unfloored[2]["similarity"] < 0.35
     similarities = [e["similarity"] for e in examples]
     assert similarities == sorted(similarities, reverse=True)
     assert all(0 < s <= 1 for s in similarities)

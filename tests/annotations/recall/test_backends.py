@@ -179,7 +179,7 @@ def _post(client: Client, token: str, body: dict):
 
 @pytest.mark.django_db
 def test_the_query_is_embedded_by_the_active_models_backend_even_right_after_a_switch(cases):
-    token = auth_tokens.api_token_create(name="bot", scopes=["recall"])[1]
+    token = auth_tokens.api_token_create(name="bot", scopes=["recall"], sources=["recall-tests"], gate="approved")[1]
     client = Client()
     before = _post(client, token, {"input": REFUND_QUERY, "k": 1}).json()
     assert before["model"] == "all-MiniLM-L6-v2"  # and that name is now cached in this process
@@ -208,7 +208,7 @@ def test_recall_rows_refuses_a_model_that_is_not_active(cases):
 
 @pytest.mark.django_db
 def test_a_warm_request_reads_no_token_or_model_row(cases):
-    token = auth_tokens.api_token_create(name="bot", scopes=["recall"])[1]
+    token = auth_tokens.api_token_create(name="bot", scopes=["recall"], sources=["recall-tests"], gate="approved")[1]
     client = Client()
     _post(client, token, {"input": REFUND_QUERY, "k": 2, "filters": {"tags": ["factually-incorrect"]}})
     with CaptureQueriesContext(connection) as captured:
@@ -225,7 +225,7 @@ def test_a_warm_request_reads_no_token_or_model_row(cases):
 
 @pytest.mark.django_db
 def test_a_revoked_token_is_refused_at_once_even_when_cached():
-    row, token = auth_tokens.api_token_create(name="bot", scopes=["recall"])
+    row, token = auth_tokens.api_token_create(name="bot", scopes=["recall"], sources=["recall-tests"], gate="approved")
     client = Client()
     assert _post(client, token, {"input": "hello", "k": 1}).status_code == 200
     auth_tokens.api_token_revoke(token_id=row.pk)

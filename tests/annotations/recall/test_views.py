@@ -12,7 +12,7 @@ from annotations.models import Annotation
 from annotations.recall import embedding
 from annotations.recall import services as recall_services
 from annotations.recall.models import FeedbackItem
-from tests.annotations.recall.recall_cases import REFUND_QUERY, _case, build_cases
+from tests.annotations.recall.recall_cases import REFUND_QUERY, build_cases, make_case
 
 pytestmark = pytest.mark.django_db
 
@@ -132,7 +132,7 @@ def test_search_query_count_does_not_grow_with_results(moderator_client, moderat
 
     queries, shown = search()
     for i in range(6):
-        case = _case(moderator=moderator, external_id=f"more-refunds-{i}", question=f"Refund question {i}?",
+        case = make_case(moderator=moderator, external_id=f"more-refunds-{i}", question=f"Refund question {i}?",
                      reply=f"Refunds take {i + 2} weeks.", quote="Refunds", comment=f"Refund note {i}.",
                      tag="factually-incorrect")
         recall_services.feedback_item_sync_for_annotation(annotation_id=case.annotation.pk)
