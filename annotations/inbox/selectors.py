@@ -21,10 +21,11 @@ def unread_count(user) -> int:
     return Notification.objects.filter(recipient_id=user.pk, read_at__isnull=True).count()
 
 
-def header(user, *, on_inbox: bool = False) -> dict:
-    """The header's inbox link: the unread count, whether it is the current page, and how often to poll."""
+def header(user, *, on_inbox: bool = False, count: bool = True) -> dict:
+    """The header's inbox link: the unread count (unless ``count`` is false: pages leave it to the first poll, so no
+    page pays a query for it), whether it is the current page, and how often to poll."""
     return {
-        "unread": unread_count(user),
+        "unread": unread_count(user) if count else None,
         "on_inbox": on_inbox,
         "poll_seconds": int(getattr(settings, "INBOX_POLL_SECONDS", 15)),
     }

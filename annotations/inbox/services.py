@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -83,13 +84,13 @@ def notify_reply(*, actor, reply: AnnotationReply, before: str | None = None) ->
     mentioned = list(_active_users(_mentions_added(reply.body, before)).exclude(pk=actor.pk))
     others = []
     if before is None:
-        told = {user.pk for user in mentioned} | {actor.pk}
-        thread = {annotation.author_id} | set(
-            AnnotationReply.objects.filter(annotation_id=annotation.pk, deleted_at__isnull=True).values_list(
-                "author_id", flat=True
+        in_thread = Q(pk=annotation.author_id) | Q(
+            pk__in=AnnotationReply.objects.filter(annotation_id=annotation.pk, deleted_at__isnull=True).values(
+                "author_id"
             )
         )
-        others = list(get_user_model().objects.filter(pk__in=thread - told, is_active=True))
+        told = [user.pk for user in mentioned] + [actor.pk]
+        others = list(get_user_model().objects.filter(in_thread, is_active=True).exclude(pk__in=told))
     if not mentioned and not others:
         return []
     about = {**_about(annotation), "reply": reply, "excerpt": _excerpt(reply.body)}

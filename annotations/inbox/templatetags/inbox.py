@@ -16,7 +16,10 @@ def inbox_header(context: template.Context) -> dict:
     user = context.get("user")
     if user is None or not user.is_authenticated:
         return {"hidden": True}
-    return {**selectors.header(user, on_inbox=context.get("nav") == "inbox"), "request": context.get("request")}
+    return {
+        **selectors.header(user, on_inbox=context.get("nav") == "inbox", count=False),
+        "request": context.get("request"),
+    }
 
 
 @register.filter
