@@ -5,6 +5,7 @@ Every query is scoped to the logged-in user: another user's item answers 404, as
 
 from __future__ import annotations
 
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -29,14 +30,22 @@ def header_context(request: HtmxHttpRequest, *, on_inbox: bool | None = None) ->
 def inbox(request: HtmxHttpRequest) -> HttpResponse:
     form = forms.PageForm(request.GET)
     if not form.is_valid():
-        return render(request, f"{TEMPLATE}#errors", {"errors": form.errors}, status=400)
+        return render(request, TEMPLATE, {"errors": form.errors, "nav": "inbox"}, status=400)
     page = selectors.inbox_page(request.user, page=form.cleaned_data["page"])
     return render(request, TEMPLATE, {"page": page, "nav": "inbox"})
 
 
+#: htmx stops polling on this status.
+STOP_POLLING = 286
+
+
+@login_not_required
 @require_GET
 def count(request: HtmxHttpRequest) -> HttpResponse:
-    """Polled by the header of every page: the inbox link with its unread count."""
+    """Polled by the header of every page: the inbox link with its unread count. Once logged out (in another tab, or
+    the session expired) the poll stops instead of being sent to the login page, whose HTML it would swap in."""
+    if not request.user.is_authenticated:
+        return HttpResponse(status=STOP_POLLING)
     response = render(request, f"{TEMPLATE}#badge", header_context(request))
     response["Cache-Control"] = "no-store"
     return response

@@ -37,6 +37,10 @@ def test_the_count_is_one_query_and_every_page_polls_it(client, ann, mentioned, 
     assert 'class="inbox-count">1<' in body and 'aria-label="Inbox, 1 unread"' in body
 
 
+def test_a_logged_out_page_stops_polling_instead_of_swapping_in_the_login_page(client):
+    assert client.get(reverse("inbox:count"), **HTMX).status_code == 286
+
+
 def test_user_lookup_matches_prefixes_of_active_users_but_not_oneself(client, ann):
     make_user("annabel", first_name="Annabel")
     make_user("anna-gone", active=False)
@@ -56,7 +60,8 @@ def test_the_page_lists_ones_own_items_with_a_link_to_open_them(client, ann, mod
     page = client.get(reverse("inbox:page")).content.decode()
     assert "mod mentioned you on" in page and "&lt;b&gt;Berlin&lt;/b&gt;" in page
     assert '<span class="mention is-me" title="Mentions ann">@ann</span>' in page
-    assert client.get(reverse("inbox:page"), {"page": "x"}).status_code == 400
+    bad = client.get(reverse("inbox:page"), {"page": "x"})
+    assert bad.status_code == 400 and 'role="alert"><li>page: ' in bad.content.decode()
     response = client.get(reverse("inbox:open", args=[mentioned.pk]))
     assert response.status_code == 302 and response["Location"] == mentioned.url
     mentioned.refresh_from_db()
