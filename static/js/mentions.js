@@ -6,7 +6,8 @@
 
 const usersUrl = document.getElementById("inbox-nav")?.dataset.usersUrl;
 const FIELD = "#review textarea[name=body]";
-const TOKEN = /(^|[^\w@.+-])@([\w.+-]*)$/;
+// As annotations/inbox/mentions.py: "@" not after a name character, then letters, digits and _ . + - (any script).
+const TOKEN = /(^|[^\p{L}\p{N}_@.+-])@([\p{L}\p{N}_.+-]*)$/u;
 let open = null; // {textarea, list, options, active, start, query}
 let serial = 0;
 let controller = null;
