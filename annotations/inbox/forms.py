@@ -22,3 +22,13 @@ class ReadForm(forms.Form):
     """Mark an item read, or (``unread``) unread again."""
 
     unread = forms.BooleanField(required=False)
+
+
+class SeenForm(forms.Form):
+    seen = forms.IntegerField(required=False, min_value=0)
+
+
+def parse_seen(data) -> int | None:
+    """The count the polling page shows. Lenient on purpose: anything unreadable asks for the header anew."""
+    form = SeenForm(data)
+    return form.cleaned_data["seen"] if form.is_valid() else None

@@ -42,11 +42,15 @@ STOP_POLLING = 286
 @login_not_required
 @require_GET
 def count(request: HtmxHttpRequest) -> HttpResponse:
-    """Polled by the header of every page: the inbox link with its unread count. Once logged out (in another tab, or
+    """Polled by the header of every page: the inbox link with its unread count, 204 when it is still the count the
+    page shows (``seen``). Once logged out (in another tab, or
     the session expired) the poll stops instead of being sent to the login page, whose HTML it would swap in."""
     if not request.user.is_authenticated:
         return HttpResponse(status=STOP_POLLING)
-    response = render(request, f"{TEMPLATE}#badge", header_context(request))
+    context = header_context(request)
+    # Unchanged: nothing to swap (so no page script reacts to a swap every few seconds).
+    status_only = forms.parse_seen(request.GET) == context["unread"]
+    response = HttpResponse(status=204) if status_only else render(request, f"{TEMPLATE}#header", context)
     response["Cache-Control"] = "no-store"
     return response
 

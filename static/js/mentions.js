@@ -156,6 +156,15 @@ document.addEventListener("focusout", (ev) => {
   if (open && ev.target === open.textarea) close();
 });
 
+// --- the header's count: its polls are none of the workspace's business -------------------------------------------------
+
+// The workspace reacts to every htmx request and swap on the page (focus kept, highlights repainted); the header's
+// poll must not set that off, nor take the place of a card's request in flight. Its events stop at the header.
+const headerSlot = document.getElementById("inbox-nav")?.parentElement;
+for (const type of ["htmx:beforeRequest", "htmx:beforeSwap", "htmx:afterSwap", "htmx:afterSettle"]) {
+  headerSlot?.addEventListener(type, (ev) => ev.stopPropagation());
+}
+
 // --- "#card-<id>": open the card an inbox item points at -------------------------------------------------------------
 
 function focusLinkedCard() {
