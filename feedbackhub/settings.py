@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "feedbackhub",
     "sessions.apps.ConversationsConfig",
     "annotations",
+    "annotations.inbox.apps.InboxConfig",
     "annotations.recall.apps.RecallConfig",
     "annotations.triage.apps.TriageConfig",
     "annotations.curation.apps.CurationConfig",

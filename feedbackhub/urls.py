@@ -20,6 +20,7 @@ urlpatterns = [
     re_path(r"^sessions/(?P<rest>.*)$", RedirectView.as_view(url="/conversations/%(rest)s", permanent=True,
                                                                query_string=True)),
     path("review/", include("annotations.urls")),
+    path("inbox/", include("annotations.inbox.urls")),
     path("recall/", include("annotations.recall.urls")),
     path("api/v1/", include("annotations.recall.api_urls")),
     path("triage/", include("annotations.triage.urls")),

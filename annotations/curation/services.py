@@ -32,6 +32,7 @@ from annotations.curation.models import (
     ExportStatus,
     VersionExample,
 )
+from annotations.inbox import services as inbox
 from annotations.models import Annotation, Correction, CorrectionStatus
 from sessions.models import Turn
 
@@ -182,6 +183,9 @@ def examples_add(*, actor, dataset: Dataset, correction_ids: Iterable[int | str]
     result = AddResult()
     for start in range(0, len(ids), ADD_BATCH):
         _add_batch(actor=actor, dataset=dataset, ids=ids[start : start + ADD_BATCH], result=result)
+    proposed = Example.objects.filter(dataset=dataset, correction_id__in=result.added)
+    inbox.notify_examples_proposed(actor=actor, dataset=dataset.name, url=dataset.get_absolute_url(),
+                                   examples=proposed.values_list("pk", "correction_id"))
     return result
 
 

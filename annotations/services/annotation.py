@@ -12,6 +12,7 @@ from django.utils import timezone
 from annotations import anchoring
 from annotations import permissions as perms
 from annotations.events import feedback_changed
+from annotations.inbox import services as inbox
 from annotations.models import Annotation, AnnotationKind, AnnotationReply, AnnotationStatus, SuggestionState
 from annotations.services.versioning import (
     active_tags,
@@ -93,6 +94,7 @@ def annotation_create(
     annotation.tag_pk_list = [t.pk for t in tags]  # type: ignore[attr-defined]
     annotation.thread_rows = []  # type: ignore[attr-defined]  # a new annotation has no thread yet
     audit(actor=actor, action="create", obj=annotation, after=annotation_state(annotation))
+    inbox.notify_annotation(actor=actor, annotation=annotation)
     feedback_changed.send(sender=Annotation, annotation_id=annotation.pk, turn_id=None, created=True)
     return annotation
 
@@ -130,6 +132,7 @@ def annotation_update(
     # Only what an edit changes (updated_at moves with auto_now): a short UPDATE, not every column written back.
     commit(actor=actor, obj=annotation, action="edit", before=before, update_fields=["body", "replacement"],
             tag_ids=current_tags)
+    inbox.notify_annotation(actor=actor, annotation=annotation, before=before["body"])
     return annotation
 
 
@@ -189,6 +192,7 @@ def reply_create(*, actor, annotation_id: int, body: str) -> AnnotationReply:
     reply = AnnotationReply.objects.create(annotation=annotation, author=actor, body=clean_body(body, required=True))
     touch(annotation.pk)
     audit(actor=actor, action="reply", obj=reply, after=reply_state(reply))
+    inbox.notify_reply(actor=actor, reply=reply)
     return reply
 
 
@@ -207,6 +211,7 @@ def reply_update(*, actor, reply_id: int, version: int | None, body: str) -> Ann
     before = reply_state(reply)
     reply.body = clean_body(body, required=True)
     commit(actor=actor, obj=reply, action="edit", before=before)
+    inbox.notify_reply(actor=actor, reply=reply, before=before["body"])
     return reply
 
 

@@ -14,9 +14,11 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from annotations import services as review
+from annotations.inbox import services as inbox
 from annotations.models import Annotation, Tag
 from annotations.triage import clustering
 from annotations.triage.conf import setting
@@ -168,6 +170,8 @@ def clusters_route(*, actor, cluster_ids: Iterable[int], group_name: str = roles
         cluster.save()
         _event(cluster, actor, "route", group=group.name, before=before,
                assignee=assignee.get_username() if assignee else None)
+        inbox.notify_routed(actor=actor, cluster=cluster, assignee=assignee,
+                            url=reverse("triage:cluster", args=[cluster.pk]))
         count += 1
     return count
 

@@ -45,7 +45,8 @@ def _record_requests(page) -> list[str]:
 
 
 # The page's own follow-up requests: static files, and the session list's tag chips (loaded for the rows shown).
-OWN_REQUESTS = ("/static/", "/insights/chips/?")
+# The header asks for its inbox count on every page (and then polls it).
+OWN_REQUESTS = ("/static/", "/insights/chips/?", "/inbox/count")
 
 
 def _assert_only_own_requests(seen: list[str], page_url: str, base: str) -> None:
