@@ -44,7 +44,8 @@ def test_every_cell_is_escaped(moderator_client):
     assert "<script>alert(1)" not in body
     row = body[body.index("data-session-id="):]
     row = row[: row.index("</tr>")]
-    assert row.count("&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;amp;") == 5  # id, app, model, role, source
+    # id, app, model (its cell and its hover title), role, source
+    assert row.count("&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;amp;") == 6
 
 
 @pytest.mark.django_db
