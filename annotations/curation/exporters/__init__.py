@@ -12,10 +12,16 @@ browser streams the same chunks (``StreamingHttpResponse``). Memory stays at one
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from annotations.curation.exporters import csv, dpo, hf, openai, w3c
 from annotations.curation.exporters.base import Exporter, ExportSource, write
+from annotations.curation.models import Dataset
 
-EXPORTERS: dict[str, Exporter] = {module.EXPORTER.format: module.EXPORTER for module in (openai, dpo, hf, w3c, csv)}
+EXPORTERS: dict[str, Exporter] = {
+    exporter.format: exporter
+    for exporter in (openai.EXPORTER, dpo.EXPORTER, dpo.MESSAGES_EXPORTER, hf.EXPORTER, w3c.EXPORTER, csv.EXPORTER)
+}
 
 
 def get(format: str) -> Exporter:  # noqa: A002 (the CLI's and the model's name for it)
@@ -25,4 +31,23 @@ def get(format: str) -> Exporter:  # noqa: A002 (the CLI's and the model's name 
         raise ValueError(f"Unknown export format {format!r}; use one of {', '.join(EXPORTERS)}.") from None
 
 
-__all__ = ["EXPORTERS", "ExportSource", "Exporter", "get", "write"]
+@dataclass(frozen=True)
+class ScrubSummary:
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    items = total
+
+
+def scrub_summary(dataset: Dataset) -> ScrubSummary:
+    """What the scrubber replaces in the approved examples of ``dataset`` as an export writes them now."""
+    source = ExportSource(dataset=dataset)
+    for _record in source.examples():
+        pass
+    return ScrubSummary(source.tally.as_dict())
+
+
+__all__ = ["EXPORTERS", "ExportSource", "Exporter", "ScrubSummary", "get", "scrub_summary", "write"]
