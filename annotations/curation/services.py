@@ -19,6 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 
+from annotations import permissions as review_perms
 from annotations.curation import exporters, selectors
 from annotations.curation import permissions as perms
 from annotations.curation.exporters import hf
@@ -32,7 +33,6 @@ from annotations.curation.models import (
     ExportStatus,
     VersionExample,
 )
-from annotations import permissions as review_perms
 from annotations.models import Annotation, Correction, CorrectionStatus
 from sessions.models import Turn
 

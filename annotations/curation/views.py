@@ -15,8 +15,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotations.curation import exporters, selectors, services, tasks
 from annotations import permissions as review_perms
+from annotations.curation import exporters, selectors, services, tasks
 from annotations.curation import permissions as perms
 from annotations.curation.forms import (
     BulkReviewForm,
