@@ -90,7 +90,8 @@ def test_cutting_a_version_previews_what_it_freezes_and_refuses_a_stale_preview(
     cut = reverse("curation:version_cut", args=[curated.slug])
     expert_client.post(cut, {"note": "v1", "fingerprint": fingerprint})
     assert not DatasetVersion.objects.exists()
-    fresh = selectors.fingerprint(Example.objects.filter(dataset=curated, status="approved").values_list("id", flat=True))
+    approved_now = Example.objects.filter(dataset=curated, status="approved").values_list("id", flat=True)
+    fresh = selectors.fingerprint(approved_now)
     expert_client.post(cut, {"note": "v1", "fingerprint": fresh})
     assert DatasetVersion.objects.get().example_count == 3
 

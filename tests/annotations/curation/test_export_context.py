@@ -64,7 +64,8 @@ def assert_scrubbed(text: str) -> None:
 def expected_messages() -> list[dict]:
     system = (
         f"{SYSTEM}\n\nRetrieved documents:\n\n[1] Duplicate charges (id kb-12, score 0.91)\n"
-        "Pending holds drop off within 3 days.\n\n[2] Refunds (id kb-40, score 0.74)\nRefunds post in 5-7 business days."
+        "Pending holds drop off within 3 days.\n\n"
+        "[2] Refunds (id kb-40, score 0.74)\nRefunds post in 5-7 business days."
     )
     return [
         {"role": "system", "content": system},
