@@ -105,6 +105,7 @@ def test_approving_updates_counts_and_export_total_in_place_and_bulk_approve(pag
     expect(approved_count).to_have_text("1")
     expect(proposed_count).to_have_text("2")
     expect(total).to_have_text("1")
+    expect(page.locator("#export-total .scrub-summary")).to_have_text("Nothing to scrub.")
 
     page.locator('[data-status-filter="proposed"]').click()
     expect(page.locator("article.example")).to_have_count(2)

@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.urls import reverse
 
 from annotations import services as review
 from annotations.curation import exporters, services
@@ -171,3 +172,16 @@ def test_old_examples_without_context_export_as_before(curated):
     data, _ = export("openai", dataset=curated)
     for line in data.decode().splitlines():
         assert all(set(m) == {"role", "content"} for m in json.loads(line)["messages"])
+
+
+def test_export_panel_and_finished_job_show_the_scrub_badge(client, banking, expert, settings, tmp_path):
+    client.force_login(expert)
+    page = client.get(banking.get_absolute_url()).content.decode()
+    assert 'hx-get="/curation/d/geography-fixes/scrub"' in page
+    badge = client.get(reverse("curation:scrub_summary", args=[banking.slug]), headers={"HX-Request": "true"})
+    assert "5 items scrubbed: 2 CARD, 2 EMAIL, 1 PHONE" in badge.content.decode()
+    settings.CURATION_EXPORT_DIR = tmp_path
+    job = services.export_job_create(actor=expert, format="dpo_chat", dataset=banking)
+    services.export_job_run(job_id=job.pk)
+    assert "5 items scrubbed: 2 CARD, 2 EMAIL, 1 PHONE" in client.get(job.get_absolute_url()).content.decode()
+    assert "5 scrubbed" in client.get(banking.get_absolute_url()).content.decode()
