@@ -100,3 +100,16 @@ def test_bad_bulk_parameters_are_a_400(expert_client, curated):
     url = reverse("curation:examples_bulk", args=[curated.slug])
     assert expert_client.post(url, {"status": "proposed", "decision": "explode"}).status_code == 400
     assert expert_client.post(url, {"status": "x\x00", "decision": "approve"}).status_code == 400
+
+
+def test_without_htmx_the_confirmations_are_pages_of_their_own(expert_client, curated):
+    preview = expert_client.get(reverse("curation:version_preview", args=[curated.slug]))
+    assert preview.status_code == 200 and b"<html" in preview.content
+    assert b"This version will freeze 2 approved examples:" in preview.content
+    ask = expert_client.post(reverse("curation:examples_bulk", args=[curated.slug]),
+                             {"status": "proposed", "decision": "reject"})
+    assert ask.status_code == 200 and b"Reject 1 proposed example?" in ask.content
+    fingerprint = re.search(rb'name="fingerprint" value="(\w+)"', ask.content).group(1).decode()
+    done = expert_client.post(reverse("curation:examples_bulk", args=[curated.slug]),
+                              {"status": "proposed", "decision": "reject", "confirm": "1", "fingerprint": fingerprint})
+    assert done.status_code == 302 and curated.examples.filter(status=ExampleStatus.REJECTED).count() == 1
