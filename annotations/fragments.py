@@ -40,7 +40,8 @@ def template_digest() -> str:
 
 
 def permission_context(request: HttpRequest) -> dict:
-    return {"can_annotate": perms.can_annotate(request.user), "can_decide": perms.can_decide(request.user)}
+    return {"can_annotate": perms.can_annotate(request.user), "can_decide": perms.can_decide(request.user),
+            "four_eyes": perms.four_eyes()}
 
 
 def _flags(context: dict) -> str:
@@ -138,4 +139,10 @@ def render_turns(request: HttpRequest, data: selectors.ReviewData) -> None:
         ]
 
     flags = _flags(context)
-    _fill(data.turns, [turn_key(flags, data.conversation, tv) for tv in data.turns], render, "html")
+
+    def viewer_flags(tv: selectors.TurnView) -> str:
+        # The author of a draft correction sees its approve button disabled (four-eyes): their own variant.
+        authored = tv.correction is not None and perms.four_eyes_refusal(request.user, tv.correction)
+        return flags + ("a" if authored else "")
+
+    _fill(data.turns, [turn_key(viewer_flags(tv), data.conversation, tv) for tv in data.turns], render, "html")

@@ -3,11 +3,14 @@
 - moderators and domain experts annotate (comment, tag, suggest, reply, resolve/reopen);
 - product analysts (and anyone else logged in) only read;
 - only an author edits or deletes (and undoes the delete of) their own annotation or reply;
-- only domain experts accept/reject suggestions, write the corrected reply and approve it.
+- only domain experts accept/reject suggestions, write the corrected reply and approve it;
+- four-eyes (``REVIEW_FOUR_EYES``, on by default): the author of a correction (who created it or last changed it)
+  cannot be its only approver, neither of the correction nor of a dataset example made from it.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 
@@ -43,3 +46,28 @@ def require_author(user: User, obj) -> None:
     require_annotate(user)
     if not is_author(user, obj):
         raise PermissionDenied("Only the author can change or delete this.")
+
+
+def four_eyes() -> bool:
+    return bool(getattr(settings, "REVIEW_FOUR_EYES", True))
+
+
+def is_correction_author(user: User, correction) -> bool:
+    """Whether ``user`` wrote ``correction``: created it or made its last change."""
+    return user.is_authenticated and user.pk in (correction.created_by_id, correction.updated_by_id)
+
+
+def four_eyes_refusal(user: User, correction) -> str:
+    """Why ``user`` may not approve ``correction`` (or an example made from it) under four-eyes; "" when they may."""
+    if correction is None or not four_eyes() or not is_correction_author(user, correction):
+        return ""
+    return (
+        "Four-eyes review: you wrote this corrected reply, so another domain expert must approve it "
+        "(REVIEW_FOUR_EYES)."
+    )
+
+
+def require_second_approver(user: User, correction) -> None:
+    refusal = four_eyes_refusal(user, correction)
+    if refusal:
+        raise PermissionDenied(refusal)

@@ -211,6 +211,9 @@ IMPORT_MAX_LINE_BYTES = env.int("IMPORT_MAX_LINE_BYTES", default=16 * 1024**2)
 IMPORT_MAX_REJECTIONS_STORED = env.int("IMPORT_MAX_REJECTIONS_STORED", default=10_000)
 IMPORT_UPLOAD_DIR = env.path("IMPORT_UPLOAD_DIR", default=BASE_DIR / ".data" / "uploads")
 
+# --- Four-eyes review: the author of a correction cannot be its only approver (docs/review.md) -------------------
+REVIEW_FOUR_EYES = env.bool("REVIEW_FOUR_EYES", default=True)
+
 # --- Dataset exports: above this many examples the browser's export runs as a background job writing here ----------
 CURATION_STREAM_MAX_EXAMPLES = env.int("CURATION_STREAM_MAX_EXAMPLES", default=5000)
 CURATION_EXPORT_DIR = env.path("CURATION_EXPORT_DIR", default=BASE_DIR / ".data" / "exports")

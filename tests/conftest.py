@@ -55,6 +55,12 @@ def expert(db) -> User:
 
 
 @pytest.fixture
+def second_expert(db) -> User:
+    """Another domain expert: under four-eyes the approver of a correction must not be its author."""
+    return _user("expert2", roles.DOMAIN_EXPERT)
+
+
+@pytest.fixture
 def analyst(db) -> User:
     return _user("analyst", roles.PRODUCT_ANALYST)
 

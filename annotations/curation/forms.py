@@ -71,9 +71,37 @@ class ExportForm(forms.Form):
     format = forms.ChoiceField(choices=ExportFormat.choices)
     version = forms.IntegerField(required=False)
     dpo_form = forms.CharField(required=False)
+    #: Admins only: export the original text, private data included (recorded on the job).
+    unscrubbed = forms.BooleanField(required=False)
 
 
 class CorrectionAddForm(forms.Form):
     """The dataset to add corrections to."""
 
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.all())
+
+
+class ReviewForm(forms.Form):
+    """One example's review: the decision, the notes, and the status filter the page shows (for its counts)."""
+
+    decision = forms.ChoiceField(choices=[("", "Save notes"), ("approve", "Approve"), ("reject", "Reject")],
+                                 required=False)
+    notes = forms.CharField(required=False, strip=False)
+    filter = _LenientChoiceField(choices=ExampleStatus.values)
+
+
+class BulkReviewForm(forms.Form):
+    """Approve or reject the filtered set: without ``confirm`` it asks for a confirmation naming the count; with it,
+    ``fingerprint`` must be the confirmation's."""
+
+    status = forms.ChoiceField(choices=[("", "All"), *ExampleStatus.choices], required=False)
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    confirm = forms.BooleanField(required=False)
+    fingerprint = forms.CharField(required=False, max_length=64)
+
+
+class VersionCutForm(forms.Form):
+    """Cutting a version: the note, and the fingerprint of the approved examples its preview showed."""
+
+    note = forms.CharField(required=False, max_length=10_000)
+    fingerprint = forms.CharField(required=False, max_length=64)

@@ -48,8 +48,13 @@ class ExampleFields(models.Model):
     """The exported content of an example, shared by live examples and the frozen rows of a version."""
 
     system_prompt = models.TextField(blank=True)
-    # The conversation before the reply: [{"role": "user"|"assistant"|"system", "content": "..."}], in order.
+    # The conversation before the reply, in order: [{"role": "user"|"assistant"|"system"|"tool", "content": "..."}];
+    # an assistant message may carry "tool_calls" [{id, name, arguments, result?}], a tool message "tool_call_id".
     messages = models.JSONField(default=list, blank=True)
+    # The context the reply itself was given: documents [{id, score, title, text}] and the tool calls it made
+    # [{id, name, arguments, result}]. Empty for examples snapshotted before these were kept.
+    retrieved_documents = models.JSONField(default=list, blank=True)
+    tool_calls = models.JSONField(default=list, blank=True)
     original = models.TextField(help_text="The reply as the model gave it.")
     corrected = models.TextField(help_text="The approved corrected reply.")
     rationale = models.TextField(blank=True)
@@ -132,7 +137,8 @@ class VersionExample(ExampleFields):
 
 class ExportFormat(models.TextChoices):
     OPENAI = "openai", "OpenAI chat fine-tuning (JSONL)"
-    DPO = "dpo", "Preference pairs for DPO (JSONL)"
+    DPO = "dpo", "Preference pairs for DPO, prompt/chosen/rejected strings (JSONL)"
+    DPO_CHAT = "dpo_chat", "Preference pairs for DPO, conversational messages (JSONL)"
     HF = "hf", "Hugging Face dataset folder (zip)"
     W3C = "w3c", "W3C Web Annotation (JSON-LD)"
     CSV = "csv", "CSV for spreadsheets"
@@ -161,6 +167,9 @@ class ExportJob(models.Model):
     size_bytes = models.BigIntegerField(default=0)
     error = models.TextField(blank=True)
     base_url = models.CharField(max_length=500, blank=True, help_text="The app's address, for links in the export.")
+    scrub = models.BooleanField(default=True, help_text="Whether private data was replaced by placeholders.")
+    # {"EMAIL": 8, "CARD": 4}: the placeholders the scrubber put in, once the export has finished.
+    scrub_counts = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -178,6 +187,10 @@ class ExportJob(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in (ExportStatus.DONE, ExportStatus.FAILED)
+
+    @property
+    def scrubbed_total(self) -> int:
+        return sum(self.scrub_counts.values())
 
     @property
     def progress_percent(self) -> int:

@@ -40,3 +40,12 @@ def require_propose(user: User) -> None:
 def require_curate(user: User) -> None:
     if not can_curate(user):
         raise PermissionDenied("Only domain experts can create datasets, review examples and cut versions.")
+
+
+def can_export_unscrubbed(user: User) -> bool:
+    return bool(getattr(user, "is_superuser", False))
+
+
+def require_unscrubbed(user: User) -> None:
+    if not can_export_unscrubbed(user):
+        raise PermissionDenied("Only an admin can export without scrubbing private data.")

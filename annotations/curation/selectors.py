@@ -6,7 +6,8 @@ size holds one chunk of rows in memory at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -35,9 +36,14 @@ class ExampleRecord(NamedTuple):
     rationale: str
     tags: list[str]
     metadata: dict[str, Any]
+    retrieved_documents: list[dict[str, Any]] = []
+    tool_calls: list[dict[str, Any]] = []
 
 
-_RECORD_FIELDS = ("system_prompt", "messages", "original", "corrected", "rationale", "tags", "metadata")
+_RECORD_FIELDS = (
+    "system_prompt", "messages", "original", "corrected", "rationale", "tags", "metadata", "retrieved_documents",
+    "tool_calls",
+)
 
 
 class AnnotationRecord(NamedTuple):
@@ -155,18 +161,62 @@ class ExamplePage:
 
 
 def example_page(*, dataset: Dataset, status: str = "", after: int | None = None, size: int = PAGE_SIZE) -> ExamplePage:
-    """One page of ``dataset``'s examples (keyset on id) with their reviewer, and the counts by status."""
-    queryset = Example.objects.filter(dataset=dataset).select_related("proposed_by", "reviewed_by")
+    """One page of ``dataset``'s examples (keyset on id) with their reviewer and correction, and the counts by
+    status."""
+    queryset = Example.objects.filter(dataset=dataset).select_related("proposed_by", "reviewed_by", "correction")
     if status:
         queryset = queryset.filter(status=status)
     if after:
         queryset = queryset.filter(id__gt=after)
     examples = list(queryset.order_by("id")[: size + 1])
     next_after = examples[size - 1].pk if len(examples) > size else None
-    counts = dict(
+    return ExamplePage(examples=examples[:size], next_after=next_after, counts=example_counts(dataset))
+
+
+def example_counts(dataset: Dataset) -> dict[str, int]:
+    """{status: number of ``dataset``'s examples}: one query."""
+    return dict(
         Example.objects.filter(dataset=dataset).values_list("status").annotate(n=Count("id")).values_list("status", "n")
     )
-    return ExamplePage(examples=examples[:size], next_after=next_after, counts=counts)
+
+
+#: Most examples a confirmation lists by id and question (the count and the fingerprint cover all of them).
+PREVIEW_MAX = 200
+
+
+def fingerprint(ids: Iterable[int]) -> str:
+    """A short digest of a set of example ids: a confirmation carries it, so the write can refuse when the set it
+    would change is no longer the one the user saw."""
+    return hashlib.sha256(",".join(map(str, sorted(ids))).encode()).hexdigest()[:16]
+
+
+@dataclass
+class ExampleSet:
+    """The examples an action would touch, as its confirmation shows them."""
+
+    count: int
+    fingerprint: str
+    #: (id, question) of the first PREVIEW_MAX, in id order.
+    shown: list[tuple[int, str]]
+
+    @property
+    def more(self) -> int:
+        return self.count - len(self.shown)
+
+
+def filtered_examples(dataset: Dataset, status: str = "") -> QuerySet[Example]:
+    queryset = Example.objects.filter(dataset=dataset)
+    return queryset.filter(status=status) if status else queryset
+
+
+def example_set(queryset: QuerySet[Example]) -> ExampleSet:
+    """Count, fingerprint and the first questions of ``queryset``'s examples: two queries."""
+    ids = list(queryset.order_by("id").values_list("id", flat=True))
+    shown = [
+        (example.pk, example.question)
+        for example in Example.objects.filter(pk__in=ids[:PREVIEW_MAX]).only("id", "messages").order_by("id")
+    ]
+    return ExampleSet(count=len(ids), fingerprint=fingerprint(ids), shown=shown)
 
 
 def dataset_versions(dataset: Dataset) -> list[DatasetVersion]:
@@ -239,7 +289,7 @@ def correction_page(filters: CorrectionFilters, *, size: int = PAGE_SIZE, offset
 
 def example_for_card(example_id: int) -> Example:
     """An example with what its card shows (proposer, reviewer, dataset)."""
-    return Example.objects.select_related("proposed_by", "reviewed_by", "dataset").get(pk=example_id)
+    return Example.objects.select_related("proposed_by", "reviewed_by", "dataset", "correction").get(pk=example_id)
 
 
 def correction_filter_choices() -> dict[str, list]:

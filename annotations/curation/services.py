@@ -19,6 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 
+from annotations import permissions as review_perms
 from annotations.curation import exporters, selectors
 from annotations.curation import permissions as perms
 from annotations.curation.exporters import hf
@@ -104,14 +105,19 @@ def _snapshots(corrections: list[Correction]) -> dict[int, dict[str, Any]]:
     """{correction id: Example fields} for approved corrections with turn and conversation loaded: 2 queries for the
     conversations' earlier turns and the replies' tags, whatever the number of corrections."""
     conversation_ids = {c.conversation_id for c in corrections}
-    history: dict[int, list[tuple[int, str, str]]] = {}
+    history: dict[int, list[tuple[int, dict[str, Any]]]] = {}
     earlier = (
         Turn.objects.filter(conversation_id__in=conversation_ids)
         .order_by("conversation_id", "position")
-        .values_list("conversation_id", "position", "role", "content")
+        .values_list("conversation_id", "position", "role", "content", "tool_calls", "metadata")
     )
-    for conversation_id, position, role, content in earlier:
-        history.setdefault(conversation_id, []).append((position, role, content))
+    for conversation_id, position, role, content, tool_calls, metadata in earlier:
+        message: dict[str, Any] = {"role": role, "content": content}
+        if role == "assistant" and tool_calls:
+            message["tool_calls"] = tool_calls
+        if role == "tool" and (metadata or {}).get("tool_call_id") is not None:
+            message["tool_call_id"] = str(metadata["tool_call_id"])
+        history.setdefault(conversation_id, []).append((position, message))
     tags: dict[int, set[str]] = {}
     tag_rows = Annotation.tags.through.objects.filter(
         annotation__turn_id__in=[c.turn_id for c in corrections], annotation__deleted_at__isnull=True
@@ -121,17 +127,15 @@ def _snapshots(corrections: list[Correction]) -> dict[int, dict[str, Any]]:
     out = {}
     for correction in corrections:
         turn, conversation = correction.turn, correction.conversation
-        messages = [
-            {"role": role, "content": content}
-            for position, role, content in history.get(conversation.pk, [])
-            if position < turn.position
-        ]
+        messages = [message for position, message in history.get(conversation.pk, []) if position < turn.position]
         out[correction.pk] = {
             "conversation_id": conversation.pk,
             "turn_id": turn.pk,
             "correction_id": correction.pk,
             "system_prompt": turn.system_prompt,
             "messages": messages,
+            "retrieved_documents": turn.retrieved_documents or [],
+            "tool_calls": turn.tool_calls or [],
             "original": turn.content,
             "corrected": correction.text,
             "rationale": correction.rationale,
@@ -204,13 +208,15 @@ REVIEW_DECISIONS = {"approve": ExampleStatus.APPROVED, "reject": ExampleStatus.R
 @transaction.atomic
 def example_review(*, actor, example_id: int, decision: str = "", notes: str | None = None) -> Example:
     """Approve or reject an example (``decision`` "approve"/"reject"), and/or set the reviewer notes (None keeps
-    them). Domain experts only."""
+    them). Domain experts only; under four-eyes the author of the example's correction cannot approve it."""
     perms.require_curate(actor)
     if decision not in REVIEW_DECISIONS:
         raise ValidationError({"decision": f"Unknown decision {decision!r}; use approve or reject."})
-    example = Example.objects.select_for_update().filter(pk=example_id).first()
+    example = Example.objects.select_for_update(of=("self",)).select_related("correction").filter(pk=example_id).first()
     if example is None:
         raise ValidationError({"example": f"Example {example_id} does not exist."})
+    if decision == "approve":
+        review_perms.require_second_approver(actor, example.correction)
     if notes is not None:
         notes = notes.strip()
         if len(notes) > MAX_NOTES_CHARS:
@@ -225,31 +231,84 @@ def example_review(*, actor, example_id: int, decision: str = "", notes: str | N
     return example
 
 
+class BulkRefused(Exception):
+    """A bulk review changed nothing: ``refused`` names each example that could not be decided and why."""
+
+    def __init__(self, refused: list[tuple[int, str]]) -> None:
+        super().__init__(f"{len(refused)} example(s) refused; nothing was changed.")
+        self.refused = refused
+
+
+@transaction.atomic
+def examples_review_bulk(*, actor, dataset: Dataset, status: str, decision: str, fingerprint: str) -> int:
+    """Approve or reject every example of ``dataset`` with ``status`` ("" for all), all or nothing. ``fingerprint``
+    is the one the confirmation showed (``selectors.fingerprint``): when the filtered set has changed since, nothing
+    is done. An example that may not take the decision (four-eyes) makes the whole action refused, with the reason
+    per example (``BulkRefused``). Returns how many examples changed status."""
+    perms.require_curate(actor)
+    if decision not in ("approve", "reject"):
+        raise ValidationError({"decision": f"Unknown decision {decision!r}; use approve or reject."})
+    if status and status not in ExampleStatus.values:
+        raise ValidationError({"status": f"Unknown status {status!r}."})
+    Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
+    examples = list(
+        selectors.filtered_examples(dataset, status).select_for_update(of=("self",)).select_related("correction")
+        .order_by("id")
+    )
+    if selectors.fingerprint(e.pk for e in examples) != fingerprint:
+        raise ValidationError({"fingerprint": (
+            f"The {status or 'filtered'} examples changed since you confirmed (now {len(examples)}); "
+            "nothing was changed. Look at them again and confirm."
+        )})
+    if not examples:
+        raise ValidationError({"status": "No example matches this filter."})
+    if decision == "approve":
+        refused = [(e.pk, reason) for e in examples if (reason := review_perms.four_eyes_refusal(actor, e.correction))]
+        if refused:
+            raise BulkRefused(refused)
+    target = REVIEW_DECISIONS[decision]
+    changing = [e.pk for e in examples if e.status != target]
+    Example.objects.filter(pk__in=changing).update(
+        status=target, reviewed_by=actor, reviewed_at=timezone.now(), updated_at=timezone.now()
+    )
+    return len(changing)
+
+
 # --- versions -------------------------------------------------------------------------------------------------------
 
 
 def version_sha256(version: DatasetVersion) -> str:
-    """sha256 of the version's canonical JSONL (the hf export's ``data/train.jsonl``), streamed from its rows."""
+    """sha256 of the version's canonical JSONL (the hf export's ``data/train.jsonl``, scrubbed as the export is),
+    streamed from its rows."""
     digest = hashlib.sha256()
-    for record in selectors.example_records(version=version):
+    for record in exporters.ExportSource(version=version).examples():
         digest.update(hf.render(record))
     return digest.hexdigest()
 
 
 @transaction.atomic
-def version_cut(*, actor, dataset: Dataset, note: str = "") -> DatasetVersion:
+def version_cut(*, actor, dataset: Dataset, note: str = "", fingerprint: str | None = None) -> DatasetVersion:
     """Freeze the approved examples of ``dataset`` into a new numbered version (copied in one INSERT … SELECT) and
-    store the sha256 of their canonical JSONL. Domain experts only."""
+    store the sha256 of their canonical JSONL. Domain experts only. With ``fingerprint`` (the preview's,
+    ``selectors.fingerprint``) it refuses when the approved examples are no longer the ones previewed."""
     perms.require_curate(actor)
     note = (note or "").strip()
     if len(note) > MAX_NOTES_CHARS:
         raise ValidationError({"note": f"At most {MAX_NOTES_CHARS} characters ({len(note)} given)."})
     Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
-    if not Example.objects.filter(dataset=dataset, status=ExampleStatus.APPROVED).exists():
+    approved = Example.objects.filter(dataset=dataset, status=ExampleStatus.APPROVED)
+    if fingerprint is not None:
+        ids = list(approved.values_list("id", flat=True))
+        if selectors.fingerprint(ids) != fingerprint:
+            raise ValidationError({"fingerprint": (
+                f"The approved examples changed since the preview (now {len(ids)}); no version was cut. "
+                "Preview again."
+            )})
+    if not approved.exists():
         raise ValidationError({"dataset": f"Dataset {dataset.name!r} has no approved examples to freeze."})
     number = (DatasetVersion.objects.filter(dataset=dataset).aggregate(n=Max("number"))["n"] or 0) + 1
     version = DatasetVersion.objects.create(dataset=dataset, number=number, note=note, created_by=actor, sha256="")
-    columns = "system_prompt, messages, original, corrected, rationale, tags, metadata"
+    columns = "system_prompt, messages, original, corrected, rationale, tags, metadata, retrieved_documents, tool_calls"
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {VersionExample._meta.db_table} (version_id, position, example_id, {columns}) "  # noqa: S608
@@ -273,14 +332,17 @@ def export_is_large(*, count: int) -> bool:
 @transaction.atomic
 def export_job_create(
     *, actor, format: str, dataset: Dataset | None, version: DatasetVersion | None = None,  # noqa: A002
-    base_url: str = "",
+    base_url: str = "", scrub: bool = True,
 ) -> ExportJob:
-    """Record an export to a file, queued; the caller has a worker run it (``tasks.export_job_run``) on commit."""
+    """Record an export to a file, queued; the caller has a worker run it (``tasks.export_job_run``) on commit.
+    Only an admin may turn scrubbing off, and the job records it."""
     perms.require_read(actor)
     if format not in ExportFormat.values:
         raise ValidationError({"format": f"Unknown export format {format!r}."})
+    if not scrub:
+        perms.require_unscrubbed(actor)
     job = ExportJob.objects.create(
-        dataset=dataset, version=version, format=format, created_by=actor, base_url=base_url[:500]
+        dataset=dataset, version=version, format=format, created_by=actor, base_url=base_url[:500], scrub=scrub
     )
     return job
 
@@ -298,7 +360,7 @@ def export_job_run(*, job_id: int) -> ExportJob:
     exporter = exporters.get(job.format)
     source = exporters.ExportSource(
         dataset=job.dataset, version=job.version,
-        base_url=job.base_url or os.environ.get("SITE_URL") or "http://localhost:8000",
+        base_url=job.base_url or os.environ.get("SITE_URL") or "http://localhost:8000", scrub=job.scrub,
     )
     total = exporter.count(source)
     file_name = f"{source.label}-{job.format}{exporter.extension}"
@@ -324,7 +386,8 @@ def export_job_run(*, job_id: int) -> ExportJob:
         )
         raise
     ExportJob.objects.filter(pk=job.pk).update(
-        status=ExportStatus.DONE, path=str(path), size_bytes=size, finished_at=timezone.now()
+        status=ExportStatus.DONE, path=str(path), size_bytes=size, finished_at=timezone.now(),
+        scrub_counts=source.tally.as_dict(),
     )
     job.refresh_from_db()
     return job

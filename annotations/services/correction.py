@@ -135,7 +135,7 @@ def correction_save(
 
 @transaction.atomic
 def correction_approve(*, actor, correction_id: int, version: int | None) -> Correction:
-    """Move a correction from draft to approved (domain experts only)."""
+    """Move a correction from draft to approved (domain experts only; under four-eyes not by its author)."""
     perms.require_decide(actor)
     try:
         correction = Correction.objects.select_for_update().get(pk=correction_id)
@@ -144,6 +144,7 @@ def correction_approve(*, actor, correction_id: int, version: int | None) -> Cor
     check_version(correction, version, {"status": "approved"})
     if correction.status == CorrectionStatus.APPROVED:
         return correction
+    perms.require_second_approver(actor, correction)
     before = correction_state(correction)
     correction.status = CorrectionStatus.APPROVED
     correction.approved_by = actor

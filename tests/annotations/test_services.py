@@ -192,10 +192,10 @@ def test_suggestion_needs_a_span(moderator, reply_turn):
         services.annotation_create(actor=moderator, turn=reply_turn, kind="suggestion", replacement="x")
 
 
-def test_correction_written_whole_then_approved_by_an_expert(expert, moderator, reply_turn):
+def test_correction_written_whole_then_approved_by_an_expert(expert, second_expert, moderator, reply_turn):
     with pytest.raises(PermissionDenied):
         services.correction_save(actor=moderator, turn=reply_turn, text="x")
-    c = services.correction_save(actor=expert, turn=reply_turn, text="Paris.", rationale="It is in Paris.")
+    c = services.correction_save(actor=second_expert, turn=reply_turn, text="Paris.", rationale="It is in Paris.")
     assert c.status == CorrectionStatus.DRAFT and c.version == 2
     with pytest.raises(PermissionDenied):
         services.correction_approve(actor=moderator, correction_id=c.pk, version=c.version)

@@ -88,7 +88,8 @@ def test_only_the_author_edits_or_deletes(client, moderator, expert, reply_turn)
     assert a.body == "mine" and a.deleted_at is None
 
 
-def test_only_domain_experts_accept_suggestions_and_approve_corrections(client, moderator, expert, reply_turn):
+def test_only_domain_experts_accept_suggestions_and_approve_corrections(client, moderator, expert, second_expert,
+                                                                        reply_turn):
     s = services.annotation_create(
         actor=moderator, turn=reply_turn, kind="suggestion", replacement="Paris", **span(reply_turn, "Berlin")
     )
@@ -97,7 +98,7 @@ def test_only_domain_experts_accept_suggestions_and_approve_corrections(client, 
     assert decide.status_code == 403
     save = client.post(reverse("annotations:correction_save", args=[reply_turn.pk]), {"text": "x", "version": ""})
     assert save.status_code == 403
-    correction = services.correction_save(actor=expert, turn=reply_turn, text="Paris.")
+    correction = services.correction_save(actor=second_expert, turn=reply_turn, text="Paris.")
     approve = client.post(reverse("annotations:correction_approve", args=[correction.pk]),
                           {"version": correction.version})
     assert approve.status_code == 403

@@ -178,7 +178,7 @@ def test_reply_and_resolve(page, live_server, moderator, expert, conversation):
     expect(card.locator(".audit")).to_contain_text("reply")
 
 
-def test_suggest_edit_then_accept_shows_the_corrected_reply(page, live_server, expert, conversation):
+def test_suggest_edit_then_accept_shows_the_corrected_reply(page, live_server, expert, second_expert, conversation):
     turn = assistant_turns(conversation)[0]
     open_review(page, live_server, conversation, "expert")
 
@@ -212,6 +212,11 @@ def test_suggest_edit_then_accept_shows_the_corrected_reply(page, live_server, e
     expect(page.locator(f"mark.hl-accepted[data-annotation-id='{suggestion.pk}']")).to_have_count(1)
     assert page.evaluate(styles, suggestion.pk)[:2] == ["none", "none"]
 
+    # Four-eyes: the expert who accepted the edit wrote the correction, so a second expert approves it.
+    expect(page.locator(f"#correction-{turn.pk}").get_by_role("button", name="Approve correction")).to_be_disabled()
+    expect(page.locator(f"#correction-{turn.pk} .four-eyes")).to_contain_text("another domain expert must approve")
+    page.context.clear_cookies()
+    open_review(page, live_server, conversation, "expert2")
     page.locator(f"#correction-{turn.pk}").get_by_role("button", name="Approve correction").click()
     expect(page.locator(f"#correction-{turn.pk} .badge-approved")).to_have_text("Approved")
     assert Correction.objects.get(turn=turn).status == "approved"

@@ -8,7 +8,14 @@ import csv as _csv
 import io
 from collections.abc import Iterator
 
-from annotations.curation.exporters.base import ExportSource, Progress, batched_lines, chat_messages
+from annotations.curation.exporters.base import (
+    ExportSource,
+    Progress,
+    batched_lines,
+    chat_messages,
+    message_text,
+    system_text,
+)
 
 BOM = "\ufeff".encode()
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -26,11 +33,11 @@ def escape(value: object) -> str:
 
 def _row(record) -> list[str]:
     meta = record.metadata or {}
-    history = "\n\n".join(f"{m['role']}: {m['content']}" for m in chat_messages(record) if m["role"] != "system")
+    history = "\n\n".join(f"{m['role']}: {message_text(m)}" for m in chat_messages(record) if m["role"] != "system")
     values = [
         record.id, meta.get("source", ""), meta.get("external_id", ""), meta.get("conversation_id", ""),
         meta.get("turn_id", ""), meta.get("model_version", ""), meta.get("environment", ""),
-        record.system_prompt, history, record.original, record.corrected, record.rationale, "; ".join(record.tags),
+        system_text(record), history, record.original, record.corrected, record.rationale, "; ".join(record.tags),
     ]
     return [escape(v) for v in values]
 

@@ -14,7 +14,15 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from annotations.curation.exporters.base import FLUSH_BYTES, ExportSource, Progress, batched_lines, dumps_line
+from annotations.curation.exporters.base import (
+    FLUSH_BYTES,
+    ExportSource,
+    Progress,
+    batched_lines,
+    dumps_line,
+    openai_tool_calls,
+    tool_result,
+)
 from annotations.curation.selectors import METADATA_KEYS, ExampleRecord
 
 DATA_FILE = "data/train.jsonl"
@@ -27,7 +35,7 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 def canonical_row(record: ExampleRecord) -> dict:
     """The example as a plain dict with a fixed key order and a fixed set of metadata keys."""
     meta = record.metadata or {}
-    return {
+    row = {
         "id": record.id,
         "system_prompt": record.system_prompt,
         "messages": [{"role": m.get("role", ""), "content": m.get("content", "")} for m in record.messages],
@@ -39,6 +47,29 @@ def canonical_row(record: ExampleRecord) -> dict:
             key: (meta.get(key) if key in _INT_METADATA else str(meta.get(key) or "")) for key in METADATA_KEYS
         },
     }
+    # Only rows with context carry these columns, so rows snapshotted without it keep their bytes (and a version
+    # its sha256); ``datasets`` fills the missing ones with null from the card's features.
+    if record.retrieved_documents:
+        row["retrieved_documents"] = [
+            {"id": str(d.get("id") or ""), "score": _score(d.get("score")), "title": str(d.get("title") or ""),
+             "text": str(d.get("text") or "")}
+            for d in record.retrieved_documents
+        ]
+    if record.tool_calls:
+        calls = openai_tool_calls(record.tool_calls, f"call_{record.id}")
+        row["tool_calls"] = [
+            {"id": oa["id"], "name": oa["function"]["name"], "arguments": oa["function"]["arguments"],
+             "result": tool_result(call.get("result"))}
+            for call, oa in zip(record.tool_calls, calls, strict=True)
+        ]
+    return row
+
+
+def _score(value) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def render(record: ExampleRecord) -> bytes:
@@ -84,6 +115,12 @@ def dataset_card(source: ExportSource, *, count: int, sha256: str) -> str:
         + "  - name: tags\n    sequence: string\n"
         + "  - name: metadata\n    struct:\n"
         + metadata_fields
+        + "  - name: retrieved_documents\n    list:\n"
+        + "    - name: id\n      dtype: string\n    - name: score\n      dtype: float64\n"
+        + "    - name: title\n      dtype: string\n    - name: text\n      dtype: string\n"
+        + "  - name: tool_calls\n    list:\n"
+        + "    - name: id\n      dtype: string\n    - name: name\n      dtype: string\n"
+        + "    - name: arguments\n      dtype: string\n    - name: result\n      dtype: string\n"
         + f"  splits:\n  - name: train\n    num_examples: {count}\n"
         "---\n\n"
     )
@@ -93,7 +130,9 @@ def dataset_card(source: ExportSource, *, count: int, sha256: str) -> str:
     lines += [
         "Corrected assistant replies curated in FeedbackHub: each example is a reply a model gave (`original`), the",
         "reply a domain expert approved instead (`corrected`), why (`rationale`), the review tags, and the context it",
-        "was given: the system prompt and the conversation before the reply (`messages`).",
+        "was given: the system prompt, the conversation before the reply (`messages`), the documents retrieved for it",
+        "(`retrieved_documents`) and the tool calls it made with their results (`tool_calls`, arguments as JSON).",
+        "Private data (e-mail addresses, phone and card numbers, IBANs) is replaced by placeholders such as `[EMAIL]`.",
         "",
         "| | |",
         "|---|---|",

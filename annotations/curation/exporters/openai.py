@@ -1,5 +1,7 @@
 """OpenAI chat fine-tuning JSONL: one ``{"messages": [system, user, assistant, ..., assistant]}`` per line, the last
-assistant message being the approved corrected reply."""
+assistant message being the approved corrected reply. The system message ends with a "Retrieved documents:" section
+when the reply was given documents; the reply's tool calls come before it as an assistant message with
+``tool_calls`` and one ``tool`` message per result (``base.chat_messages``)."""
 
 from __future__ import annotations
 

@@ -7,11 +7,13 @@ import itertools
 
 import pytest
 from django.apps import apps
+from django.contrib.auth.models import Group, User
 
 from annotations import anchoring
 from annotations import services as review
 from annotations.curation import services
 from annotations.models import Correction, Tag
+from feedbackhub import roles
 from sessions.models import Conversation, Turn, TurnRole
 
 _ids = itertools.count(1)
@@ -46,8 +48,16 @@ def make_reply(*, question: str = "Where is the Eiffel Tower?", reply: str = REP
     return Turn.objects.get(conversation=conversation, position=2 * history + 1)
 
 
-def approve(turn: Turn, expert, *, text: str = FIXED, rationale: str = "Paris, not Berlin.") -> Correction:
-    correction = review.correction_save(actor=expert, turn=turn, text=text, rationale=rationale)
+def writer():
+    """The expert who writes corrections here; ``expert`` approves them and their examples (four-eyes)."""
+    user, _ = User.objects.get_or_create(username="writer")
+    user.groups.add(Group.objects.get_or_create(name=roles.DOMAIN_EXPERT)[0])
+    return user
+
+
+def approve(turn: Turn, expert, *, text: str = FIXED, rationale: str = "Paris, not Berlin.", author=None) -> Correction:
+    """A correction of ``turn`` written by ``author`` (``writer()`` by default) and approved by ``expert``."""
+    correction = review.correction_save(actor=author or writer(), turn=turn, text=text, rationale=rationale)
     return review.correction_approve(actor=expert, correction_id=correction.pk, version=correction.version)
 
 

@@ -140,7 +140,7 @@ def test_annotation_create_edit_delete_and_restore_follow_on_commit(
 
 
 def test_resolution_follows_annotation_status_and_approved_corrections(
-    moderator, expert, reply_turn, django_capture_on_commit_callbacks, tasks_run_here
+    moderator, expert, second_expert, reply_turn, django_capture_on_commit_callbacks, tasks_run_here
 ):
     conv = reply_turn.conversation
     with django_capture_on_commit_callbacks(execute=True):
@@ -155,7 +155,8 @@ def test_resolution_follows_annotation_status_and_approved_corrections(
     assert set(FeedbackItem.objects.filter(is_resolved=True).values_list("source", flat=True)) == {"annotation"}
 
     with django_capture_on_commit_callbacks(execute=True):
-        correction = review.correction_save(actor=expert, turn=reply_turn, text="The Eiffel Tower is in Paris.")
+        correction = review.correction_save(actor=second_expert, turn=reply_turn,
+                                            text="The Eiffel Tower is in Paris.")
     assert FeedbackItem.objects.filter(is_resolved=True).count() == 1  # a draft resolves nothing
     with django_capture_on_commit_callbacks(execute=True):
         correction = review.correction_approve(actor=expert, correction_id=correction.pk, version=correction.version)
