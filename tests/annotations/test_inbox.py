@@ -132,7 +132,7 @@ def test_routing_to_oneself_tells_nobody(expert):
 def test_proposed_examples_await_the_experts_who_did_not_write_their_correction(moderator, expert, ann, reply_turn):
     other_turn = reply_turn.conversation.turns.filter(role="assistant").order_by("-position").first()
     mine = review.correction_save(actor=expert, turn=reply_turn, text="In Paris.", rationale="")
-    mine = review.correction_approve(actor=expert, correction_id=mine.pk, version=mine.version)
+    mine = review.correction_approve(actor=ann, correction_id=mine.pk, version=mine.version)  # four-eyes
     theirs = review.correction_save(actor=ann, turn=other_turn, text="Fine.", rationale="")
     theirs = review.correction_approve(actor=expert, correction_id=theirs.pk, version=theirs.version)
     dataset = curation.dataset_create(actor=expert, name="Geo")
@@ -152,7 +152,7 @@ def test_several_proposed_examples_are_one_item(moderator, expert, ann, reply_tu
     ids = []
     for turn in (reply_turn, other_turn):
         c = review.correction_save(actor=expert, turn=turn, text="Fixed.", rationale="")
-        ids.append(review.correction_approve(actor=expert, correction_id=c.pk, version=c.version).pk)
+        ids.append(review.correction_approve(actor=ann, correction_id=c.pk, version=c.version).pk)  # four-eyes
     dataset = curation.dataset_create(actor=expert, name="Geo")
     curation.examples_add(actor=expert, dataset=dataset, correction_ids=ids)
     [item] = items(ann)
