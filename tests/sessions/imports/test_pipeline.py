@@ -349,15 +349,39 @@ def test_a_chunk_the_database_refuses_is_retried_record_by_record(write, monkeyp
     assert rejection.line == 2 and "refused by the database" in rejection.reason
 
 
-def test_running_a_batch_again_starts_its_counts_from_zero(write):
-    path = write("a.jsonl", [conversation("c-1"), b"{bad"])
+class Stop(Exception):
+    """Stands for a worker stopped between two chunks (a time limit)."""
+
+
+def test_an_interrupted_import_resumes_after_its_last_committed_chunk(write, monkeypatch):
+    monkeypatch.setattr(chunking, "CHUNK_CONVERSATIONS", 3)
+    monkeypatch.setattr(pipeline, "PROGRESS_SECONDS", 0.0)
+    records = [conversation(f"c-{i}") for i in range(10)]
+    records[4] = b"{bad"
+    path = write("a.jsonl", records)
     batch = import_batch_create(file_name="a.jsonl", source="s")
-    import_batch_run(batch=batch, path=path)
-    assert (batch.conversations_created, batch.records_rejected) == (1, 1)
-    import_batch_run(batch=batch, path=path)  # e.g. the job was delivered twice
+
+    def stop_after_a_chunk(b):
+        if b.records_read:
+            raise Stop
+
+    with pytest.raises(Stop):
+        import_batch_run(batch=batch, path=path, progress=stop_after_a_chunk, interrupt=(Stop,))
     batch.refresh_from_db()
-    assert (batch.records_read, batch.conversations_created, batch.conversations_unchanged) == (2, 0, 1)
+    assert batch.status == ImportStatus.QUEUED and 0 < batch.records_read < 10
+    done_before = batch.records_read
+    assert Conversation.objects.count() == batch.conversations_created
+
+    import_batch_run(batch=batch, path=path)  # the redelivered job
+    batch.refresh_from_db()
+    assert batch.status == ImportStatus.DONE_WITH_REJECTIONS and done_before < 10
+    assert (batch.records_read, batch.conversations_created, batch.conversations_unchanged) == (10, 9, 0)
     assert batch.records_rejected == 1 and batch.rejections.count() == 1
+    assert Conversation.objects.count() == 9 and Turn.objects.count() == 18
+
+    import_batch_run(batch=batch, path=path)  # delivered once more after it finished: nothing is counted twice
+    batch.refresh_from_db()
+    assert (batch.records_read, batch.conversations_created, batch.records_rejected) == (10, 9, 1)
 
 
 @pytest.mark.django_db(transaction=True)
