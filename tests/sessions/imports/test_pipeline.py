@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import pytest
 from django.db import connection
 
@@ -421,3 +423,27 @@ def test_chunks_are_bounded_by_bytes_too(write, monkeypatch):
     batch = import_file(path=path, source="s", progress=lambda b: seen.append(b.records_read))
     assert batch.conversations_created == 4
     assert [n for n in seen if n][:4] == [1, 2, 3, 4]
+
+
+BLANK_LINES = 20_000_000
+
+
+def test_millions_of_blank_lines_are_skipped_in_bulk(tmp_path, client, moderator):
+    """A small gzip of blank lines (20 million here, in about 20 KB) finishes with no record and says so."""
+    path = tmp_path / "blank.jsonl.gz"
+    path.write_bytes(gzip.compress(b"\n" * (BLANK_LINES - 1) + b"\r\n  \n", compresslevel=9))
+    assert path.stat().st_size < 100_000
+    batch = import_file(path=path, source="s", format="native")
+    assert batch.status == ImportStatus.DONE and batch.error == ""
+    assert (batch.records_read, batch.conversations_created, batch.records_rejected) == (0, 0, 0)
+    client.force_login(moderator)
+    assert 'id="import-no-records"' in client.get(batch.get_absolute_url()).content.decode()
+    # Detecting the format reads past them the same way, and says what it found.
+    detected = import_file(path=path, source="s")
+    assert detected.status == ImportStatus.FAILED and "no records" in detected.error
+
+
+def test_blank_line_runs_keep_line_numbers(write):
+    path = write("a.jsonl.gz", b"\n\n  \n\r\n" + b"{bad\n" + b"\n" * 5000 + b"   {bad too\n\n")
+    batch = import_file(path=path, source="s", format="native")
+    assert list(batch.rejections.order_by("line").values_list("line", flat=True)) == [5, 5006]
