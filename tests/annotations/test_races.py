@@ -1,4 +1,5 @@
-"""Two first writes of a turn's correction at once: one wins, the other gets a conflict (409), never a 500.
+"""Two first writes of a turn's correction at once: one wins, the other gets a conflict (409), never a 500; and the
+same for the first use of a new conversation tag name.
 
 Each round runs two requests on two threads (so two database connections) released together by a barrier. Both
 requests find no correction and both try to create it; the database decides. The rounds are repeated because how
@@ -18,6 +19,7 @@ from django.urls import reverse
 from annotations import services
 from annotations.models import AuditEvent, Correction, SuggestionState
 from feedbackhub import roles
+from sessions.tagging import services as tagging
 from tests.annotations.conftest import REPLY, make_conversation, span
 from tests.conftest import _user
 
@@ -100,3 +102,18 @@ def test_accepting_a_suggestion_while_another_expert_saves_first(experts):
         assert s.suggestion_state == SuggestionState.ACCEPTED
         assert "Paris" in correction.text and "Berlin" not in correction.text
         assert AuditEvent.objects.filter(correction=correction, action="create").count() == 1
+
+
+def test_two_first_uses_of_a_new_conversation_tag_name_at_once_give_one_tag(db):
+    actors = [_user(f"analyst-{i}", roles.PRODUCT_ANALYST) for i in range(2)]
+    for n in range(ROUNDS):
+        name = f"launch week {n}"
+        got: list[int] = []
+
+        def use(actor, name: str = name, got: list[int] = got) -> int:
+            got.append(tagging.conversation_tag_get_or_create(actor=actor, name=name).pk)
+            return 200
+
+        results = _at_once(*(lambda a=a: use(a) for a in actors))
+        assert results == [200, 200], f"round {n}: {results}"
+        assert len(set(got)) == 1
