@@ -22,8 +22,12 @@ millisecond, against a few for a broker publish). A mark stands for one message 
   revoked or rejected instead of run;
 - it lives in the broker's own Redis database, so whatever loses the queue (a flush, a new server) loses the marks;
   :func:`purge` empties the queue and the marks together (use it, not ``celery purge``);
-- it expires after ``QUEUED_MARK_SECONDS`` in any case, so even a message lost some other way holds back identical
-  sends for no longer than that, and beat's periodic runs of these tasks pick up what it stood for.
+- a mark found while the broker holds no message at all (its queue is empty and no worker has one reserved) stands
+  for a message that is gone, lost some other way (``celery purge``, a queue deleted by hand, a broker restarted
+  without its data): it is dropped and the task sent, so a lost message never holds back the next send;
+- it expires after ``QUEUED_MARK_SECONDS`` in any case, well under the broker's visibility timeout, so even a mark
+  whose message is lost while other messages wait holds back identical sends for no longer than that, and beat's
+  periodic runs of these tasks pick up what it stood for.
 
 With Redis down every send goes out (or into the outbox); duplicates are harmless, the tasks are idempotent.
 """
@@ -108,10 +112,30 @@ def _marks() -> redis.Redis:
     return _marks_client(settings.CELERY_BROKER_URL)
 
 
+#: The Redis transport's hash of messages delivered to a worker and not yet acknowledged (kombu's default name).
+UNACKED_KEY = "unacked"
+
+
+def _broker_holds_no_message(client: redis.Redis, task: Any) -> bool:
+    """True when the task's queue is empty and no worker holds an unacknowledged message: a mark found then stands
+    for a message that no longer exists. Two O(1) reads."""
+    queue = getattr(task, "queue", None) or current_app.conf.task_default_queue
+    pipe = client.pipeline(transaction=False)
+    pipe.llen(queue)
+    pipe.hlen(UNACKED_KEY)
+    queued, unacked = pipe.execute()
+    return queued == 0 and unacked == 0
+
+
 def _send_once(task: Any, kwargs: dict[str, Any]) -> bool:
     try:
-        if not _marks().set(_mark_key(task.name, kwargs), 1, nx=True, ex=QUEUED_MARK_SECONDS):
-            return False  # one is queued and will read what was just committed
+        client = _marks()
+        key = _mark_key(task.name, kwargs)
+        if not client.set(key, 1, nx=True, ex=QUEUED_MARK_SECONDS):
+            if not _broker_holds_no_message(client, task):
+                return False  # one is queued and will read what was just committed
+            logger.warning("outbox: the mark of %s outlived its message; sending a new one", task.name)
+            client.set(key, 1, ex=QUEUED_MARK_SECONDS)
     except redis.RedisError:  # the broker is down too: send() keeps the task in the outbox
         logger.warning("outbox: Redis unavailable, sending %s without coalescing", task.name, exc_info=True)
     return send(task, (), kwargs)

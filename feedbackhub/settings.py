@@ -84,7 +84,14 @@ DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default=None)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL")
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# Fail-soft: with Redis down, pages are served uncached (feedbackhub/cache.py); short timeouts for a hung server.
+CACHES = {
+    "default": {
+        "BACKEND": "feedbackhub.cache.FailSoftRedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -150,6 +157,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+# Every task has a time limit: at the soft one it gets SoftTimeLimitExceeded (to stop cleanly), at the hard one its
+# process is replaced. Tasks that need other limits set their own (an import run: IMPORT_RUN_SOFT_TIME_LIMIT).
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=900)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=CELERY_TASK_SOFT_TIME_LIMIT + 60)
 CELERY_BEAT_SCHEDULE: dict = {
     "heartbeat": {"task": "feedbackhub.tasks.beat_heartbeat", "schedule": 15.0},
     # The dashboard's rollup: catch up with finished imports, and recompute everything nightly (docs/analytics.md).
@@ -163,6 +174,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "triage-recluster": {"task": "triage.recluster",
                          "schedule": env.float("TRIAGE_RECLUSTER_INTERVAL", default=3600.0)},
     "outbox-drain": {"task": "feedbackhub.outbox.drain", "schedule": 30.0},
+    # Imports whose worker stopped reporting: requeued (they resume) or failed (docs/import-format.md).
+    "imports-sweep": {"task": "sessions.tasks.import_batches_sweep", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 # With late acks, a task whose worker died is handed out again after this many seconds (Redis transport).
@@ -210,6 +223,12 @@ IMPORT_MAX_FILE_BYTES = env.int("IMPORT_MAX_FILE_BYTES", default=20 * 1024**3)
 IMPORT_MAX_LINE_BYTES = env.int("IMPORT_MAX_LINE_BYTES", default=16 * 1024**2)
 IMPORT_MAX_REJECTIONS_STORED = env.int("IMPORT_MAX_REJECTIONS_STORED", default=10_000)
 IMPORT_UPLOAD_DIR = env.path("IMPORT_UPLOAD_DIR", default=BASE_DIR / ".data" / "uploads")
+# A running import whose worker has not reported for this long is requeued by the sweeper (it resumes), and failed
+# after IMPORT_MAX_ATTEMPTS runs. A live worker reports at least every 10 s.
+IMPORT_STALE_SECONDS = env.int("IMPORT_STALE_SECONDS", default=300)
+IMPORT_MAX_ATTEMPTS = env.int("IMPORT_MAX_ATTEMPTS", default=5)
+# One run of an import task stops at this soft limit and a new task resumes it after its last committed chunk.
+IMPORT_RUN_SOFT_TIME_LIMIT = env.int("IMPORT_RUN_SOFT_TIME_LIMIT", default=600)
 
 # --- Four-eyes review: the author of a correction cannot be its only approver (docs/review.md) -------------------
 REVIEW_FOUR_EYES = env.bool("REVIEW_FOUR_EYES", default=True)

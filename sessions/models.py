@@ -215,10 +215,18 @@ class ImportBatch(models.Model):
     turns_written = models.PositiveIntegerField(default=0)
     feedback_written = models.PositiveIntegerField(default=0)
     stored_path = models.CharField(max_length=1000, blank=True, help_text="Uploaded file awaiting the worker.")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker running it (bumped per chunk)."
+    )
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Runs started (a resumed run counts again).")
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "import batches"
+        indexes = [
+            models.Index(fields=["heartbeat_at"], name="import_running_heartbeat",
+                         condition=models.Q(status="running")),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.get_status_display()})"

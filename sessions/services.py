@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sessions import events
-from sessions.imports import pipeline
+from sessions.imports import pipeline, runs
 from sessions.imports.errors import FileError
 from sessions.imports.formats import FORMATS, detect_format
 from sessions.imports.reader import ImportFile
@@ -50,27 +50,39 @@ def import_batch_create(
 
 
 def import_batch_run(
-    *, batch: ImportBatch, path: Path, progress: Callable[[ImportBatch], None] | None = None
+    *,
+    batch: ImportBatch,
+    path: Path,
+    progress: Callable[[ImportBatch], None] | None = None,
+    interrupt: tuple[type[BaseException], ...] = (),
 ) -> ImportBatch:
     """Import the file at ``path`` into ``batch`` and return the batch, finished.
 
-    Not atomic as a whole on purpose: each chunk of conversations commits on its own, so a file that fails half way
-    keeps what went in before the failure and a browser sees progress. The batch row is updated after every chunk
-    (well within half a second) and ``progress(batch)`` is called about every 0.5 s. Bad input never raises: a bad
+    Not atomic as a whole on purpose: each chunk of conversations commits on its own with the batch's counters, so
+    a file that fails half way keeps what went in before the failure, a browser sees progress, and a run that was
+    interrupted (a worker that died, a time limit) is **resumed**: a batch that has committed records already
+    continues after them, keeping its counts and rejections, so each record is counted once
+    (:mod:`sessions.imports.runs`). ``progress(batch)`` is called about every 0.5 s. Bad input never raises: a bad
     record becomes an ImportRejection (status DONE_WITH_REJECTIONS), a bad file sets FAILED with ``batch.error``
-    naming the file, the line and the problem.
+    naming the file, the line and the problem. An exception of a type in ``interrupt`` sends the batch back to the
+    queue (to be resumed) and is raised again; a run that lost the batch to another stops without writing it.
     """
     path = Path(path)
-    # Start from zero even when the batch ran before (a job redelivered after a worker died): the import is
-    # idempotent, so a second run counts what the first stored as unchanged.
-    batch.rejections.all().delete()
-    for name in RUN_COUNTERS:
-        setattr(batch, name, 0)
+    resume_after = batch.records_read
+    if not resume_after:
+        batch.rejections.all().delete()
+        for name in RUN_COUNTERS:
+            setattr(batch, name, 0)
+        batch.started_at = timezone.now()
+    elif batch.started_at is None:
+        batch.started_at = timezone.now()
     batch.status = ImportStatus.RUNNING
-    batch.started_at = timezone.now()
     batch.finished_at = None
     batch.error = ""
-    batch.save(update_fields=["status", "started_at", "finished_at", "error", *RUN_COUNTERS])
+    batch.heartbeat_at = timezone.now()
+    batch.save(update_fields=["status", "started_at", "finished_at", "error", "heartbeat_at", *RUN_COUNTERS])
+    if resume_after:
+        logger.info("import %s resumes after %s records", batch.pk, resume_after)
     try:
         fmt = batch.format or detect_format(path)
         if fmt not in FORMATS:
@@ -83,9 +95,17 @@ def import_batch_run(
             batch.save(update_fields=["format", "total_bytes"])
             if progress is not None:
                 progress(batch)
-            batch.sha256 = pipeline.run(batch, f, FORMATS[fmt], progress)
+            batch.sha256 = pipeline.run(batch, f, FORMATS[fmt], progress, skip=resume_after)
         batch.bytes_read = batch.total_bytes
         batch.status = ImportStatus.DONE_WITH_REJECTIONS if batch.records_rejected else ImportStatus.DONE
+    except runs.Superseded:
+        logger.warning("import %s was taken over by another run; this one stops", batch.pk)
+        return batch
+    except interrupt:
+        ImportBatch.objects.filter(pk=batch.pk, status=ImportStatus.RUNNING, attempts=batch.attempts).update(
+            status=ImportStatus.QUEUED
+        )
+        raise
     except FileError as exc:
         batch.status = ImportStatus.FAILED
         batch.error = str(exc)
@@ -94,7 +114,13 @@ def import_batch_run(
         batch.status = ImportStatus.FAILED
         batch.error = f"{path.name}: the import stopped on an unexpected error: {type(exc).__name__}: {exc}"[:2000]
     batch.finished_at = timezone.now()
-    batch.save()
+    try:
+        with transaction.atomic():
+            runs.import_batch_heartbeat(batch=batch)
+            batch.save()
+    except runs.Superseded:
+        logger.warning("import %s was taken over by another run; its result is theirs to record", batch.pk)
+        return batch
     if batch.conversations_created or batch.conversations_updated:
         events.conversations_imported.send(sender=ImportBatch, batch_id=batch.pk)
     if progress is not None:

@@ -10,4 +10,5 @@ urlpatterns = [
     path("<int:pk>/", views.conversation_detail, name="detail"),
     path("imports/", import_views.import_list, name="import_list"),
     path("imports/<int:pk>/", import_views.import_detail, name="import_detail"),
+    path("imports/<int:pk>/retry", import_views.import_retry, name="import_retry"),
 ]

@@ -4,7 +4,7 @@ annotations onto a changed reply text (re-anchoring)."""
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotations import anchoring
@@ -41,17 +41,30 @@ def _back_to_draft(correction: Correction) -> None:
 
 
 def _lock_or_start_correction(*, actor, turn: Turn) -> tuple[Correction, bool]:
+    """The turn's correction, locked; created from the reply's text when it has none (True when created here).
+
+    Insert-or-lock: two first writes of the same turn at once both find no row and both insert; the unique turn
+    makes the second insert wait for the first transaction and then fail, inside its own savepoint, and that writer
+    locks the row the first one committed instead (its caller then checks the version it edited, as for any edit).
+    """
     correction = Correction.objects.select_for_update().filter(turn=turn).first()
     if correction is not None:
         return correction, False
-    correction = Correction.objects.create(
-        conversation_id=turn.conversation_id,
-        turn=turn,
-        text=turn.content,
-        base_hash=anchoring.text_hash(turn.content),
-        created_by=actor,
-        updated_by=actor,
-    )
+    try:
+        with transaction.atomic():
+            correction = Correction.objects.create(
+                conversation_id=turn.conversation_id,
+                turn=turn,
+                text=turn.content,
+                base_hash=anchoring.text_hash(turn.content),
+                created_by=actor,
+                updated_by=actor,
+            )
+    except IntegrityError:
+        correction = Correction.objects.select_for_update().filter(turn=turn).first()
+        if correction is None:  # not the race on the turn: another constraint refused the row
+            raise
+        return correction, False
     audit(actor=actor, action="create", obj=correction, after=correction_state(correction))
     return correction, True
 
@@ -119,7 +132,9 @@ def correction_save(
     if correction is None:
         if version not in (None, 0, "0", ""):
             raise ValidationError({"version": "This correction does not exist yet."})
-        correction, _ = _lock_or_start_correction(actor=actor, turn=turn)
+        correction, created = _lock_or_start_correction(actor=actor, turn=turn)
+        if not created:  # another expert's first save won the race: theirs is an edit this one has not seen
+            check_version(correction, version, {"text": text, "rationale": rationale})
     else:
         check_version(correction, version, {"text": text, "rationale": rationale})
     before = correction_state(correction)

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from types import ModuleType
 
 from django.db import DatabaseError, connection
@@ -62,9 +63,11 @@ class EndOfFile:
 class ChunkReader(threading.Thread):
     """Reads and normalises the file in chunks; hands over Chunk, then EndOfFile (or the exception that stopped it)."""
 
-    def __init__(self, f: ImportFile, module: ModuleType, default_source: str) -> None:
+    def __init__(self, f: ImportFile, module: ModuleType, default_source: str, *, skip: int = 0) -> None:
         super().__init__(name=f"import-reader-{f.name}", daemon=True)
         self.f = f
+        #: Records an earlier run of the import committed: read past, never validated, looked up or merged.
+        self.skip = skip
         self.module = module
         self.default_source = default_source
         self.out: queue.Queue[Chunk | EndOfFile | BaseException] = queue.Queue(maxsize=QUEUE_CHUNKS)
@@ -96,12 +99,13 @@ class ChunkReader(threading.Thread):
         unchanged come out as ``UNCHANGED`` without being validated (a re-import costs a parse and a look-up)."""
         iter_parsed = getattr(self.module, "iter_parsed", None)
         if iter_parsed is None:
-            yield from self.module.iter_items(self.f, default_source=self.default_source)
+            yield from islice(self.module.iter_items(self.f, default_source=self.default_source), self.skip, None)
             return
         self.prechecked = True
         pending: list[Parsed | Rejected] = []
         start = self.f.content_bytes
-        for entry in iter_parsed(self.f, default_source=self.default_source):
+        # One entry per record in either form, so a resumed run skips exactly the records committed before.
+        for entry in islice(iter_parsed(self.f, default_source=self.default_source), self.skip, None):
             pending.append(entry)
             if len(pending) >= CHUNK_CONVERSATIONS or self.f.content_bytes - start > CHUNK_BYTES:
                 yield from self._resolve(pending)
@@ -193,6 +197,10 @@ class ChunkReader(threading.Thread):
             return
         self._put(EndOfFile(self.f.sha256()))
 
-    def next_item(self) -> Chunk | EndOfFile | BaseException:
-        """The next chunk, the end of the file, or the exception that stopped the reader (waits for it)."""
-        return self.out.get()
+    def next_item(self, timeout: float | None = None) -> Chunk | EndOfFile | BaseException | None:
+        """The next chunk, the end of the file, or the exception that stopped the reader (waits for it, or for
+        ``timeout`` seconds and then answers None)."""
+        try:
+            return self.out.get(timeout=timeout)
+        except queue.Empty:
+            return None

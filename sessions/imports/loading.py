@@ -29,12 +29,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
+from django.utils import timezone
 
 from sessions import events
 from sessions.imports import merge_sql as sql
 from sessions.imports.base import Rejected
 from sessions.imports.chunking import Chunk
 from sessions.imports.normalise import Conversation
+from sessions.imports.runs import import_batch_heartbeat
 from sessions.models import SEARCH_CONFIG, FeedbackEvent, ImportBatch, ImportRejection, Turn
 
 logger = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ logger = logging.getLogger(__name__)
 #: The batch counters saved after every chunk.
 PROGRESS_FIELDS = [
     "records_read", "conversations_created", "conversations_updated", "conversations_unchanged", "turns_written",
-    "feedback_written", "records_rejected", "bytes_read",
+    "feedback_written", "records_rejected", "bytes_read", "heartbeat_at",
 ]  # fmt: skip
 
 Written = list[tuple[int, Conversation]]  # (conversation id, the conversation merged into it)
@@ -123,7 +125,8 @@ class Loader:
 
     def __init__(self, batch: ImportBatch) -> None:
         self.batch = batch
-        self.rejections_stored = 0
+        # A resumed import keeps the rejections its earlier runs committed.
+        self.rejections_stored = ImportRejection.objects.filter(batch=batch).count()
         self.max_rejections = settings.IMPORT_MAX_REJECTIONS_STORED
 
     def merge_chunk(self, chunk: Chunk) -> None:
@@ -154,6 +157,8 @@ class Loader:
 
     def _finish_chunk(self, chunk: Chunk, counts: list[int], rejected: list[Rejected]) -> None:
         b = self.batch
+        # Holds the batch row to the commit; a run that lost the batch rolls this chunk back (runs.Superseded).
+        import_batch_heartbeat(batch=b)
         if rejected and self.rejections_stored < self.max_rejections:
             keep = rejected[: self.max_rejections - self.rejections_stored]
             ImportRejection.objects.bulk_create(
@@ -171,6 +176,7 @@ class Loader:
         b.feedback_written += counts[4]
         b.records_rejected += len(rejected)
         b.bytes_read = max(b.bytes_read, chunk.position)
+        b.heartbeat_at = timezone.now()
         b.save(update_fields=PROGRESS_FIELDS)
 
     def _merge(self, conversations: list[Conversation], *, lookup: bool = True) -> list[int]:

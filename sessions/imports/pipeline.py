@@ -9,6 +9,10 @@ How one file goes in:
    :class:`~sessions.imports.loading.Loader`: COPY into staging, then set-based upserts
    (:mod:`sessions.imports.merge_sql`), then the batch's counters.
 3. About every ``PROGRESS_SECONDS`` the caller's ``progress(batch)`` is called.
+4. Each chunk's commit bumps the batch's heartbeat, and so does a wait of ``runs.HEARTBEAT_SECONDS`` for the next
+   chunk (a resumed run reading past what was imported before): a run is stale only when its process stopped.
+
+``skip`` records (those an earlier, interrupted run committed, :mod:`sessions.imports.runs`) are read past.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 from collections.abc import Callable
 from types import ModuleType
 
+from sessions.imports import runs
 from sessions.imports.chunking import ChunkReader, EndOfFile
 from sessions.imports.loading import Loader
 from sessions.imports.reader import ImportFile
@@ -25,16 +30,27 @@ from sessions.models import ImportBatch
 PROGRESS_SECONDS = 0.5
 
 
-def run(batch: ImportBatch, f: ImportFile, module: ModuleType, progress: Callable[[ImportBatch], None] | None) -> str:
-    """Import ``f`` into ``batch`` (already RUNNING). Returns the file's sha256. Raises FileError for a file-level
-    problem; what was merged before it stays."""
-    reader = ChunkReader(f, module, batch.source)
+def run(
+    batch: ImportBatch,
+    f: ImportFile,
+    module: ModuleType,
+    progress: Callable[[ImportBatch], None] | None,
+    *,
+    skip: int = 0,
+) -> str:
+    """Import ``f`` into ``batch`` (already RUNNING), past its first ``skip`` records. Returns the file's sha256.
+    Raises FileError for a file-level problem (what was merged before it stays), runs.Superseded when another run
+    took the batch over."""
+    reader = ChunkReader(f, module, batch.source, skip=skip)
     loader = Loader(batch)
     reader.start()
     last_progress = 0.0
     try:
         while True:
-            item = reader.next_item()
+            item = reader.next_item(timeout=runs.HEARTBEAT_SECONDS)
+            if item is None:
+                runs.import_batch_heartbeat(batch=batch)
+                continue
             if isinstance(item, BaseException):
                 raise item
             if isinstance(item, EndOfFile):

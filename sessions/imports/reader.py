@@ -196,6 +196,32 @@ class ImportFile:
             line = line.rstrip(b"\r\n")
             if line.strip():
                 yield lineno, line
+            else:
+                lineno = self._skip_blank_lines(lineno)
+
+    def _skip_blank_lines(self, lineno: int) -> int:
+        """After a blank line: read past the blank lines that follow a whole buffer at a time, counting them, and
+        return the last line number skipped. A file of millions of blank lines costs a few calls per megabyte, not
+        a ``readline`` each. The whitespace that starts the next non-blank line is left to it."""
+        peek = getattr(self._stream, "peek", None)
+        if peek is None:
+            return lineno
+        while True:
+            try:
+                buf = peek(READ_CHUNK)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise FileError(
+                    f"{self.name}: line {lineno + 1}: the compressed data is damaged or truncated ({exc})"
+                ) from exc
+            rest = buf.lstrip(_SPACE)
+            end = buf.rfind(NL, 0, len(buf) - len(rest)) + 1  # through the last line ending of the blank run
+            if end == 0:
+                return lineno
+            lineno += buf.count(NL, 0, end)
+            self._count(end, f"line {lineno}")
+            self._read(end, f"line {lineno}")
+            if rest:
+                return lineno
 
     def json_array(self) -> Iterator[tuple[int, int, bytes]]:
         """Yield ``(record_number, line_number, element_bytes)`` for each element of a top-level JSON array.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from sessions.imports import runs
 from sessions.models import ImportBatch, ImportRejection, ImportStatus
 
 RECENT_BATCHES = 50
@@ -26,6 +28,10 @@ class BatchReport:
     finished: bool
     rejections: list[ImportRejection]
     rejections_hidden: int
+    #: Failed or stalled, with its upload still on the server: the page offers Retry.
+    can_retry: bool = False
+    #: Running, but its worker has not reported for IMPORT_STALE_SECONDS (the sweeper will requeue it).
+    stale: bool = False
 
 
 def import_batch_report(*, pk: int) -> BatchReport:
@@ -36,4 +42,12 @@ def import_batch_report(*, pk: int) -> BatchReport:
     if finished and batch.records_rejected:
         rejections = list(batch.rejections.order_by("line", "id")[:REJECTIONS_SHOWN])
     hidden = max(0, batch.records_rejected - len(rejections)) if finished else 0
-    return BatchReport(batch=batch, finished=finished, rejections=rejections, rejections_hidden=hidden)
+    stale_seconds = settings.IMPORT_STALE_SECONDS
+    return BatchReport(
+        batch=batch,
+        finished=finished,
+        rejections=rejections,
+        rejections_hidden=hidden,
+        can_retry=runs.can_retry(batch, stale_seconds=stale_seconds),
+        stale=runs.is_stale(batch, stale_seconds=stale_seconds),
+    )

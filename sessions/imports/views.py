@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from feedbackhub.http import HtmxHttpRequest
 from feedbackhub.outbox import enqueue_on_commit
 from feedbackhub.roles import can_import
 from sessions import tasks
-from sessions.imports import selectors
+from sessions.imports import runs, selectors
 from sessions.imports.forms import ImportUploadForm
 from sessions.imports.uploads import (
     StoredUpload,
@@ -87,3 +88,25 @@ def import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if request.htmx and request.htmx.target == "import-status":
         template += "#status"
     return render(request, template, {"report": report, "batch": report.batch, "nav": "imports"})
+
+
+@require_POST
+def import_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Queue a failed or stalled import again (it resumes after its last committed chunk); answers the status
+    fragment for htmx (polling again), or redirects to the batch page."""
+    _require_importer(request)
+    error = ""
+    try:
+        runs.import_batch_retry(
+            batch_id=pk, process=tasks.import_batch_process, stale_seconds=settings.IMPORT_STALE_SECONDS
+        )
+    except runs.NotRetryable as exc:
+        error = str(exc)
+    report = selectors.import_batch_report(pk=pk)
+    if not request.htmx:
+        if error:
+            context = {"report": report, "batch": report.batch, "nav": "imports", "retry_error": error}
+            return render(request, "sessions/import_detail.html", context, status=400)
+        return redirect(report.batch)
+    context = {"report": report, "batch": report.batch, "retry_error": error}
+    return render(request, "sessions/import_detail.html#status", context, status=400 if error else 200)

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.crypto import get_random_string
@@ -68,7 +68,17 @@ def conversation_tag_get_or_create(*, actor: AbstractBaseUser, name: str) -> Con
     while ConversationTag.objects.filter(slug=slug).exists():
         slug = f"{base}-{get_random_string(4, 'abcdefghijklmnopqrstuvwxyz0123456789')}"
     colour = TAG_COLOURS[ConversationTag.objects.count() % len(TAG_COLOURS)]
-    return ConversationTag.objects.create(name=name, slug=slug, colour=colour, created_by=actor)
+    try:
+        # Insert-or-read: two first uses of a new name at once both find nothing; the unique name makes the second
+        # insert wait for the first and fail in its own savepoint, and it returns the tag the first one made.
+        with transaction.atomic():
+            return ConversationTag.objects.create(name=name, slug=slug, colour=colour, created_by=actor)
+    except IntegrityError:
+        existing = ConversationTag.objects.filter(name__iexact=name).first()
+        if existing is None:  # the slug was taken meanwhile, not the name: a random one
+            slug = f"{base}-{get_random_string(8, 'abcdefghijklmnopqrstuvwxyz0123456789')}"
+            return ConversationTag.objects.create(name=name, slug=slug, colour=colour, created_by=actor)
+        return existing
 
 
 @dataclass(frozen=True)
@@ -167,7 +177,19 @@ def saved_view_create(*, actor: AbstractBaseUser, name: str, params: QueryDict |
         existing.save(update_fields=["query_string", "shared", "updated_at"])
         return existing
     slug = f"{slugify(name)[:100] or 'view'}-{get_random_string(6, 'abcdefghijklmnopqrstuvwxyz0123456789')}"
-    return SavedView.objects.create(name=name, slug=slug, owner=actor, query_string=query, shared=shared)
+    try:
+        # Insert-or-lock: the same owner saving the same name twice at once (a double submit): the second insert
+        # fails on the unique (owner, name) in its own savepoint and replaces the first one's filter instead.
+        with transaction.atomic():
+            return SavedView.objects.create(name=name, slug=slug, owner=actor, query_string=query, shared=shared)
+    except IntegrityError:
+        existing = SavedView.objects.select_for_update().filter(owner=actor, name=name).first()
+        if existing is None:
+            raise
+        existing.query_string = query
+        existing.shared = shared
+        existing.save(update_fields=["query_string", "shared", "updated_at"])
+        return existing
 
 
 @transaction.atomic

@@ -84,7 +84,25 @@ class Worker:
                 self.proc.wait()
 
 
+    def kill(self) -> None:
+        """Stop the worker the way a crash or an OOM kill does: SIGKILL, no shutdown, nothing acknowledged."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
 _worker: Worker | None = None
+
+
+def restart_worker() -> Worker:
+    """Kill the module's worker (if it still runs) and start a new one on the same database, Redis and uploads; the
+    fixture's teardown stops the new one."""
+    global _worker
+    assert _worker is not None, "restart_worker needs the celery_worker fixture"
+    _worker.kill()
+    _worker = Worker(_worker.upload_dir)
+    _worker.wait_ready()
+    return _worker
 
 
 @pytest.fixture(scope="module")

@@ -94,7 +94,7 @@ def detect_format(path: Path) -> str:
                 f"{f.name}: line {lineno}: cannot tell the format (not a JSON record, not a CSV header); "
                 "pass the format explicitly (native, openai, sharegpt or csv)"
             )
-        raise FileError(f"{f.name}: the file is empty")
+        raise FileError(f"{f.name}: the file is empty: it holds no records (nothing, or only blank lines)")
 
 
 def _loads(data: bytes) -> object:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import redis
 from django.conf import settings
 
 from annotations.triage import job
@@ -81,13 +82,25 @@ def test_send_goes_straight_to_redis_when_it_is_up():
     assert OutboxTask.objects.count() == 0
 
 
+STAND_IN = b"stand-in for a message (tests)"
+
+
 @pytest.fixture
 def sends(monkeypatch):
     """What ``outbox.send`` was asked to send, instead of publishing it (the coalescing decision is under test, and a
     real worker must not run sync tasks against this test's data)."""
     sent = []
-    monkeypatch.setattr(outbox, "send", lambda task, args=(), kwargs=None: sent.append((task.name, kwargs)) or True)
-    return sent
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+    def send(task, args=(), kwargs=None) -> bool:
+        sent.append((task.name, kwargs))
+        # A stand-in in the queue: a mark found with the broker holding no message at all is dropped as orphaned.
+        broker.rpush("celery", STAND_IN)
+        return True
+
+    monkeypatch.setattr(outbox, "send", send)
+    yield sent
+    broker.lrem("celery", 0, STAND_IN)
 
 
 @pytest.fixture

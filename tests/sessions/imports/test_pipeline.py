@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import pytest
 from django.db import connection
 
@@ -349,15 +351,39 @@ def test_a_chunk_the_database_refuses_is_retried_record_by_record(write, monkeyp
     assert rejection.line == 2 and "refused by the database" in rejection.reason
 
 
-def test_running_a_batch_again_starts_its_counts_from_zero(write):
-    path = write("a.jsonl", [conversation("c-1"), b"{bad"])
+class Stop(Exception):
+    """Stands for a worker stopped between two chunks (a time limit)."""
+
+
+def test_an_interrupted_import_resumes_after_its_last_committed_chunk(write, monkeypatch):
+    monkeypatch.setattr(chunking, "CHUNK_CONVERSATIONS", 3)
+    monkeypatch.setattr(pipeline, "PROGRESS_SECONDS", 0.0)
+    records = [conversation(f"c-{i}") for i in range(10)]
+    records[4] = b"{bad"
+    path = write("a.jsonl", records)
     batch = import_batch_create(file_name="a.jsonl", source="s")
-    import_batch_run(batch=batch, path=path)
-    assert (batch.conversations_created, batch.records_rejected) == (1, 1)
-    import_batch_run(batch=batch, path=path)  # e.g. the job was delivered twice
+
+    def stop_after_a_chunk(b):
+        if b.records_read:
+            raise Stop
+
+    with pytest.raises(Stop):
+        import_batch_run(batch=batch, path=path, progress=stop_after_a_chunk, interrupt=(Stop,))
     batch.refresh_from_db()
-    assert (batch.records_read, batch.conversations_created, batch.conversations_unchanged) == (2, 0, 1)
+    assert batch.status == ImportStatus.QUEUED and 0 < batch.records_read < 10
+    done_before = batch.records_read
+    assert Conversation.objects.count() == batch.conversations_created
+
+    import_batch_run(batch=batch, path=path)  # the redelivered job
+    batch.refresh_from_db()
+    assert batch.status == ImportStatus.DONE_WITH_REJECTIONS and done_before < 10
+    assert (batch.records_read, batch.conversations_created, batch.conversations_unchanged) == (10, 9, 0)
     assert batch.records_rejected == 1 and batch.rejections.count() == 1
+    assert Conversation.objects.count() == 9 and Turn.objects.count() == 18
+
+    import_batch_run(batch=batch, path=path)  # delivered once more after it finished: nothing is counted twice
+    batch.refresh_from_db()
+    assert (batch.records_read, batch.conversations_created, batch.records_rejected) == (10, 9, 1)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -397,3 +423,27 @@ def test_chunks_are_bounded_by_bytes_too(write, monkeypatch):
     batch = import_file(path=path, source="s", progress=lambda b: seen.append(b.records_read))
     assert batch.conversations_created == 4
     assert [n for n in seen if n][:4] == [1, 2, 3, 4]
+
+
+BLANK_LINES = 20_000_000
+
+
+def test_millions_of_blank_lines_are_skipped_in_bulk(tmp_path, client, moderator):
+    """A small gzip of blank lines (20 million here, in about 20 KB) finishes with no record and says so."""
+    path = tmp_path / "blank.jsonl.gz"
+    path.write_bytes(gzip.compress(b"\n" * (BLANK_LINES - 1) + b"\r\n  \n", compresslevel=9))
+    assert path.stat().st_size < 100_000
+    batch = import_file(path=path, source="s", format="native")
+    assert batch.status == ImportStatus.DONE and batch.error == ""
+    assert (batch.records_read, batch.conversations_created, batch.records_rejected) == (0, 0, 0)
+    client.force_login(moderator)
+    assert 'id="import-no-records"' in client.get(batch.get_absolute_url()).content.decode()
+    # Detecting the format reads past them the same way, and says what it found.
+    detected = import_file(path=path, source="s")
+    assert detected.status == ImportStatus.FAILED and "no records" in detected.error
+
+
+def test_blank_line_runs_keep_line_numbers(write):
+    path = write("a.jsonl.gz", b"\n\n  \n\r\n" + b"{bad\n" + b"\n" * 5000 + b"   {bad too\n\n")
+    batch = import_file(path=path, source="s", format="native")
+    assert list(batch.rejections.order_by("line").values_list("line", flat=True)) == [5, 5006]
