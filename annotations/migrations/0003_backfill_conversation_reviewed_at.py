@@ -18,7 +18,7 @@ WHERE c.id = first.conversation_id AND c.reviewed_at IS NULL
 class Migration(migrations.Migration):
     dependencies = [
         ("annotations", "0002_seed_tags"),
-        ("conversations", "0005_conversation_reviewed_at"),
+        ("conversations", "0006_conversation_reviewed_at"),
     ]
 
     operations = [migrations.RunSQL(BACKFILL, migrations.RunSQL.noop)]

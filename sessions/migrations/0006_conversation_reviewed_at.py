@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0004_conversation_tags_and_saved_views'),
+        ('conversations', '0005_import_heartbeat'),
     ]
 
     operations = [
