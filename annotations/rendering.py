@@ -33,8 +33,32 @@ from mdurl import decode as url_decode
 
 #: What a rendered reply may contain after sanitising; everything else is dropped (its text kept).
 ALLOWED_TAGS = {
-    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "code", "em",
-    "strong", "s", "a", "span", "table", "thead", "tbody", "tr", "th", "td",
+    "p",
+    "br",
+    "hr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "ul",
+    "ol",
+    "li",
+    "blockquote",
+    "pre",
+    "code",
+    "em",
+    "strong",
+    "s",
+    "a",
+    "span",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
 }
 #: Classes are allowed per tag by ``ALLOWED_CLASSES`` (nh3 wants ``class`` left out of this one).
 ALLOWED_ATTRIBUTES = {
@@ -189,7 +213,7 @@ class _Mapper:
             if number < token.map[1] and start >= self.pos and source_line.endswith(line):
                 begin = start + len(source_line) - len(line)
                 line_src = (begin, begin + len(line))
-                if self.src[stop - 1:stop] == "\n":
+                if self.src[stop - 1 : stop] == "\n":
                     newline_src = (stop - 1, stop)
                 self.pos = stop
             mapped.append((line, (line_src, newline_src)))
@@ -248,8 +272,16 @@ def _rules(stored: str, offsets: list[int]) -> dict[str, Any]:
         title = _escape(url_decode(token.attrGet("src") or ""))
         return f'<span class="md-image" title="Image: {title}">{alt}</span>'
 
-    return {"text": text, "text_special": text, "softbreak": softbreak, "hardbreak": hardbreak,
-            "code_inline": code_inline, "code_block": code_block, "fence": code_block, "image": image}
+    return {
+        "text": text,
+        "text_special": text,
+        "softbreak": softbreak,
+        "hardbreak": hardbreak,
+        "code_inline": code_inline,
+        "code_block": code_block,
+        "fence": code_block,
+        "image": image,
+    }
 
 
 def _normalised(text: str) -> tuple[str, list[int]]:
@@ -263,7 +295,7 @@ def _normalised(text: str) -> tuple[str, list[int]]:
         offsets.append(i)
         if ch == "\r":
             out.append("\n")
-            i += 2 if text[i + 1:i + 2] == "\n" else 1
+            i += 2 if text[i + 1 : i + 2] == "\n" else 1
             continue
         out.append("\ufffd" if ch == "\0" else ch)
         i += 1
@@ -300,11 +332,15 @@ def render_markdown(text: str) -> Rendered:
     renderer.rules.update(_rules(text, offsets))
     html = renderer.render(tokens, _MD.options, {})
     clean = nh3.clean(
-        html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, allowed_classes=ALLOWED_CLASSES,
-        url_schemes=URL_SCHEMES, url_relative="deny", link_rel="noopener noreferrer nofollow",
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        allowed_classes=ALLOWED_CLASSES,
+        url_schemes=URL_SCHEMES,
+        url_relative="deny",
+        link_rel="noopener noreferrer nofollow",
     )
     return Rendered(html=clean, formatted=not _plain(tokens, src))
-
 
 
 def pretty_json(value: Any) -> str:
