@@ -46,7 +46,8 @@ def drag_select(page: Page, turn_id: int, quote: str, occurrence: int = 0) -> No
     its last one (where chromium puts the selection's ends)."""
     box = page.evaluate(
         """([turnId, quote, occurrence]) => {
-            const el = document.querySelector(`#turn-${turnId} [data-reply-text]`);
+            const el = document.querySelector(`#turn-${turnId} [data-reply-md]:not([hidden])`)
+                || document.querySelector(`#turn-${turnId} [data-reply-text]`);
             const text = el.textContent;
             let at = -1;
             for (let i = 0; i <= occurrence; i++) at = text.indexOf(quote, at + 1);
@@ -77,18 +78,33 @@ def drag_select(page: Page, turn_id: int, quote: str, occurrence: int = 0) -> No
     page.mouse.up()
 
 
-def select_range(page: Page, turn_id: int, quote: str) -> None:
-    """Select ``quote`` programmatically (a DOM Range), for selections a mouse cannot place exactly."""
+def select_range(page: Page, turn_id: int, quote: str, occurrence: int = 0) -> None:
+    """Select ``quote`` programmatically (a DOM Range) in the reply's view being read (formatted or raw), for
+    selections a mouse cannot place exactly."""
     page.evaluate(
-        """([turnId, quote]) => {
-            const el = document.querySelector(`#turn-${turnId} [data-reply-text]`);
-            const text = el.textContent, at = text.indexOf(quote);
-            const node = el.firstChild;
+        """([turnId, quote, occurrence]) => {
+            const el = document.querySelector(`#turn-${turnId} [data-reply-md]:not([hidden])`)
+                || document.querySelector(`#turn-${turnId} [data-reply-text]`);
+            const nodes = [];
+            const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+            for (let n = walker.nextNode(); n; n = walker.nextNode()) nodes.push(n);
+            const text = nodes.map((n) => n.data).join("");
+            let at = -1;
+            for (let i = 0; i <= occurrence; i++) at = text.indexOf(quote, at + 1);
+            const point = (offset, isEnd) => {
+                let seen = 0;
+                for (const n of nodes) {
+                    if (offset < seen + n.data.length || (isEnd && offset === seen + n.data.length)) {
+                        return [n, offset - seen];
+                    }
+                    seen += n.data.length;
+                }
+            };
             const range = document.createRange();
-            range.setStart(node, at); range.setEnd(node, at + quote.length);
+            range.setStart(...point(at, false)); range.setEnd(...point(at + quote.length, true));
             const sel = document.getSelection(); sel.removeAllRanges(); sel.addRange(range);
         }""",
-        [turn_id, quote],
+        [turn_id, quote, occurrence],
     )
 
 
