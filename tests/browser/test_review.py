@@ -533,3 +533,154 @@ def test_a_selection_straying_into_the_reply_label_is_clamped_to_the_reply_text(
     expect(page.locator(f"#cards-{turn.pk} .card")).to_have_count(1)
     annotation = Annotation.objects.get()
     assert (annotation.start, annotation.end, annotation.exact) == (0, len("The Eiffel"), "The Eiffel")
+
+
+# --- Markdown replies and the end user's feedback ---------------------------------------------------------------------
+
+MD_REPLY = (
+    "To reset **your** password:\r\n\r\n"
+    "1. Open *Settings* &amp; tap `Reset`\n"
+    "2. Confirm with the code\n\n"
+    "```python\nprint('reset done')\nreset(user, force=True)\n```\n\n"
+    f"Done {THUMBS} ok."
+)
+
+
+def formatted_view(page: Page, turn_id: int):
+    return page.locator(f"#turn-{turn_id} [data-reply-md]")
+
+
+def press_comment(page: Page, body: str, count: int, turn_id: int) -> Annotation:
+    before = set(Annotation.objects.values_list("pk", flat=True))
+    page.keyboard.press("c")
+    page.locator("form.composer").get_by_label("Comment text").fill(body)
+    page.locator("form.composer").get_by_role("button", name="Save").click()
+    expect(page.locator(f"#cards-{turn_id} .card")).to_have_count(count)
+    return Annotation.objects.exclude(pk__in=before).get()
+
+
+def test_selections_in_a_markdown_list_and_code_block_save_exact_source_offsets(page, live_server, moderator):
+    conversation = make_conversation(replies=[MD_REPLY])
+    turn = assistant_turns(conversation)[0]
+    open_review(page, live_server, conversation, "mod")
+
+    view = formatted_view(page, turn.pk)
+    expect(view).to_be_visible()
+    expect(page.locator(f"#turn-{turn.pk} [data-reply-text]")).to_be_hidden()
+    expect(view.locator("ol > li")).to_have_count(2)
+    expect(view.locator("strong")).to_have_text("your")
+    expect(view.locator("pre code")).to_have_css("font-family", re.compile("mono", re.I))
+
+    # A mouse selection across list text and an emphasis: offsets of the stored text, markup included.
+    drag_select(page, turn.pk, "Open Settings & tap")
+    page.get_by_role("toolbar", name="Selected text").get_by_role("button", name="Comment").click()
+    page.locator("form.composer").get_by_label("Comment text").fill("list item")
+    page.locator("form.composer").get_by_role("button", name="Save").click()
+    expect(page.locator(f"#cards-{turn.pk} .card")).to_have_count(1)
+    in_list = Annotation.objects.get()
+    start = MD_REPLY.index("Open")
+    end = MD_REPLY.index("tap") + len("tap")
+    assert (in_list.start, in_list.end) == (start, end)
+    assert in_list.exact == MD_REPLY[start:end] == "Open *Settings* &amp; tap"
+
+    # Inside the fenced code block.
+    select_range(page, turn.pk, "force=True")
+    in_code = press_comment(page, "code", 2, turn.pk)
+    start = MD_REPLY.index("force=True")
+    assert (in_code.start, in_code.end, in_code.exact) == (start, start + len("force=True"), "force=True")
+
+    for _ in range(2):  # as painted after the save, then after a reload
+        assert_highlighted(page, in_list.pk, "Open Settings & tap")
+        assert_highlighted(page, in_code.pk, "force=True")
+        assert page.locator(f"mark[data-annotation-id='{in_code.pk}']").evaluate("m => !!m.closest('pre')")
+        page.reload()
+        page.wait_for_selector("#review[data-ready='1']")
+    assert page.locator(f"#turn-{turn.pk} [data-reply-text]").text_content() == MD_REPLY
+
+
+def test_a_span_ending_inside_an_emoji_in_a_formatted_reply(page, live_server, moderator):
+    conversation = make_conversation(replies=[MD_REPLY])
+    turn = assistant_turns(conversation)[0]
+    open_review(page, live_server, conversation, "mod")
+    # From "Done" to the middle of the thumbs emoji (between its two UTF-16 halves).
+    page.evaluate(
+        """(turnId) => {
+            const view = document.querySelector(`#turn-${turnId} [data-reply-md]`);
+            const span = [...view.querySelectorAll("span[data-src-start]")].find((s) => s.textContent.startsWith("Done"));
+            const node = span.firstChild;
+            const range = document.createRange();
+            range.setStart(node, 0); range.setEnd(node, "Done ".length + 1);
+            const sel = document.getSelection(); sel.removeAllRanges(); sel.addRange(range);
+        }""",
+        turn.pk,
+    )
+    a = press_comment(page, "emoji", 1, turn.pk)
+    start = MD_REPLY.index("Done")
+    assert (a.start, a.end, a.exact) == (start, start + len(f"Done {THUMBS}"), f"Done {THUMBS}")
+    assert_highlighted(page, a.pk, f"Done {THUMBS}")
+    page.reload()
+    page.wait_for_selector("#review[data-ready='1']")
+    assert_highlighted(page, a.pk, f"Done {THUMBS}")
+
+
+def test_raw_toggle_is_remembered_and_highlights_follow_the_view(page, live_server, moderator):
+    from annotations import services
+    from tests.annotations.conftest import span
+
+    conversation = make_conversation(replies=[MD_REPLY, "Plain prose without any markup."])
+    turn, plain = assistant_turns(conversation)
+    a = services.annotation_create(actor=moderator, turn=turn, body="x", **span(turn, "Settings"))
+    open_review(page, live_server, conversation, "mod")
+    expect(page.locator(f"#turn-{plain.pk} [data-action=view]")).to_have_count(0)  # nothing to format
+    assert_highlighted(page, a.pk, "Settings")
+
+    page.locator(f"#turn-{turn.pk} [data-action=view]").click()
+    expect(page.locator(f"#turn-{turn.pk} [data-reply-text]")).to_be_visible()
+    expect(formatted_view(page, turn.pk)).to_be_hidden()
+    expect(page.locator(f"#turn-{turn.pk} [data-reply-text] mark[data-annotation-id='{a.pk}']")).to_have_text("Settings")
+    page.reload()
+    page.wait_for_selector("#review[data-ready='1']")
+    expect(page.locator(f"#turn-{turn.pk} [data-reply-text]")).to_be_visible()
+    expect(page.locator(f"#turn-{turn.pk} [data-action=view]")).to_have_attribute("aria-pressed", "true")
+
+    page.locator(f"#turn-{turn.pk} [data-action=view]").click()
+    expect(formatted_view(page, turn.pk).locator(f"mark[data-annotation-id='{a.pk}']")).to_have_text("Settings")
+    expect(page.locator(f"#turn-{turn.pk} [data-reply-text] mark")).to_have_count(0)
+
+
+def test_review_page_shows_and_filters_by_the_end_users_feedback(page, live_server, moderator):
+    from tests.factories import add_feedback
+
+    conversation = make_conversation(replies=[REPLY, "A second reply that is fine.", "Third reply."])
+    first, second, third = assistant_turns(conversation)
+    add_feedback(first, kind="thumbs_down", categories=["wrong city"], text="It is in Paris!")
+    add_feedback(first, kind="correction", correction="The Eiffel Tower is in Paris.")
+    add_feedback(second, kind="thumbs_up")
+    add_feedback(third, kind="regenerate")
+    open_review(page, live_server, conversation, "mod")
+
+    voice = page.locator(f"#turn-{first.pk} .user-voice")
+    expect(voice).to_contain_text("Thumbs down")
+    expect(voice.locator(".chip")).to_have_text("wrong city")
+    expect(voice).to_contain_text("It is in Paris!")
+    voice.get_by_text("The user's correction").click()
+    expect(voice).to_contain_text("The Eiffel Tower is in Paris.")
+    expect(page.locator(f"#turn-{second.pk} .user-voice")).to_contain_text("Thumbs up")
+    expect(page.locator(f"#turn-{third.pk} .user-voice")).to_contain_text("implicit Regenerated")
+
+    page.get_by_label("End-user feedback").select_option("thumbs_down")
+    expect(page.locator(f"#row-{first.pk}")).to_be_visible()
+    expect(page.locator(f"#row-{second.pk}")).to_be_hidden()
+    expect(page.locator(f"#row-{third.pk}")).to_be_hidden()
+    expect(page.locator("#feedback-count")).to_have_text("1 of 3 replies")
+    assert "feedback=thumbs_down" in page.url
+
+    # The filter is in the address: a reload (or a shared link) keeps it.
+    page.reload()
+    page.wait_for_selector("#review[data-ready='1']")
+    expect(page.locator(f"#row-{second.pk}")).to_be_hidden()
+    page.get_by_label("End-user feedback").select_option("negative")
+    expect(page.locator(f"#row-{third.pk}")).to_be_visible()
+    expect(page.locator(f"#row-{second.pk}")).to_be_hidden()
+    page.get_by_label("End-user feedback").select_option("")
+    expect(page.locator(f"#row-{second.pk}")).to_be_visible()
