@@ -606,7 +606,8 @@ def test_a_span_ending_inside_an_emoji_in_a_formatted_reply(page, live_server, m
     page.evaluate(
         """(turnId) => {
             const view = document.querySelector(`#turn-${turnId} [data-reply-md]`);
-            const span = [...view.querySelectorAll("span[data-src-start]")].find((s) => s.textContent.startsWith("Done"));
+            const span = [...view.querySelectorAll("span[data-src-start]")]
+                .find((s) => s.textContent.startsWith("Done"));
             const node = span.firstChild;
             const range = document.createRange();
             range.setStart(node, 0); range.setEnd(node, "Done ".length + 1);
@@ -637,7 +638,8 @@ def test_raw_toggle_is_remembered_and_highlights_follow_the_view(page, live_serv
     page.locator(f"#turn-{turn.pk} [data-action=view]").click()
     expect(page.locator(f"#turn-{turn.pk} [data-reply-text]")).to_be_visible()
     expect(formatted_view(page, turn.pk)).to_be_hidden()
-    expect(page.locator(f"#turn-{turn.pk} [data-reply-text] mark[data-annotation-id='{a.pk}']")).to_have_text("Settings")
+    raw_mark = page.locator(f"#turn-{turn.pk} [data-reply-text] mark[data-annotation-id='{a.pk}']")
+    expect(raw_mark).to_have_text("Settings")
     page.reload()
     page.wait_for_selector("#review[data-ready='1']")
     expect(page.locator(f"#turn-{turn.pk} [data-reply-text]")).to_be_visible()
