@@ -686,3 +686,23 @@ def test_review_page_shows_and_filters_by_the_end_users_feedback(page, live_serv
     expect(page.locator(f"#row-{second.pk}")).to_be_hidden()
     page.get_by_label("End-user feedback").select_option("")
     expect(page.locator(f"#row-{second.pk}")).to_be_visible()
+
+
+def test_markdown_links_images_and_raw_html_in_a_reply_stay_inert(page, live_server, moderator):
+    reply = (
+        "**Bold** <script>window.__xss = 1</script> <img src=x onerror=\"window.__xss=1\">\n\n"
+        "[click](javascript:window.__xss=1) [out](/logout/) ![pixel](https://tracker.example/p.png)\n\n"
+        '<div hx-get="/logout/" hx-trigger="load">htmx bait</div>'
+    )
+    conversation = make_conversation(replies=[reply])
+    turn = assistant_turns(conversation)[0]
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    open_review(page, live_server, conversation, "mod")
+    view = formatted_view(page, turn.pk)
+    expect(view.locator("strong")).to_have_text("Bold")
+    expect(view).to_contain_text("<script>window.__xss = 1</script>")
+    expect(view).to_contain_text('<div hx-get="/logout/" hx-trigger="load">htmx bait</div>')
+    assert view.locator("script, img, div, [hx-get], [onerror], a[href^='javascript'], a[href^='/']").count() == 0
+    assert page.evaluate("() => window.__xss") is None
+    assert not [u for u in requests if "logout" in u or "tracker.example" in u or u.endswith("/x")]
