@@ -389,10 +389,8 @@ function showView(reply, raw) {
   if (!formatted) return;
   formatted.hidden = raw;
   rawOf(reply).hidden = !raw;
-  const toggle = reply.querySelector("[data-action=view]");
-  toggle.setAttribute("aria-pressed", String(raw));
-  toggle.textContent = raw ? "Formatted" : "Raw text";
-  toggle.title = raw ? "Show the reply's Markdown formatted" : "Show the stored text as it is";
+  // A toggle button: pressed while the raw text is shown.
+  reply.querySelector("[data-action=view]").setAttribute("aria-pressed", String(raw));
 }
 
 function restoreViews() {
