@@ -95,6 +95,14 @@ function sourceOffset(view, node, offset, edge) {
   if (span && view.contains(span)) {
     const [s, e] = spanRange(span);
     const local = utf16Offset(span, node, offset);
+    // A boundary on the edge of a span belongs with the text selected: an end at a span's start is the previous
+    // span's end, a start at a span's end the next span's start (the markup between them stays out).
+    const atEdge = edge === "end" ? local === 0 : local >= span.textContent.length;
+    if (atEdge) {
+      const spans = [...mappedSpans(view)];
+      const neighbour = spans[spans.indexOf(span) + (edge === "end" ? -1 : 1)];
+      if (neighbour) return spanRange(neighbour)[edge === "end" ? 1 : 0];
+    }
     if (span.classList.contains("md-atomic")) {
       if (local === 0) return s;
       if (local >= span.textContent.length) return e;

@@ -706,3 +706,26 @@ def test_markdown_links_images_and_raw_html_in_a_reply_stay_inert(page, live_ser
     assert view.locator("script, img, div, [hx-get], [onerror], a[href^='javascript'], a[href^='/']").count() == 0
     assert page.evaluate("() => window.__xss") is None
     assert not [u for u in requests if "logout" in u or "tracker.example" in u or u.endswith("/x")]
+
+
+def test_a_selection_bounded_by_markup_leaves_the_markup_out(page, live_server, moderator):
+    conversation = make_conversation(replies=[MD_REPLY])
+    turn = assistant_turns(conversation)[0]
+    open_review(page, live_server, conversation, "mod")
+    # From the end of "Open " (just before the emphasis) to the start of the space after it.
+    page.evaluate(
+        """(turnId) => {
+            const view = document.querySelector(`#turn-${turnId} [data-reply-md]`);
+            const spans = [...view.querySelectorAll("span[data-src-start]")];
+            const open = spans.find((s) => s.textContent === "Open ");
+            const after = spans[spans.indexOf(open) + 2];  // "Open ", "Settings", " "
+            const range = document.createRange();
+            range.setStart(open.firstChild, open.textContent.length); range.setEnd(after, 0);
+            const sel = document.getSelection(); sel.removeAllRanges(); sel.addRange(range);
+        }""",
+        turn.pk,
+    )
+    a = press_comment(page, "emphasis only", 1, turn.pk)
+    start = MD_REPLY.index("Settings")
+    assert (a.start, a.end, a.exact) == (start, start + len("Settings"), "Settings")
+    assert_highlighted(page, a.pk, "Settings")
