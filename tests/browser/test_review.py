@@ -729,3 +729,26 @@ def test_a_selection_bounded_by_markup_leaves_the_markup_out(page, live_server, 
     start = MD_REPLY.index("Settings")
     assert (a.start, a.end, a.exact) == (start, start + len("Settings"), "Settings")
     assert_highlighted(page, a.pk, "Settings")
+
+
+def test_keyboard_selection_and_a_pending_suggestion_in_a_formatted_reply(page, live_server, moderator):
+    from annotations import services
+    from tests.annotations.conftest import span
+
+    conversation = make_conversation(replies=[MD_REPLY])
+    turn = assistant_turns(conversation)[0]
+    suggestion = services.annotation_create(
+        actor=moderator, turn=turn, kind="suggestion", replacement="Preferences", **span(turn, "Settings")
+    )
+    open_review(page, live_server, conversation, "mod")
+    insert = formatted_view(page, turn.pk).locator(f"mark.hl-insert[data-annotation-id='{suggestion.pk}']")
+    expect(insert).to_have_text("Settings")
+    expect(insert).to_have_attribute("data-replacement", "Preferences")
+
+    page.keyboard.press("j")
+    expect(page.locator(f"#turn-{turn.pk}")).to_be_focused()
+    for _ in range(len("To reset")):
+        page.keyboard.press("Shift+ArrowRight")
+    a = press_comment(page, "by keyboard", 2, turn.pk)
+    assert (a.start, a.end, a.exact) == (0, len("To reset"), "To reset")
+    assert_highlighted(page, a.pk, "To reset")
