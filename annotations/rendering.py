@@ -3,10 +3,10 @@
 Reviewers read the formatted reply but annotate the stored text: selectors count code points of ``Turn.content``
 (docs/review.md, "Anchoring"). So every piece of text the renderer writes is wrapped in
 ``<span data-src-start="s" data-src-end="e">``, where [s, e) is the code-point range of the stored text it came
-from. When the span's text has as many code points as its range (plain text, code), the two correspond character
-for character; otherwise (an entity such as ``&amp;``, a backslash escape, a line ending ``\\r\\n``) the span stands
-for its whole range. The browser converts a selection through these spans to source offsets, and paints a
-highlight by finding the spans its range covers (static/js/review.js).
+from. Where the span's text and its range correspond character for character (plain text, code) the browser
+converts offsets one to one; otherwise (an entity such as ``&amp;``, a backslash escape, a line ending ``\\r\\n``)
+the span is marked ``md-atomic`` and stands for its whole range. The browser converts a selection through these
+spans to source offsets, and paints a highlight by finding the spans its range covers (static/js/review.js).
 
 Why markdown-it-py with ``html`` off and then nh3: markdown-it is a CommonMark parser whose tokens say where each
 block starts (line maps), which the source map needs; with ``html`` off, raw HTML in a reply (``<script>``,
@@ -32,34 +32,9 @@ from markdown_it.utils import EnvType, OptionsDict
 from mdurl import decode as url_decode
 
 #: What a rendered reply may contain after sanitising; everything else is dropped (its text kept).
-ALLOWED_TAGS = {
-    "p",
-    "br",
-    "hr",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "ul",
-    "ol",
-    "li",
-    "blockquote",
-    "pre",
-    "code",
-    "em",
-    "strong",
-    "s",
-    "a",
-    "span",
-    "table",
-    "thead",
-    "tbody",
-    "tr",
-    "th",
-    "td",
-}
+ALLOWED_TAGS = set(
+    "p br hr h1 h2 h3 h4 h5 h6 ul ol li blockquote pre code em strong s a span table thead tbody tr th td".split()
+)
 #: Classes are allowed per tag by ``ALLOWED_CLASSES`` (nh3 wants ``class`` left out of this one).
 ALLOWED_ATTRIBUTES = {
     "span": {"data-src-start", "data-src-end", "title"},
