@@ -63,8 +63,8 @@ _MD = _parser()
 @dataclass
 class Rendered:
     html: str
-    #: False when the reply is plain prose: one paragraph whose text is the stored text (lines kept apart by
-    #: newlines), where the formatted view would show nothing the raw one does not.
+    #: False when the reply is plain prose (paragraphs of text only), where the formatted view would show nothing
+    #: the raw one does not.
     formatted: bool
 
 
@@ -287,13 +287,11 @@ def _align_tables(tokens: list[Token]) -> None:
             token.attrSet("class", f"md-{style.split(':', 1)[1].strip()}")
 
 
-def _plain(tokens: list[Token], src: str) -> bool:
-    if [t.type for t in tokens] != ["paragraph_open", "inline", "paragraph_close"]:
-        return False
-    children = tokens[1].children or []
-    if any(c.type not in ("text", "softbreak") for c in children):
-        return False
-    return "".join("\n" if c.type == "softbreak" else c.content for c in children) == src
+def _plain(tokens: list[Token]) -> bool:
+    """Only paragraphs of text: the raw view shows all the formatted one would (its line breaks even better)."""
+    return all(t.type in ("paragraph_open", "inline", "paragraph_close") for t in tokens) and all(
+        c.type in ("text", "softbreak") for t in tokens for c in t.children or []
+    )
 
 
 def render_markdown(text: str) -> Rendered:
@@ -315,7 +313,7 @@ def render_markdown(text: str) -> Rendered:
         url_relative="deny",
         link_rel="noopener noreferrer nofollow",
     )
-    return Rendered(html=clean, formatted=not _plain(tokens, src))
+    return Rendered(html=clean, formatted=not _plain(tokens))
 
 
 def pretty_json(value: Any) -> str:

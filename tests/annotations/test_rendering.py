@@ -120,6 +120,7 @@ def test_raw_html_links_and_images_are_inert():
 
 def test_plain_prose_is_not_offered_formatted():
     assert not rendering.render_markdown("Just a sentence.\nAnd a second line.").formatted
+    assert not rendering.render_markdown("  One paragraph.\r\n\r\nAnother, 2 * 3 = 6.\n").formatted
     assert rendering.render_markdown("A **bold** claim.").formatted
     assert rendering.render_markdown("- a list").formatted
 
