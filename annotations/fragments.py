@@ -22,10 +22,12 @@ from django.core.cache import cache
 from django.core.cache.utils import make_template_fragment_key
 from django.http import HttpRequest
 from django.template.loader import get_template, render_to_string
+from django.utils.safestring import mark_safe
 
-from annotations import anchoring, selectors
+from annotations import anchoring, rendering, selectors
 from annotations import permissions as perms
 from annotations.models import Annotation, Tag
+from sessions.models import Turn, TurnRole
 
 TEMPLATE = "annotations/review.html"
 FRAGMENT_SECONDS = 24 * 3600
@@ -126,6 +128,24 @@ def render_cards(request: HttpRequest, rows: list, tags: list[Tag], *, saved: An
     _fill(rows, keys, render, "card_html")
 
 
+def turn_context(turn: Turn, view: selectors.TurnView) -> dict:
+    """A turn's template context: a reply with its Markdown rendered (source-mapped, sanitised) and its end-user
+    feedback. The feedback is part of the import, so the turn's cache key (the conversation's content hash) covers
+    it."""
+    ctx = {"turn": turn, "text_hash": view.text_hash, "correction": view.correction}
+    if turn.role == TurnRole.ASSISTANT:
+        rendered = rendering.render_markdown(turn.content)
+        feedback = getattr(turn, "feedback", [])
+        ctx.update(
+            formatted=rendered.formatted,
+            # Sanitised by nh3 with an allow-list of tags and attributes (annotations/rendering.py).
+            reply_html=mark_safe(rendered.html),  # noqa: S308
+            feedback=feedback,
+            feedback_flags=selectors.feedback_flags(feedback),
+        )
+    return ctx
+
+
 def render_turns(request: HttpRequest, data: selectors.ReviewData) -> None:
     """Give each turn view ``html``: the reply (or user/system turn) with its context and corrected reply."""
     context = permission_context(request)
@@ -133,8 +153,8 @@ def render_turns(request: HttpRequest, data: selectors.ReviewData) -> None:
     def render(missing: list) -> list[str]:
         full = selectors.turns_full([tv.turn.pk for tv in missing])
         return [
-            render_to_string(f"{TEMPLATE}#turn", {"turn": full.get(tv.turn.pk, tv.turn), "text_hash": tv.text_hash,
-                                                  "correction": tv.correction, **context}, request=request)
+            render_to_string(f"{TEMPLATE}#turn", {**turn_context(full.get(tv.turn.pk, tv.turn), tv), **context},
+                             request=request)
             for tv in missing
         ]
 

@@ -15,6 +15,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import (
     BooleanField,
     ExpressionWrapper,
+    F,
     JSONField,
     OuterRef,
     Prefetch,
@@ -29,7 +30,16 @@ from django.utils import timezone
 
 from annotations import anchoring
 from annotations.models import AnchorState, Annotation, AnnotationReply, AuditEvent, Correction, Tag
-from sessions.models import Conversation, Turn, TurnRole
+from sessions.models import (
+    IMPLICIT_KINDS,
+    NEGATIVE_KINDS,
+    RATING_NEGATIVE_MAX,
+    Conversation,
+    FeedbackEvent,
+    FeedbackKind,
+    Turn,
+    TurnRole,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -230,8 +240,51 @@ TURN_RENDER_ONLY_FIELDS = ("metadata", "system_prompt", "retrieved_documents", "
 
 
 def turns_full(ids: list[int]) -> dict[int, Turn]:
-    """Whole turns (system context included) for rendering them: one query for any number."""
-    return Turn.objects.defer("metadata").in_bulk(ids)
+    """Whole turns (system context included) for rendering them, each with its end-user feedback events
+    (``feedback``, oldest first): one query for any number."""
+    turns = Turn.objects.defer("metadata").annotate(feedback_rows=feedback_rows()).in_bulk(ids)
+    for turn in turns.values():
+        turn.feedback = feedback_from_rows(turn.feedback_rows)  # type: ignore[attr-defined]
+    return turns
+
+
+#: The fields of a feedback event the review page shows.
+FEEDBACK_FIELDS = ("id", "kind", "rating", "categories", "text", "correction", "is_negative", "created_at")
+
+
+def feedback_rows() -> Coalesce:
+    """A turn's end-user feedback events as one JSON array, as an expression to annotate turns with (read with the
+    turns, so rendering a reply costs no query more)."""
+    rows = (
+        FeedbackEvent.objects.filter(turn_id=OuterRef("pk")).order_by().values("turn_id")
+        .annotate(rows=JSONBAgg(JSONObject(**{f: f for f in FEEDBACK_FIELDS}),
+                                order_by=(F("created_at").asc(nulls_last=True), "id")))
+        .values("rows")
+    )
+    return Coalesce(Subquery(rows), Value([], output_field=JSONField()))
+
+
+def feedback_flags(events: list[FeedbackEvent]) -> str:
+    """What the review page's "End-user feedback" filter matches a reply by: its events' kinds and ``any``,
+    ``negative``, ``low_rating``, ``text``, ``user_correction``, ``implicit``; space-separated."""
+    flags = set()
+    for event in events:
+        low = event.kind == FeedbackKind.RATING and event.rating is not None and event.rating <= RATING_NEGATIVE_MAX
+        flags.add(event.kind)
+        flags.update(name for name, found in (
+            ("any", True), ("negative", event.is_negative or event.kind in NEGATIVE_KINDS or low),
+            ("low_rating", low), ("text", bool(event.text)), ("user_correction", bool(event.correction)),
+            ("implicit", event.kind in IMPLICIT_KINDS),
+        ) if found)
+    return " ".join(sorted(flags))
+
+
+def feedback_from_rows(rows: list[dict]) -> list[FeedbackEvent]:
+    """The events of a ``feedback_rows()`` array as model instances (unsaved copies: only shown)."""
+    return [
+        FeedbackEvent(**{**row, "categories": row["categories"] or [], "created_at": _when(row["created_at"])})
+        for row in rows
+    ]
 
 
 def review_data(conversation_id: int) -> ReviewData:

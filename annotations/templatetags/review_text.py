@@ -6,6 +6,8 @@ from django import template
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from annotations import rendering
+
 register = template.Library()
 
 
@@ -24,3 +26,15 @@ def exact_text(value: str) -> SafeString:
 def as_json(value) -> str:
     """Pretty JSON for the audit trail's before/after (returned unsafe: the template escapes it)."""
     return json.dumps(value, indent=1, ensure_ascii=False, sort_keys=True, default=str)
+
+
+@register.filter
+def pretty_json(value) -> str:
+    """Tool calls and other JSON context as indented JSON, not a Python repr (returned unsafe: escaped)."""
+    return rendering.pretty_json(value)
+
+
+@register.filter
+def json_or_text(value: str) -> str:
+    """A tool turn's content as indented JSON when it is JSON, else as it is (returned unsafe: escaped)."""
+    return rendering.json_or_text(value)

@@ -1,7 +1,10 @@
 // Review workspace: selection toolbar, composer, highlights, margin cards, filters, keyboard, live updates.
 // A module loaded from 'self' (no inline script: the CSP forbids it). Page data comes from json_script and from the
-// server-rendered cards' data attributes. Offsets sent to and read from the server are Unicode code points; the DOM
-// speaks UTF-16, so every crossing goes through toCodePoints / toUtf16.
+// server-rendered cards' data attributes. Offsets sent to and read from the server are Unicode code points of the
+// stored reply text; the DOM speaks UTF-16, so every crossing goes through toCodePoints / toUtf16. A reply is read
+// either as its stored text ([data-reply-text], whose text content is exactly the turn text) or formatted
+// ([data-reply-md], rendered Markdown whose text pieces are spans carrying their range of the stored text:
+// data-src-start / data-src-end; annotations/rendering.py).
 import {
   createTextPositionSelectorMatcher,
   highlightText,
@@ -61,14 +64,75 @@ function snapToGraphemes(text, start, end) {
 
 // --- highlights --------------------------------------------------------------------------------------------------------
 
-const replyText = (reply) => reply.querySelector("[data-reply-text]");
+const rawOf = (reply) => reply.querySelector("[data-reply-text]");
+const formattedOf = (reply) => reply.querySelector("[data-reply-md]");
+const isFormatted = (view) => view.hasAttribute("data-reply-md");
+/** The view of a reply being read: formatted Markdown, or the stored text as it is. */
+function replyText(reply) {
+  const formatted = formattedOf(reply);
+  return formatted && !formatted.hidden ? formatted : rawOf(reply);
+}
+/** The stored text of a reply (the raw view's text content, marks included: they wrap, never add, text). */
+const sourceOf = (reply) => rawOf(reply).textContent;
 const cardsOf = (turnId) => document.getElementById(`cards-${turnId}`);
+const mappedSpans = (view) => view.querySelectorAll("span[data-src-start]");
+const spanRange = (span) => [Number(span.dataset.srcStart), Number(span.dataset.srcEnd)];
+const codePointLength = (text) => toCodePoints(text, text.length);
 
 function clearMarks(textEl) {
   for (const mark of textEl.querySelectorAll("mark.hl")) {
     mark.replaceWith(...mark.childNodes);
   }
   textEl.normalize();
+}
+
+/** Code-point offset in the stored text of a boundary point in a formatted view. Inside a mapped span: its place
+ * there (a span standing for its range as a whole, .md-atomic, gives its start or end). Elsewhere (between blocks):
+ * the next span's start for a selection's start, the previous span's end for its end. */
+function sourceOffset(view, node, offset, edge) {
+  const el = node.nodeType === Node.ELEMENT_NODE ? node : node.parentElement;
+  const span = el?.closest("span[data-src-start]");
+  if (span && view.contains(span)) {
+    const [s, e] = spanRange(span);
+    const local = utf16Offset(span, node, offset);
+    // A boundary on the edge of a span belongs with the text selected: an end at a span's start is the previous
+    // span's end, a start at a span's end the next span's start (the markup between them stays out).
+    const atEdge = edge === "end" ? local === 0 : local >= span.textContent.length;
+    if (atEdge) {
+      const spans = [...mappedSpans(view)];
+      const neighbour = spans[spans.indexOf(span) + (edge === "end" ? -1 : 1)];
+      if (neighbour) return spanRange(neighbour)[edge === "end" ? 1 : 0];
+    }
+    if (span.classList.contains("md-atomic")) {
+      if (local === 0) return s;
+      if (local >= span.textContent.length) return e;
+      return edge === "start" ? s : e;
+    }
+    return Math.min(e, s + toCodePoints(span.textContent, local));
+  }
+  const spans = [...mappedSpans(view)];
+  const place = (sp) => {
+    const r = document.createRange();
+    r.selectNodeContents(sp);
+    return r.comparePoint(node, offset); // -1: the point is before the span, 1: after it
+  };
+  if (edge === "start") {
+    const next = spans.find((sp) => place(sp) <= 0);
+    return next ? spanRange(next)[0] : spans.length ? spanRange(spans[spans.length - 1])[1] : 0;
+  }
+  const previous = spans.findLast((sp) => place(sp) >= 0);
+  return previous ? spanRange(previous)[1] : spans.length ? spanRange(spans[0])[0] : 0;
+}
+
+/** A DOM range inside a reply's view as UTF-16 offsets [start, end) of the stored text. */
+function sourceRange(reply, view, range) {
+  if (!isFormatted(view)) {
+    return [utf16Offset(view, range.startContainer, range.startOffset),
+      utf16Offset(view, range.endContainer, range.endOffset)];
+  }
+  const source = sourceOf(reply);
+  return [toUtf16(source, sourceOffset(view, range.startContainer, range.startOffset, "start")),
+    toUtf16(source, sourceOffset(view, range.endContainer, range.endOffset, "end"))];
 }
 
 function cardVisible(card) {
@@ -108,6 +172,8 @@ async function paintReply(reply) {
   // Repainting replaces the text nodes; a selection someone is making (mouse or Shift+arrows) must not be lost.
   const saved = saveSelection(textEl);
   try {
+    // Only the view being read carries marks (the margin lines cards up with them).
+    for (const view of [rawOf(reply), formattedOf(reply)]) if (view && view !== textEl) clearMarks(view);
     await paintMarks(reply, textEl);
   } finally {
     restoreSelection(textEl, saved);
@@ -137,21 +203,39 @@ function markClasses(card) {
   return classes.join(" ");
 }
 
+/** Where a highlight [start, end) of the stored text is painted in a view: [element, start, end] in code points of
+ * the element's text. The raw view is the stored text; in a formatted one, each mapped span the highlight touches
+ * (a span standing for its range as a whole, all of it). */
+function paintTargets(view, start, end) {
+  if (!isFormatted(view)) return [[view, start, end]];
+  const targets = [];
+  for (const span of mappedSpans(view)) {
+    const [s, e] = spanRange(span);
+    if (e <= start || s >= end) continue;
+    if (span.classList.contains("md-atomic")) targets.push([span, 0, codePointLength(span.textContent)]);
+    else targets.push([span, Math.max(start, s) - s, Math.min(end, e) - s]);
+  }
+  return targets.filter(([, s, e]) => s < e);
+}
+
 async function paintMarks(reply, textEl) {
   clearMarks(textEl);
-  const text = textEl.textContent;
+  const text = sourceOf(reply);
   const cards = cardsOf(reply.dataset.turnId);
   if (!cards) return;
   for (const { card, start, end } of paintOrder(cards, text)) {
-    // A fresh scope per highlight: wrapping text in marks splits and moves the text nodes a previous scope held,
-    // which left it empty ("Scope contains no text nodes") once a highlight covered the whole reply.
-    const scope = document.createRange();
-    scope.selectNodeContents(textEl);
-    // The library's TextPositionSelector counts code points, as the W3C model and the server do.
-    const matcher = createTextPositionSelectorMatcher({ type: "TextPositionSelector", start, end });
-    for await (const range of matcher(scope)) {
-      highlightText(range, "mark", { class: markClasses(card), "data-annotation-id": card.dataset.annotationId });
-      break;
+    for (const [element, from, to] of paintTargets(textEl, start, end)) {
+      // A fresh scope per highlight (and mapped span): wrapping text in marks splits and moves the text nodes a
+      // previous scope held, which left it empty ("Scope contains no text nodes") once a highlight covered the
+      // whole reply.
+      const scope = document.createRange();
+      scope.selectNodeContents(element);
+      // The library's TextPositionSelector counts code points, as the W3C model and the server do.
+      const matcher = createTextPositionSelectorMatcher({ type: "TextPositionSelector", start: from, end: to });
+      for await (const range of matcher(scope)) {
+        highlightText(range, "mark", { class: markClasses(card), "data-annotation-id": card.dataset.annotationId });
+        break;
+      }
     }
     const marks = textEl.querySelectorAll(`mark[data-annotation-id="${card.dataset.annotationId}"]`);
     if (marks.length && card.dataset.kind === "suggestion" && card.dataset.suggestion === "pending") {
@@ -235,6 +319,102 @@ function ensureAuthorOption(card) {
   filters.author.append(new Option(name, id));
 }
 
+// --- end-user feedback filter: replies (with the turns leading up to each) by their feedback events --------------
+
+const feedbackFilter = document.getElementById("filter-feedback");
+const feedbackCount = document.getElementById("feedback-count");
+
+function feedbackMatches(reply, wanted) {
+  const flags = reply.dataset.feedback.split(/\s+/).filter(Boolean);
+  if (!wanted) return true;
+  return wanted === "none" ? !flags.includes("any") : flags.includes(wanted);
+}
+
+function applyFeedbackFilter() {
+  const wanted = feedbackFilter.value;
+  let leading = []; // context rows (the user's question) before the next reply
+  let shown = 0;
+  let total = 0;
+  let lastShown = true;
+  for (const row of review.querySelectorAll(":scope > section.turn-row")) {
+    const reply = row.querySelector(".reply");
+    if (!reply) {
+      leading.push(row);
+      continue;
+    }
+    lastShown = feedbackMatches(reply, wanted);
+    total += 1;
+    shown += lastShown ? 1 : 0;
+    for (const el of [...leading, row]) el.hidden = !lastShown;
+    leading = [];
+  }
+  for (const el of leading) el.hidden = !lastShown;
+  feedbackCount.textContent = wanted ? `${shown} of ${total} replies` : "";
+  const url = new URL(window.location.href);
+  if (wanted) url.searchParams.set("feedback", wanted);
+  else url.searchParams.delete("feedback");
+  window.history.replaceState(window.history.state, "", url);
+  layout();
+}
+feedbackFilter.addEventListener("change", applyFeedbackFilter);
+
+function feedbackFilterFromUrl() {
+  const wanted = new URLSearchParams(window.location.search).get("feedback");
+  if (wanted && feedbackFilter.querySelector(`option[value="${CSS.escape(wanted)}"]`)) {
+    feedbackFilter.value = wanted;
+    applyFeedbackFilter();
+  }
+}
+
+// --- raw / formatted view of a reply, remembered per user and reply in localStorage ---------------------------------
+
+const VIEW_KEY = `review:raw-replies:${config.userId}`;
+const VIEW_MEMORY = 2000; // replies remembered; the oldest choices are forgotten first
+
+function rawChoices() {
+  try {
+    return JSON.parse(window.localStorage.getItem(VIEW_KEY) || "{}");
+  } catch {
+    return {}; // storage disabled or a damaged entry: every reply formatted
+  }
+}
+
+function rememberView(turnId, raw) {
+  const choices = rawChoices();
+  delete choices[turnId];
+  if (raw) choices[turnId] = 1;
+  const ids = Object.keys(choices);
+  for (const id of ids.slice(0, Math.max(0, ids.length - VIEW_MEMORY))) delete choices[id];
+  try {
+    window.localStorage.setItem(VIEW_KEY, JSON.stringify(choices));
+  } catch {
+    // storage full or disabled: the choice holds for this page only
+  }
+}
+
+function showView(reply, raw) {
+  const formatted = formattedOf(reply);
+  if (!formatted) return;
+  formatted.hidden = raw;
+  rawOf(reply).hidden = !raw;
+  // A toggle button: pressed while the raw text is shown.
+  reply.querySelector("[data-action=view]").setAttribute("aria-pressed", String(raw));
+}
+
+function restoreViews() {
+  const choices = rawChoices();
+  for (const reply of document.querySelectorAll(".reply.has-formatted")) {
+    if (choices[reply.dataset.turnId]) showView(reply, true);
+  }
+}
+
+function toggleView(reply) {
+  const raw = !rawOf(reply).hidden;
+  showView(reply, !raw);
+  rememberView(reply.dataset.turnId, !raw);
+  return repaint([reply]);
+}
+
 // --- selection and toolbar -------------------------------------------------------------------------------------------
 
 /** UTF-16 offset of a DOM boundary point inside `textEl`'s text (marks included: they wrap, never add, text). */
@@ -275,12 +455,12 @@ function selectionInReply() {
   const textEl = replyTextOf(sel.getRangeAt(0));
   const range = textEl && clampTo(sel.getRangeAt(0), textEl);
   if (!range) return null;
-  const text = textEl.textContent;
-  const [s16, e16] = snapToGraphemes(text, utf16Offset(textEl, range.startContainer, range.startOffset),
-    utf16Offset(textEl, range.endContainer, range.endOffset));
-  if (!text.slice(s16, e16).trim()) return null;
+  const reply = textEl.closest(".reply");
+  const text = sourceOf(reply);
+  const [s16, e16] = snapToGraphemes(text, ...sourceRange(reply, textEl, range));
+  if (s16 >= e16 || !text.slice(s16, e16).trim()) return null;
   return {
-    reply: textEl.closest(".reply"),
+    reply,
     start: toCodePoints(text, s16),
     end: toCodePoints(text, e16),
     exact: text.slice(s16, e16),
@@ -399,6 +579,11 @@ review.addEventListener("click", (ev) => {
   const gotoBtn = ev.target.closest("[data-action=goto]");
   if (gotoBtn) {
     activate(gotoBtn.closest(".card").dataset.annotationId, { focusMark: true });
+    return;
+  }
+  const viewToggle = ev.target.closest("[data-action=view]");
+  if (viewToggle) {
+    toggleView(viewToggle.closest(".reply"));
     return;
   }
   const whole = ev.target.closest("[data-action=whole]");
@@ -560,7 +745,7 @@ function currentReply() {
 }
 
 function moveReply(step) {
-  const replies = [...document.querySelectorAll(".reply")];
+  const replies = [...document.querySelectorAll(".reply")].filter((r) => !r.closest(".turn-row")?.hidden);
   if (!replies.length) return;
   const current = currentReply();
   let index = current ? replies.indexOf(current) + step : step > 0 ? 0 : replies.length - 1;
@@ -655,6 +840,8 @@ document.addEventListener("keydown", (ev) => {
 
 observeCards(document);
 window.addEventListener("resize", () => requestAnimationFrame(layout));
+restoreViews();
+feedbackFilterFromUrl();
 repaint().then(() => {
   review.dataset.ready = "1";
 });

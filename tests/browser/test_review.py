@@ -46,7 +46,8 @@ def drag_select(page: Page, turn_id: int, quote: str, occurrence: int = 0) -> No
     its last one (where chromium puts the selection's ends)."""
     box = page.evaluate(
         """([turnId, quote, occurrence]) => {
-            const el = document.querySelector(`#turn-${turnId} [data-reply-text]`);
+            const el = document.querySelector(`#turn-${turnId} [data-reply-md]:not([hidden])`)
+                || document.querySelector(`#turn-${turnId} [data-reply-text]`);
             const text = el.textContent;
             let at = -1;
             for (let i = 0; i <= occurrence; i++) at = text.indexOf(quote, at + 1);
@@ -77,18 +78,33 @@ def drag_select(page: Page, turn_id: int, quote: str, occurrence: int = 0) -> No
     page.mouse.up()
 
 
-def select_range(page: Page, turn_id: int, quote: str) -> None:
-    """Select ``quote`` programmatically (a DOM Range), for selections a mouse cannot place exactly."""
+def select_range(page: Page, turn_id: int, quote: str, occurrence: int = 0) -> None:
+    """Select ``quote`` programmatically (a DOM Range) in the reply's view being read (formatted or raw), for
+    selections a mouse cannot place exactly."""
     page.evaluate(
-        """([turnId, quote]) => {
-            const el = document.querySelector(`#turn-${turnId} [data-reply-text]`);
-            const text = el.textContent, at = text.indexOf(quote);
-            const node = el.firstChild;
+        """([turnId, quote, occurrence]) => {
+            const el = document.querySelector(`#turn-${turnId} [data-reply-md]:not([hidden])`)
+                || document.querySelector(`#turn-${turnId} [data-reply-text]`);
+            const nodes = [];
+            const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+            for (let n = walker.nextNode(); n; n = walker.nextNode()) nodes.push(n);
+            const text = nodes.map((n) => n.data).join("");
+            let at = -1;
+            for (let i = 0; i <= occurrence; i++) at = text.indexOf(quote, at + 1);
+            const point = (offset, isEnd) => {
+                let seen = 0;
+                for (const n of nodes) {
+                    if (offset < seen + n.data.length || (isEnd && offset === seen + n.data.length)) {
+                        return [n, offset - seen];
+                    }
+                    seen += n.data.length;
+                }
+            };
             const range = document.createRange();
-            range.setStart(node, at); range.setEnd(node, at + quote.length);
+            range.setStart(...point(at, false)); range.setEnd(...point(at + quote.length, true));
             const sel = document.getSelection(); sel.removeAllRanges(); sel.addRange(range);
         }""",
-        [turn_id, quote],
+        [turn_id, quote, occurrence],
     )
 
 
@@ -571,3 +587,222 @@ def test_overlapping_nested_identical_and_mid_emoji_spans_all_render_and_survive
         assert page.locator(f"#turn-{turn.pk} [data-reply-text]").text_content() == text
         page.reload()
         page.wait_for_selector("#review[data-ready='1']")
+
+
+# --- Markdown replies and the end user's feedback ---------------------------------------------------------------------
+
+MD_REPLY = (
+    "To reset **your** password:\r\n\r\n"
+    "1. Open *Settings* &amp; tap `Reset`\n"
+    "2. Confirm with the code\n\n"
+    "```python\nprint('reset done')\nreset(user, force=True)\n```\n\n"
+    f"Done {THUMBS} ok."
+)
+
+
+def formatted_view(page: Page, turn_id: int):
+    return page.locator(f"#turn-{turn_id} [data-reply-md]")
+
+
+def press_comment(page: Page, body: str, count: int, turn_id: int) -> Annotation:
+    before = set(Annotation.objects.values_list("pk", flat=True))
+    page.keyboard.press("c")
+    page.locator("form.composer").get_by_label("Comment text").fill(body)
+    page.locator("form.composer").get_by_role("button", name="Save").click()
+    expect(page.locator(f"#cards-{turn_id} .card")).to_have_count(count)
+    return Annotation.objects.exclude(pk__in=before).get()
+
+
+def test_selections_in_a_markdown_list_and_code_block_save_exact_source_offsets(page, live_server, moderator):
+    conversation = make_conversation(replies=[MD_REPLY])
+    turn = assistant_turns(conversation)[0]
+    open_review(page, live_server, conversation, "mod")
+
+    view = formatted_view(page, turn.pk)
+    expect(view).to_be_visible()
+    expect(page.locator(f"#turn-{turn.pk} [data-reply-text]")).to_be_hidden()
+    expect(view.locator("ol > li")).to_have_count(2)
+    expect(view.locator("strong")).to_have_text("your")
+    expect(view.locator("pre code")).to_have_css("font-family", re.compile("mono", re.I))
+
+    # A mouse selection across list text and an emphasis: offsets of the stored text, markup included.
+    drag_select(page, turn.pk, "Open Settings & tap")
+    page.get_by_role("toolbar", name="Selected text").get_by_role("button", name="Comment").click()
+    page.locator("form.composer").get_by_label("Comment text").fill("list item")
+    page.locator("form.composer").get_by_role("button", name="Save").click()
+    expect(page.locator(f"#cards-{turn.pk} .card")).to_have_count(1)
+    in_list = Annotation.objects.get()
+    start = MD_REPLY.index("Open")
+    end = MD_REPLY.index("tap") + len("tap")
+    assert (in_list.start, in_list.end) == (start, end)
+    assert in_list.exact == MD_REPLY[start:end] == "Open *Settings* &amp; tap"
+
+    # Inside the fenced code block.
+    select_range(page, turn.pk, "force=True")
+    in_code = press_comment(page, "code", 2, turn.pk)
+    start = MD_REPLY.index("force=True")
+    assert (in_code.start, in_code.end, in_code.exact) == (start, start + len("force=True"), "force=True")
+
+    for _ in range(2):  # as painted after the save, then after a reload
+        assert_highlighted(page, in_list.pk, "Open Settings & tap")
+        assert_highlighted(page, in_code.pk, "force=True")
+        assert page.locator(f"mark[data-annotation-id='{in_code.pk}']").evaluate("m => !!m.closest('pre')")
+        page.reload()
+        page.wait_for_selector("#review[data-ready='1']")
+    assert page.locator(f"#turn-{turn.pk} [data-reply-text]").text_content() == MD_REPLY
+
+
+def test_a_span_ending_inside_an_emoji_in_a_formatted_reply(page, live_server, moderator):
+    conversation = make_conversation(replies=[MD_REPLY])
+    turn = assistant_turns(conversation)[0]
+    open_review(page, live_server, conversation, "mod")
+    # From "Done" to the middle of the thumbs emoji (between its two UTF-16 halves).
+    page.evaluate(
+        """(turnId) => {
+            const view = document.querySelector(`#turn-${turnId} [data-reply-md]`);
+            const span = [...view.querySelectorAll("span[data-src-start]")]
+                .find((s) => s.textContent.startsWith("Done"));
+            const node = span.firstChild;
+            const range = document.createRange();
+            range.setStart(node, 0); range.setEnd(node, "Done ".length + 1);
+            const sel = document.getSelection(); sel.removeAllRanges(); sel.addRange(range);
+        }""",
+        turn.pk,
+    )
+    a = press_comment(page, "emoji", 1, turn.pk)
+    start = MD_REPLY.index("Done")
+    assert (a.start, a.end, a.exact) == (start, start + len(f"Done {THUMBS}"), f"Done {THUMBS}")
+    assert_highlighted(page, a.pk, f"Done {THUMBS}")
+    page.reload()
+    page.wait_for_selector("#review[data-ready='1']")
+    assert_highlighted(page, a.pk, f"Done {THUMBS}")
+
+
+def test_raw_toggle_is_remembered_and_highlights_follow_the_view(page, live_server, moderator):
+    from annotations import services
+    from tests.annotations.conftest import span
+
+    conversation = make_conversation(replies=[MD_REPLY, "Plain prose without any markup."])
+    turn, plain = assistant_turns(conversation)
+    a = services.annotation_create(actor=moderator, turn=turn, body="x", **span(turn, "Settings"))
+    open_review(page, live_server, conversation, "mod")
+    expect(page.locator(f"#turn-{plain.pk} [data-action=view]")).to_have_count(0)  # nothing to format
+    assert_highlighted(page, a.pk, "Settings")
+
+    page.locator(f"#turn-{turn.pk} [data-action=view]").click()
+    expect(page.locator(f"#turn-{turn.pk} [data-reply-text]")).to_be_visible()
+    expect(formatted_view(page, turn.pk)).to_be_hidden()
+    raw_mark = page.locator(f"#turn-{turn.pk} [data-reply-text] mark[data-annotation-id='{a.pk}']")
+    expect(raw_mark).to_have_text("Settings")
+    page.reload()
+    page.wait_for_selector("#review[data-ready='1']")
+    expect(page.locator(f"#turn-{turn.pk} [data-reply-text]")).to_be_visible()
+    expect(page.locator(f"#turn-{turn.pk} [data-action=view]")).to_have_attribute("aria-pressed", "true")
+
+    page.locator(f"#turn-{turn.pk} [data-action=view]").click()
+    expect(formatted_view(page, turn.pk).locator(f"mark[data-annotation-id='{a.pk}']")).to_have_text("Settings")
+    expect(page.locator(f"#turn-{turn.pk} [data-reply-text] mark")).to_have_count(0)
+
+
+def test_review_page_shows_and_filters_by_the_end_users_feedback(page, live_server, moderator):
+    from tests.factories import add_feedback
+
+    conversation = make_conversation(replies=[REPLY, "A second reply that is fine.", "Third reply."])
+    first, second, third = assistant_turns(conversation)
+    add_feedback(first, kind="thumbs_down", categories=["wrong city"], text="It is in Paris!")
+    add_feedback(first, kind="correction", correction="The Eiffel Tower is in Paris.")
+    add_feedback(second, kind="thumbs_up")
+    add_feedback(third, kind="regenerate")
+    open_review(page, live_server, conversation, "mod")
+
+    voice = page.locator(f"#turn-{first.pk} .user-voice")
+    expect(voice).to_contain_text("Thumbs down")
+    expect(voice.locator(".chip")).to_have_text("wrong city")
+    expect(voice).to_contain_text("It is in Paris!")
+    voice.get_by_text("The user's correction").click()
+    expect(voice).to_contain_text("The Eiffel Tower is in Paris.")
+    expect(page.locator(f"#turn-{second.pk} .user-voice")).to_contain_text("Thumbs up")
+    expect(page.locator(f"#turn-{third.pk} .user-voice")).to_contain_text("implicit Regenerated")
+
+    page.get_by_label("End-user feedback").select_option("thumbs_down")
+    expect(page.locator(f"#row-{first.pk}")).to_be_visible()
+    expect(page.locator(f"#row-{second.pk}")).to_be_hidden()
+    expect(page.locator(f"#row-{third.pk}")).to_be_hidden()
+    expect(page.locator("#feedback-count")).to_have_text("1 of 3 replies")
+    assert "feedback=thumbs_down" in page.url
+
+    # The filter is in the address: a reload (or a shared link) keeps it.
+    page.reload()
+    page.wait_for_selector("#review[data-ready='1']")
+    expect(page.locator(f"#row-{second.pk}")).to_be_hidden()
+    page.get_by_label("End-user feedback").select_option("negative")
+    expect(page.locator(f"#row-{third.pk}")).to_be_visible()
+    expect(page.locator(f"#row-{second.pk}")).to_be_hidden()
+    page.get_by_label("End-user feedback").select_option("")
+    expect(page.locator(f"#row-{second.pk}")).to_be_visible()
+
+
+def test_markdown_links_images_and_raw_html_in_a_reply_stay_inert(page, live_server, moderator):
+    reply = (
+        "**Bold** <script>window.__xss = 1</script> <img src=x onerror=\"window.__xss=1\">\n\n"
+        "[click](javascript:window.__xss=1) [out](/logout/) ![pixel](https://tracker.example/p.png)\n\n"
+        '<div hx-get="/logout/" hx-trigger="load">htmx bait</div>'
+    )
+    conversation = make_conversation(replies=[reply])
+    turn = assistant_turns(conversation)[0]
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    open_review(page, live_server, conversation, "mod")
+    view = formatted_view(page, turn.pk)
+    expect(view.locator("strong")).to_have_text("Bold")
+    expect(view).to_contain_text("<script>window.__xss = 1</script>")
+    expect(view).to_contain_text('<div hx-get="/logout/" hx-trigger="load">htmx bait</div>')
+    assert view.locator("script, img, div, [hx-get], [onerror], a[href^='javascript'], a[href^='/']").count() == 0
+    assert page.evaluate("() => window.__xss") is None
+    assert not [u for u in requests if "logout" in u or "tracker.example" in u or u.endswith("/x")]
+
+
+def test_a_selection_bounded_by_markup_leaves_the_markup_out(page, live_server, moderator):
+    conversation = make_conversation(replies=[MD_REPLY])
+    turn = assistant_turns(conversation)[0]
+    open_review(page, live_server, conversation, "mod")
+    # From the end of "Open " (just before the emphasis) to the start of the space after it.
+    page.evaluate(
+        """(turnId) => {
+            const view = document.querySelector(`#turn-${turnId} [data-reply-md]`);
+            const spans = [...view.querySelectorAll("span[data-src-start]")];
+            const open = spans.find((s) => s.textContent === "Open ");
+            const after = spans[spans.indexOf(open) + 2];  // "Open ", "Settings", " "
+            const range = document.createRange();
+            range.setStart(open.firstChild, open.textContent.length); range.setEnd(after, 0);
+            const sel = document.getSelection(); sel.removeAllRanges(); sel.addRange(range);
+        }""",
+        turn.pk,
+    )
+    a = press_comment(page, "emphasis only", 1, turn.pk)
+    start = MD_REPLY.index("Settings")
+    assert (a.start, a.end, a.exact) == (start, start + len("Settings"), "Settings")
+    assert_highlighted(page, a.pk, "Settings")
+
+
+def test_keyboard_selection_and_a_pending_suggestion_in_a_formatted_reply(page, live_server, moderator):
+    from annotations import services
+    from tests.annotations.conftest import span
+
+    conversation = make_conversation(replies=[MD_REPLY])
+    turn = assistant_turns(conversation)[0]
+    suggestion = services.annotation_create(
+        actor=moderator, turn=turn, kind="suggestion", replacement="Preferences", **span(turn, "Settings")
+    )
+    open_review(page, live_server, conversation, "mod")
+    insert = formatted_view(page, turn.pk).locator(f"mark.hl-insert[data-annotation-id='{suggestion.pk}']")
+    expect(insert).to_have_text("Settings")
+    expect(insert).to_have_attribute("data-replacement", "Preferences")
+
+    page.keyboard.press("j")
+    expect(page.locator(f"#turn-{turn.pk}")).to_be_focused()
+    for _ in range(len("To reset")):
+        page.keyboard.press("Shift+ArrowRight")
+    a = press_comment(page, "by keyboard", 2, turn.pk)
+    assert (a.start, a.end, a.exact) == (0, len("To reset"), "To reset")
+    assert_highlighted(page, a.pk, "To reset")
