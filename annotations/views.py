@@ -133,6 +133,7 @@ def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
 
 
 @require_GET
+@handles_errors
 def changes(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     """Polled every few seconds: 204 when nothing changed since ``since``, otherwise the changed cards and
     corrections as out-of-band fragments plus a new poller carrying the new stamp."""

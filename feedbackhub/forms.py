@@ -66,3 +66,13 @@ class DayField(forms.DateField):
     """A date filter: a DateField that refuses days outside EARLIEST_DAY..LATEST_DAY."""
 
     default_validators = [validate_day]
+
+
+BIGINT_MAX = 2**63 - 1
+
+
+class BigIntField(forms.IntegerField):
+    """A whole number that fits a bigint column (PostgreSQL refuses a larger one with an error, not a miss)."""
+
+    def __init__(self, *, min_value: int = -BIGINT_MAX, max_value: int = BIGINT_MAX, **kwargs: Any) -> None:
+        super().__init__(min_value=min_value, max_value=max_value, **kwargs)

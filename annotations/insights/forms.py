@@ -7,7 +7,7 @@ import datetime as dt
 from django import forms
 
 from annotations.insights.selectors import DEFAULT_DAYS, SPLITS, DashboardFilters
-from feedbackhub.forms import DayField, is_id
+from feedbackhub.forms import BigIntField, DayField, is_id
 from sessions.models import Environment
 
 ANY = [("", "Any")]
@@ -83,7 +83,7 @@ class DashboardFilterForm(forms.Form):
 class SpanFilterForm(forms.Form):
     """The reviewer-tag drill-down: a tag and the dashboard's filters."""
 
-    tag = forms.IntegerField(min_value=1)
+    tag = BigIntField(min_value=1)
     date_from = DayField()
     date_to = DayField()
     environment = forms.CharField(required=False, max_length=16)
