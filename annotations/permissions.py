@@ -43,3 +43,8 @@ def require_author(user: User, obj) -> None:
     require_annotate(user)
     if not is_author(user, obj):
         raise PermissionDenied("Only the author can change or delete this.")
+
+
+def can_read_deleted(user: User, obj) -> bool:
+    """The text of a deleted annotation or reply (in its history): its author and admins only."""
+    return is_author(user, obj) or roles.has_role(user, roles.ADMIN)

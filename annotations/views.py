@@ -236,7 +236,7 @@ def annotation_card(request: HtmxHttpRequest, annotation_id: int) -> HttpRespons
 @require_GET
 def annotation_history(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
     get_object_or_404(Annotation, pk=annotation_id)
-    return render(request, f"{TEMPLATE}#history", {"events": selectors.annotation_history(annotation_id)})
+    return render(request, f"{TEMPLATE}#history", {"events": selectors.annotation_history(annotation_id, request.user)})
 
 
 # --- replies --------------------------------------------------------------------------------------------------------
