@@ -53,7 +53,6 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
-    "feedbackhub.middleware.ApiErrorsMiddleware",
     # Last, as django-axes asks: it turns a locked-out login attempt into the lock-out page.
     "axes.middleware.AxesMiddleware",
 ]

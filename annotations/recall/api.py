@@ -51,7 +51,7 @@ def parse_request(body: bytes) -> RecallRequest:
     """The validated request; ``BadRequest`` names the first field that is wrong."""
     try:
         data = json.loads(body or b"")
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
+    except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(None, f"The body is not valid JSON: {exc}.") from None
     if not isinstance(data, dict):
         raise BadRequest(None, "The body must be a JSON object such as {\"input\": \"...\"}.")

@@ -18,7 +18,6 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from annotations.selectors import all_tags
-from feedbackhub.forms import validate_day
 
 MAX_K = 20
 DEFAULT_K = 5
@@ -72,13 +71,6 @@ def _string(value: Any, max_length: int, **params: Any) -> str:
                               params={"type": type(value).__name__, **params})
     if len(value) > max_length:
         raise ValidationError("at most %(max)s characters.", code="max_length", params={"max": max_length, **params})
-    # PostgreSQL text cannot hold NUL, and a lone surrogate (a JSON "\ud800" escape) cannot be encoded at all.
-    if "\x00" in value:
-        raise ValidationError("must not contain NUL characters.", code="null_characters", params=params)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError("must not contain lone surrogates.", code="surrogates", params=params) from None
     return value.strip()
 
 
@@ -143,16 +135,12 @@ class JsonDayField(_JsonField):
         except ValueError:
             moment = day = None
         if moment is not None:
-            try:
-                if timezone.is_naive(moment):
-                    moment = timezone.make_aware(moment)
-                day = timezone.localtime(moment).date()
-            except OverflowError:  # 0001-01-01T00:00+05:00 is a day before the first one Python has
-                day = dt.date.min
+            if timezone.is_naive(moment):
+                moment = timezone.make_aware(moment)
+            day = timezone.localtime(moment).date()
         if day is None:
             raise ValidationError("%(text)r is not an ISO 8601 date (2026-01-31) or date-time.", code="invalid",
                                   params={"text": text})
-        validate_day(day)
         return day
 
 
