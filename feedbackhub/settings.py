@@ -235,6 +235,8 @@ IMPORT_MAX_FILE_BYTES = env.int("IMPORT_MAX_FILE_BYTES", default=20 * 1024**3)
 IMPORT_MAX_LINE_BYTES = env.int("IMPORT_MAX_LINE_BYTES", default=16 * 1024**2)
 IMPORT_MAX_REJECTIONS_STORED = env.int("IMPORT_MAX_REJECTIONS_STORED", default=10_000)
 IMPORT_UPLOAD_DIR = env.path("IMPORT_UPLOAD_DIR", default=BASE_DIR / ".data" / "uploads")
+# A failed import's upload is kept this long for a retry, then removed (as are files no import refers to).
+IMPORT_FAILED_UPLOAD_HOURS = env.float("IMPORT_FAILED_UPLOAD_HOURS", default=24.0)
 
 # --- Dataset exports: above this many examples the browser's export runs as a background job writing here ----------
 CURATION_STREAM_MAX_EXAMPLES = env.int("CURATION_STREAM_MAX_EXAMPLES", default=5000)
