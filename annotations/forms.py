@@ -91,7 +91,8 @@ class ChangesForm(forms.Form):
             return None
         if parsed is None or parsed.tzinfo is None or not EARLIEST_DAY <= parsed.date() <= LATEST_DAY:
             return None  # also a stamp so near the ends of time that the poll's overlap would overflow
-        return parsed
+        # In UTC: PostgreSQL refuses offsets beyond 15:59, which Python accepts up to 23:59.
+        return parsed.astimezone(dt.UTC)
 
 
 def parse(form_class: type[forms.Form], data: QueryDict) -> dict[str, Any]:

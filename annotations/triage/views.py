@@ -21,7 +21,7 @@ from django_htmx.http import trigger_client_event
 
 from annotations.models import Tag
 from annotations.triage import actions, permissions, proposals, selectors
-from annotations.triage.forms import QueueFilterForm
+from annotations.triage.forms import GuidanceForm, QueueFilterForm
 from annotations.triage.models import Cluster, Resolution, Status
 from feedbackhub import forms as id_forms
 from feedbackhub import roles
@@ -161,7 +161,10 @@ def set_status(request: HtmxHttpRequest, cluster_id: int) -> str:
 
 @action
 def guidance(request: HtmxHttpRequest, cluster_id: int) -> str:
-    actions.cluster_set_guidance(actor=request.user, cluster_id=cluster_id, guidance=request.POST.get("guidance", ""))
+    form = GuidanceForm(request.POST)
+    if not form.is_valid():
+        raise ValidationError(form.errors.as_data())
+    actions.cluster_set_guidance(actor=request.user, cluster_id=cluster_id, guidance=form.cleaned_data["guidance"])
     return "Guidance saved."
 
 

@@ -72,8 +72,9 @@ def test_failed_imports_keep_their_file_for_a_retry_then_lose_it(
     assert not stored.exists() and batch.stored_path == "" and _files(upload_dir) == []
 
 
-def test_files_no_import_refers_to_are_removed_once_old(moderator_client, upload_dir, settings,
-                                                       django_capture_on_commit_callbacks):
+def test_files_no_import_refers_to_are_removed_once_old(
+    moderator_client, upload_dir, settings, django_capture_on_commit_callbacks
+):
     orphan = upload_dir / ("0" * 32) / "left-by-a-dead-request.jsonl"
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(RECORD)

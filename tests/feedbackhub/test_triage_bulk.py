@@ -64,3 +64,10 @@ def test_bulk_status_applies_to_every_cluster_when_none_is_refused(client, moder
     client.force_login(moderator)
     assert "Updated 2 clusters." in _bulk(client, clusters=[a.pk, b.pk], op="status", status=Status.TRIAGING)
     assert set(Cluster.objects.values_list("status", flat=True)) == {Status.TRIAGING}
+
+
+def test_a_nul_in_guidance_is_refused_with_the_field_named(client, moderator):
+    a, _ = _clusters(2)
+    client.force_login(moderator)
+    html = client.post(reverse("triage:guidance", args=[a.pk]), {"guidance": "a\x00b"}, follow=True).content.decode()
+    assert "guidance: Null characters are not allowed." in html

@@ -11,8 +11,9 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--hours", type=float, default=None,
-                            help="age in hours (default IMPORT_FAILED_UPLOAD_HOURS)")
+        parser.add_argument(
+            "--hours", type=float, default=None, help="age in hours (default IMPORT_FAILED_UPLOAD_HOURS)"
+        )
 
     def handle(self, *args, hours: float | None = None, **options) -> None:
         removed = abandoned_uploads_remove(older_than=None if hours is None else timedelta(hours=hours))
