@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
 from annotations.models import AnnotationKind
-from feedbackhub.forms import IdListField
+from feedbackhub.forms import EARLIEST_DAY, LATEST_DAY, IdListField
 
 
 def _text(**kwargs: Any) -> forms.CharField:
@@ -89,7 +89,10 @@ class ChangesForm(forms.Form):
             parsed = dt.datetime.fromisoformat(value) if value else None
         except ValueError:
             return None
-        return parsed if parsed is not None and parsed.tzinfo else None
+        if parsed is None or parsed.tzinfo is None or not EARLIEST_DAY <= parsed.date() <= LATEST_DAY:
+            return None  # also a stamp so near the ends of time that the poll's overlap would overflow
+        # In UTC: PostgreSQL refuses offsets beyond 15:59, which Python accepts up to 23:59.
+        return parsed.astimezone(dt.UTC)
 
 
 def parse(form_class: type[forms.Form], data: QueryDict) -> dict[str, Any]:

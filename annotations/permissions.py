@@ -71,3 +71,8 @@ def require_second_approver(user: User, correction) -> None:
     refusal = four_eyes_refusal(user, correction)
     if refusal:
         raise PermissionDenied(refusal)
+
+
+def can_read_deleted(user: User, obj) -> bool:
+    """The text of a deleted annotation or reply (in its history): its author and admins only."""
+    return is_author(user, obj) or roles.has_role(user, roles.ADMIN)

@@ -28,7 +28,7 @@ from django.db.models.functions import Coalesce, JSONObject
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from annotations import anchoring
+from annotations import anchoring, permissions
 from annotations.models import AnchorState, Annotation, AnnotationReply, AuditEvent, Correction, Tag
 from sessions.models import (
     IMPLICIT_KINDS,
@@ -382,9 +382,35 @@ def annotation_for_card(annotation_id: int, tags: list[Tag]) -> Annotation:
     return with_tag_lists([get_object_or_404(annotation_queryset(), pk=annotation_id)], tags)[0]
 
 
-def annotation_history(annotation_id: int) -> list[AuditEvent]:
-    """The audit trail of an annotation: its own events and its replies', oldest first."""
-    return list(AuditEvent.objects.filter(annotation_id=annotation_id).select_related("actor").order_by("at", "id"))
+#: What the history shows instead of a deleted annotation's or reply's text to those who may not read it.
+DELETED_TEXT = "deleted"
+#: The fields of an audit state that hold what its author wrote (``exact`` quotes the reply, not the author).
+TEXT_FIELDS = ("body", "replacement")
+
+
+def annotation_history(annotation_id: int, viewer) -> list[AuditEvent]:  # noqa: ANN001 (a user or AnonymousUser)
+    """The audit trail of an annotation: its own events and its replies', oldest first. The text of a deleted
+    annotation or reply is shown only to its author and admins; others read "deleted" in its place."""
+    events = list(AuditEvent.objects.filter(annotation_id=annotation_id).select_related("actor").order_by("at", "id"))
+    annotation = Annotation.objects.only("author_id", "deleted_at").get(pk=annotation_id)
+    hidden: set[tuple[str, int]] = set()
+    if annotation.deleted_at is not None and not permissions.can_read_deleted(viewer, annotation):
+        hidden.add(("annotation", annotation.pk))
+    replies = AnnotationReply.objects.filter(annotation_id=annotation_id).only("author_id", "deleted_at")
+    for reply in replies:
+        deleted = reply.deleted_at is not None or annotation.deleted_at is not None
+        if deleted and not permissions.can_read_deleted(viewer, reply):
+            hidden.add(("annotationreply", reply.pk))
+    for event in events:
+        if (event.object_type, event.object_id) in hidden:
+            event.before, event.after = _redacted(event.before), _redacted(event.after)
+    return events
+
+
+def _redacted(state: dict | None) -> dict | None:
+    if not state:
+        return state
+    return {key: DELETED_TEXT if key in TEXT_FIELDS and value else value for key, value in state.items()}
 
 
 def correction_history(correction_id: int) -> list[AuditEvent]:

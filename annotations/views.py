@@ -133,6 +133,7 @@ def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
 
 
 @require_GET
+@handles_errors
 def changes(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     """Polled every few seconds: 204 when nothing changed since ``since``, otherwise the changed cards and
     corrections as out-of-band fragments plus a new poller carrying the new stamp."""
@@ -235,7 +236,7 @@ def annotation_card(request: HtmxHttpRequest, annotation_id: int) -> HttpRespons
 @require_GET
 def annotation_history(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
     get_object_or_404(Annotation, pk=annotation_id)
-    return render(request, f"{TEMPLATE}#history", {"events": selectors.annotation_history(annotation_id)})
+    return render(request, f"{TEMPLATE}#history", {"events": selectors.annotation_history(annotation_id, request.user)})
 
 
 # --- replies --------------------------------------------------------------------------------------------------------

@@ -7,11 +7,13 @@ Roles are read fresh on every request, so a change of groups applies to the next
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import OuterRef
+from django.http import HttpRequest
 
 from feedbackhub import roles
 
@@ -19,10 +21,20 @@ from feedbackhub import roles
 class RolesModelBackend(ModelBackend):
     def get_user(self, user_id):  # noqa: ANN001, ANN201 (Django's signature)
         group_names = Group.objects.filter(user=OuterRef("pk")).values("name")
-        user = get_user_model()._default_manager.annotate(role_names=ArraySubquery(group_names)).filter(
-            pk=user_id
-        ).first()
+        user = (
+            get_user_model()._default_manager.annotate(role_names=ArraySubquery(group_names)).filter(pk=user_id).first()
+        )
         if user is None or not self.user_can_authenticate(user):
             return None
         roles.remember(user, user.role_names)
         return user
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address for the login lock-out: REMOTE_ADDR, or behind a proxy (BEHIND_PROXY) the last
+    X-Forwarded-For entry, the one the proxy itself added (earlier entries are whatever the client sent)."""
+    if settings.BEHIND_PROXY:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
+        if forwarded:
+            return forwarded[:45]
+    return request.META.get("REMOTE_ADDR")

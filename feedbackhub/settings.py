@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "axes",
     "feedbackhub",
     "sessions.apps.ConversationsConfig",
     "annotations",
@@ -53,6 +54,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login attempt into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "feedbackhub.urls"
@@ -97,9 +100,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# ModelBackend that reads the user's roles with the user (one query per request instead of two).
-AUTHENTICATION_BACKENDS = ["feedbackhub.auth_backend.RolesModelBackend"]
+# django-axes first (it refuses a locked-out login before any password is checked), then the ModelBackend that
+# reads the user's roles with the user (one query per request instead of two).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "feedbackhub.auth_backend.RolesModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "conversations:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -123,13 +128,39 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 SESSION_ENGINE = "feedbackhub.session_store"
 SESSION_CACHE_SECONDS = env.int("SESSION_CACHE_SECONDS", default=300)
 SESSION_COOKIE_HTTPONLY = True
+# Production (DEBUG off) is HTTPS only and passes `manage.py check --deploy` with no warning; development (DEBUG=1)
+# keeps plain http on localhost. Each can be turned off on its own (docs/security.md).
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_PROXY", default=False) else None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+# The preload directive only makes the site eligible for browsers' preload lists; it is submitted by hand, if ever.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+# A load balancer's probe may ask for /healthz over plain http inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# BEHIND_PROXY=1 when a TLS-terminating proxy forwards plain http: the request is then https when the proxy says so
+# in X-Forwarded-Proto (the proxy must set or strip that header, or any client could claim https), and the client
+# address for the login lock-out is the last X-Forwarded-For entry, the one the proxy added.
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# The "/healthz" details (hosts, versions, components) go to staff and to a request carrying this token
+# (Authorization: Bearer ... or X-Health-Token); everyone else gets the bare status. Empty: staff only.
+HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
+
+# Login lock-out (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username from one address, that
+# pair is refused for AXES_COOLOFF_TIME hours (the lock-out page), even with the right password. A success resets
+# the count. Lift a lock-out early with `manage.py axes_reset` (or axes_reset_username NAME) or in the admin.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "feedbackhub.auth_backend.client_ip"
+# Lock-outs are kept in the database (the admin lists them); the failed attempts' passwords never are.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 
 # Enforced Content-Security-Policy: no inline script, no eval, nothing from other origins.
 CONTENT_SECURITY_POLICY = {
@@ -229,6 +260,8 @@ IMPORT_STALE_SECONDS = env.int("IMPORT_STALE_SECONDS", default=300)
 IMPORT_MAX_ATTEMPTS = env.int("IMPORT_MAX_ATTEMPTS", default=5)
 # One run of an import task stops at this soft limit and a new task resumes it after its last committed chunk.
 IMPORT_RUN_SOFT_TIME_LIMIT = env.int("IMPORT_RUN_SOFT_TIME_LIMIT", default=600)
+# A failed import's upload is kept this long for a retry, then removed (as are files no import refers to).
+IMPORT_FAILED_UPLOAD_HOURS = env.float("IMPORT_FAILED_UPLOAD_HOURS", default=24.0)
 
 # --- Four-eyes review: the author of a correction cannot be its only approver (docs/review.md) -------------------
 REVIEW_FOUR_EYES = env.bool("REVIEW_FOUR_EYES", default=True)

@@ -8,6 +8,7 @@ from django import forms
 from django.http import QueryDict
 from django.utils import timezone
 
+from feedbackhub.forms import DayField
 from sessions.models import Environment, FeedbackKind
 from sessions.selectors import ConversationFilters, Cursor, FilterChoices
 
@@ -49,8 +50,8 @@ class ConversationFilterForm(forms.Form):
     app_version = forms.CharField(
         required=False, max_length=128, label="App version", widget=forms.TextInput(attrs={"placeholder": "exact"})
     )
-    started_from = forms.DateField(required=False, label="Started from", widget=forms.DateInput(attrs={"type": "date"}))
-    started_to = forms.DateField(required=False, label="Started to", widget=forms.DateInput(attrs={"type": "date"}))
+    started_from = DayField(required=False, label="Started from", widget=forms.DateInput(attrs={"type": "date"}))
+    started_to = DayField(required=False, label="Started to", widget=forms.DateInput(attrs={"type": "date"}))
     feedback = forms.ChoiceField(
         required=False, label="Feedback type", choices=ANY + list(FeedbackKind.choices), widget=forms.Select
     )

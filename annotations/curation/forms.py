@@ -8,6 +8,7 @@ from django.core.exceptions import BadRequest
 
 from annotations.curation.models import Dataset, ExampleStatus, ExportFormat
 from annotations.curation.selectors import CorrectionFilters
+from feedbackhub.forms import BigIntField
 from sessions.models import Environment
 
 #: Longest free-text filter kept (longer text is cut, not refused: it comes from a search box).
@@ -37,7 +38,7 @@ class ExamplePageForm(forms.Form):
     """A dataset's examples: the status filter and the keyset cursor."""
 
     status = _LenientChoiceField(choices=ExampleStatus.values)
-    after = forms.IntegerField(required=False)
+    after = BigIntField(required=False)
 
 
 class CorrectionFilterForm(forms.Form):
@@ -45,11 +46,11 @@ class CorrectionFilterForm(forms.Form):
 
     model_version = forms.CharField(required=False)
     environment = _LenientChoiceField(choices=Environment.values)
-    tag = forms.IntegerField(required=False)
+    tag = BigIntField(required=False)
     q = forms.CharField(required=False)
-    turn = forms.IntegerField(required=False)
-    not_in = forms.IntegerField(required=False)
-    offset = forms.IntegerField(required=False)
+    turn = BigIntField(required=False)
+    not_in = BigIntField(required=False)
+    offset = BigIntField(required=False)
 
     def clean_q(self) -> str:
         return self.cleaned_data["q"][:MAX_QUERY_CHARS]
@@ -69,7 +70,7 @@ class ExportForm(forms.Form):
     """An export request: the format, optionally a version number, and the DPO variant."""
 
     format = forms.ChoiceField(choices=ExportFormat.choices)
-    version = forms.IntegerField(required=False)
+    version = BigIntField(required=False)
     dpo_form = forms.CharField(required=False)
     #: Admins only: export the original text, private data included (recorded on the job).
     unscrubbed = forms.BooleanField(required=False)

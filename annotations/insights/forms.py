@@ -7,7 +7,7 @@ import datetime as dt
 from django import forms
 
 from annotations.insights.selectors import DEFAULT_DAYS, SPLITS, DashboardFilters
-from feedbackhub.forms import is_id
+from feedbackhub.forms import BigIntField, DayField, is_id
 from sessions.models import Environment
 
 ANY = [("", "Any")]
@@ -18,8 +18,8 @@ MAX_RANGE_DAYS = 3 * 366
 
 
 class DashboardFilterForm(forms.Form):
-    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = DayField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = DayField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
     environment = forms.ChoiceField(required=False, choices=ANY + list(Environment.choices), widget=forms.Select)
     user_role = forms.CharField(required=False, max_length=64, label="User role", widget=forms.Select)
     app_version = forms.CharField(
@@ -83,9 +83,9 @@ class DashboardFilterForm(forms.Form):
 class SpanFilterForm(forms.Form):
     """The reviewer-tag drill-down: a tag and the dashboard's filters."""
 
-    tag = forms.IntegerField(min_value=1)
-    date_from = forms.DateField()
-    date_to = forms.DateField()
+    tag = BigIntField(min_value=1)
+    date_from = DayField()
+    date_to = DayField()
     environment = forms.CharField(required=False, max_length=16)
     user_role = forms.CharField(required=False, max_length=64)
     app_version = forms.CharField(required=False, max_length=128)

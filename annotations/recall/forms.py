@@ -7,6 +7,7 @@ from django import forms
 from annotations.models import Tag
 from annotations.recall import selectors
 from annotations.recall.models import SourceKind
+from feedbackhub.forms import DayField
 from sessions.models import Environment
 from sessions.selectors import FilterChoices
 
@@ -35,8 +36,8 @@ class RecallSearchForm(forms.Form):
         queryset=Tag.objects.all(), required=False, to_field_name="slug", empty_label="Any", label="Tag"
     )
     source = forms.ChoiceField(required=False, label="Feedback from", choices=ANY + list(SourceKind.choices))
-    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = DayField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = DayField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
     resolved = forms.BooleanField(required=False, label="Resolved cases only")
 
     def __init__(self, data=None, *, choices: FilterChoices) -> None:

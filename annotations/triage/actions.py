@@ -5,7 +5,8 @@ merging clusters, moving members, tagging every member's reply. Each action lock
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,22 @@ def _locked(cluster_id: int, actor) -> Cluster:
     if not can_see(actor, cluster):
         raise PermissionDenied("This cluster is not routed to you.")
     return cluster
+
+
+@contextmanager
+def _one_of_many(cluster_id: int) -> Iterator[None]:
+    """Inside a bulk action (one transaction): a refusal for one cluster refuses the whole action, naming the
+    cluster and the reason, and the transaction's rollback undoes what was done to the clusters before it."""
+    try:
+        yield
+    except (ValidationError, PermissionDenied) as exc:
+        if isinstance(exc, ValidationError):
+            reason = "; ".join(exc.messages)
+        else:
+            reason = str(exc) or "you may not do that"
+        raise ValidationError(
+            {"clusters": f"Nothing was changed: cluster #{cluster_id}: {reason}"}, code="bulk_refused"
+        ) from exc
 
 
 def _event(cluster: Cluster, actor, action: str, **detail: Any) -> None:
@@ -123,6 +140,17 @@ def cluster_set_status(*, actor, cluster_id: int, status: str, resolution: str =
     return cluster
 
 
+@transaction.atomic
+def clusters_set_status(*, actor, cluster_ids: Iterable[int], status: str, resolution: str = "") -> int:
+    """``cluster_set_status`` for each cluster, all or nothing."""
+    count = 0
+    for cluster_id in sorted(set(cluster_ids)):
+        with _one_of_many(cluster_id):
+            cluster_set_status(actor=actor, cluster_id=cluster_id, status=status, resolution=resolution)
+        count += 1
+    return count
+
+
 def _user(user_id: int | None):
 
     if user_id in (None, ""):
@@ -140,7 +168,8 @@ def clusters_assign(*, actor, cluster_ids: Iterable[int], owner_id: int | None) 
     owner = _user(owner_id)
     count = 0
     for cluster_id in sorted(set(cluster_ids)):
-        cluster = _locked(cluster_id, actor)
+        with _one_of_many(cluster_id):
+            cluster = _locked(cluster_id, actor)
         cluster.owner = owner
         cluster.save()
         _event(cluster, actor, "assign", owner=owner.get_username() if owner else None)
@@ -159,9 +188,10 @@ def clusters_route(*, actor, cluster_ids: Iterable[int], group_name: str = roles
     assignee = _user(assignee_id)
     count = 0
     for cluster_id in sorted(set(cluster_ids)):
-        cluster = _locked(cluster_id, actor)
-        if cluster.status == Status.CLOSED:
-            raise ValidationError({"cluster": f"Cluster #{cluster_id} is closed."})
+        with _one_of_many(cluster_id):
+            cluster = _locked(cluster_id, actor)
+            if cluster.status == Status.CLOSED:
+                raise ValidationError("it is closed.")
         before = cluster.status
         cluster.status, cluster.routed_group = Status.NEEDS_EXPERT, group
         cluster.status_changed_at = timezone.now()
@@ -320,4 +350,14 @@ def cluster_tag_members(*, actor, cluster_id: int, tag_id: int) -> int:
     cluster.max_severity = max(cluster.max_severity, tag.severity)
     cluster.save()
     _event(cluster, actor, "tag", tag=tag.name, annotations=created)
+    return created
+
+
+@transaction.atomic
+def clusters_tag_members(*, actor, cluster_ids: Iterable[int], tag_id: int) -> int:
+    """``cluster_tag_members`` for each cluster, all or nothing; returns the annotations created."""
+    created = 0
+    for cluster_id in sorted(set(cluster_ids)):
+        with _one_of_many(cluster_id):
+            created += cluster_tag_members(actor=actor, cluster_id=cluster_id, tag_id=tag_id)
     return created

@@ -31,3 +31,9 @@ class QueueFilterForm(forms.Form):
             status=data["status"] or "open", owner=data["owner"], environment=data["environment"],
             model_version=data["model_version"], tag=data["tag"], sla_breached=data["sla"],
         )
+
+
+class GuidanceForm(forms.Form):
+    """A cluster's guidance note (its length is the service's rule); a NUL byte is refused here."""
+
+    guidance = forms.CharField(required=False, strip=False)

@@ -21,7 +21,7 @@ from django_htmx.http import trigger_client_event
 
 from annotations.models import Tag
 from annotations.triage import actions, permissions, proposals, selectors
-from annotations.triage.forms import QueueFilterForm
+from annotations.triage.forms import GuidanceForm, QueueFilterForm
 from annotations.triage.models import Cluster, Resolution, Status
 from feedbackhub import forms as id_forms
 from feedbackhub import roles
@@ -161,7 +161,10 @@ def set_status(request: HtmxHttpRequest, cluster_id: int) -> str:
 
 @action
 def guidance(request: HtmxHttpRequest, cluster_id: int) -> str:
-    actions.cluster_set_guidance(actor=request.user, cluster_id=cluster_id, guidance=request.POST.get("guidance", ""))
+    form = GuidanceForm(request.POST)
+    if not form.is_valid():
+        raise ValidationError(form.errors.as_data())
+    actions.cluster_set_guidance(actor=request.user, cluster_id=cluster_id, guidance=form.cleaned_data["guidance"])
     return "Guidance saved."
 
 
@@ -192,7 +195,8 @@ def decide_proposal(request: HtmxHttpRequest, proposal_id: int) -> str:
 
 @action
 def bulk(request: HtmxHttpRequest, cluster_id: int | None = None) -> str:
-    """Queue and cluster-page bulk actions over selected clusters: assign, route, tag, merge, status."""
+    """Queue and cluster-page bulk actions over selected clusters: assign, route, tag, merge, status. Each is all or
+    nothing: one refused cluster refuses the action, and the message names it and why."""
     ids = id_forms.ids(request.POST.getlist("clusters"), "clusters")
     if cluster_id is not None:
         ids = sorted({*ids, cluster_id})
@@ -210,7 +214,7 @@ def bulk(request: HtmxHttpRequest, cluster_id: int | None = None) -> str:
         return f"Routed {n} clusters to domain experts."
     if op == "tag":
         tag_id = _one_id(request.POST.get("tag"), "tag")
-        n = sum(actions.cluster_tag_members(actor=user, cluster_id=i, tag_id=tag_id) for i in ids)
+        n = actions.clusters_tag_members(actor=user, cluster_ids=ids, tag_id=tag_id)
         return f"Tagged {n} replies."
     if op == "merge":
         into = _one_id(request.POST.get("into"), "into", required=False)
@@ -220,8 +224,7 @@ def bulk(request: HtmxHttpRequest, cluster_id: int | None = None) -> str:
         target = actions.clusters_merge(actor=user, cluster_ids=ids, into_id=into)
         return f"Merged {len(ids) - 1} clusters into #{target.pk}."
     if op == "status":
-        for i in ids:
-            actions.cluster_set_status(actor=user, cluster_id=i, status=request.POST.get("status", ""),
+        n = actions.clusters_set_status(actor=user, cluster_ids=ids, status=request.POST.get("status", ""),
                                         resolution=request.POST.get("resolution", ""))
-        return f"Updated {len(ids)} clusters."
+        return f"Updated {n} clusters."
     raise ValidationError({"op": "Choose an action."})

@@ -1,5 +1,9 @@
 """Uploaded import files: streamed to ``IMPORT_UPLOAD_DIR`` while hashed, queued as an import batch, then removed.
 
+A file is removed when its import is done, at once when the upload is refused, and otherwise once abandoned
+(``abandoned_uploads_remove``): a failed import's file after ``IMPORT_FAILED_UPLOAD_HOURS`` (it is kept that long
+so the import can be retried), and a file no import refers to (a request that died mid-upload) after the same time.
+
 The upload handler writes each chunk of the request body straight to its final file (no temporary copy, never the
 whole file in memory) and computes the sha256 and size on the way. Services here are the writes around an upload:
 queue it as a batch (the Celery task runs it after commit), mark a batch failed, discard a stored file.
@@ -12,7 +16,10 @@ import hashlib
 import logging
 import os
 import re
+import shutil
+import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -74,15 +81,22 @@ class StreamingHashUploadHandler(FileUploadHandler):
         self.max_bytes = settings.IMPORT_MAX_FILE_BYTES
         self._fh = None
         self._path: Path | None = None
+        self.stored_one = False
+        self.extra_parts = 0
 
     def new_file(self, field_name, file_name, content_type, content_length, charset=None, content_type_extra=None):
         super().new_file(field_name, file_name, content_type, content_length, charset, content_type_extra)
         if field_name != UPLOAD_FIELD:
             return  # another handler takes other file fields
+        if self.stored_one:
+            # One file per import: a second ``file`` part is never written (the view refuses the request).
+            self.extra_parts += 1
+            return
         # One folder per upload keeps the file's own name, which the import's error messages then show.
         folder = upload_dir() / uuid.uuid4().hex
         folder.mkdir(mode=0o700)
         self._path = folder / safe_file_name(file_name)
+        self.stored_one = True
         fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._fh = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
@@ -181,3 +195,25 @@ def upload_discard(*, batch: ImportBatch) -> None:
     remove_stored_file(Path(batch.stored_path))
     ImportBatch.objects.filter(pk=batch.pk).update(stored_path="")
     batch.stored_path = ""
+
+
+def abandoned_uploads_remove(*, older_than: timedelta | None = None) -> int:
+    """Remove abandoned upload files (see the module docstring); returns how many files were removed."""
+    if older_than is None:
+        older_than = timedelta(hours=settings.IMPORT_FAILED_UPLOAD_HOURS)
+    removed = 0
+    cutoff = timezone.now() - older_than
+    failed = ImportBatch.objects.filter(status=ImportStatus.FAILED, finished_at__lt=cutoff).exclude(stored_path="")
+    for batch in failed:
+        removed += Path(batch.stored_path).is_file()
+        upload_discard(batch=batch)
+    root = upload_dir()
+    in_use = ImportBatch.objects.exclude(stored_path="").values_list("stored_path", flat=True)
+    referenced = {Path(path).parent.name for path in in_use}
+    oldest_mtime = time.time() - older_than.total_seconds()
+    for folder in root.iterdir():
+        if not folder.is_dir() or folder.name in referenced or folder.stat().st_mtime > oldest_mtime:
+            continue
+        removed += sum(1 for child in folder.iterdir() if child.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed

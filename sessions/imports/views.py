@@ -19,6 +19,7 @@ from sessions.imports.forms import ImportUploadForm
 from sessions.imports.uploads import (
     StoredUpload,
     StreamingHashUploadHandler,
+    abandoned_uploads_remove,
     remove_stored_file,
     upload_import_batch_create,
 )
@@ -55,7 +56,11 @@ def _import_list(request: HttpRequest, handler: StreamingHashUploadHandler | Non
             request.POST, request.FILES, max_bytes=handler.max_bytes, too_large=handler.too_large
         )
         upload = request.FILES.get("file")
-        if form.is_valid() and isinstance(upload, StoredUpload):
+        valid = form.is_valid()
+        if handler.extra_parts:
+            form.add_error("file", "Send one file per import.")
+            valid = False
+        if valid and isinstance(upload, StoredUpload):
             try:
                 with transaction.atomic():
                     batch = upload_import_batch_create(
@@ -69,6 +74,8 @@ def _import_list(request: HttpRequest, handler: StreamingHashUploadHandler | Non
             except BaseException:
                 remove_stored_file(upload.path)
                 raise
+            # Uploads are rare: each one also clears the files of imports abandoned long ago.
+            abandoned_uploads_remove()
             return redirect(batch)
         if isinstance(upload, StoredUpload):
             remove_stored_file(upload.path)  # the form was refused: keep nothing of it
