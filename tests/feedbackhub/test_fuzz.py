@@ -10,7 +10,6 @@ test with the request that caused it.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -304,10 +303,8 @@ def settings_fast_hash(settings):
 
 
 def recall_token() -> str:
-    """A recall token that sees every source: parsing is what is fuzzed, not the scope. Tokens bound to sources
-    need the grant spelled out; before source binding there is no such argument."""
-    grant = {"all_sources": True} if "all_sources" in inspect.signature(auth_tokens.api_token_create).parameters else {}
-    return auth_tokens.api_token_create(name="fuzz", scopes=[ApiScope.RECALL], **grant)[1]
+    """A recall token that sees every source: parsing is what is fuzzed, not the scope."""
+    return auth_tokens.api_token_create(name="fuzz", scopes=[ApiScope.RECALL], all_sources=True)[1]
 
 
 # --- The recall API -------------------------------------------------------------------------------------------------
