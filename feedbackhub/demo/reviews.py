@@ -93,9 +93,11 @@ def _first_sentence(text: str) -> tuple[int, int]:
 
 def _weak_replies(source: str, limit: int) -> list[Turn]:
     """Assistant replies of the demo set that end users flagged, in a stable order."""
-    flagged = FeedbackEvent.objects.filter(
+    # Read as a list first: as one query with a subquery, PostgreSQL planned it against the statistics of whatever
+    # the tables held last, and after other data had been analysed it once ran for minutes on a few hundred rows.
+    flagged = set(FeedbackEvent.objects.filter(
         conversation__source=source, is_negative=True, turn__role=TurnRole.ASSISTANT
-    ).values_list("turn_id", flat=True)
+    ).values_list("turn_id", flat=True))
     return list(
         Turn.objects.filter(pk__in=flagged).select_related("conversation").order_by("conversation__external_id",
                                                                                    "position")[:limit]

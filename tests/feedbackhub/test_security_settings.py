@@ -80,8 +80,10 @@ def test_password_validators_refuse_numeric_short_and_common_passwords():
 
 def _deploy_check(**env: str) -> subprocess.CompletedProcess:
     """`manage.py check --deploy --fail-level WARNING` in a fresh process with production-like environment."""
+    # Not this test process's own switches: the browser tests allow the ORM inside Playwright's event loop.
+    inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     environment = {
-        **os.environ,
+        **inherited,
         "DEBUG": "0",
         "SECRET_KEY": "x7Hq!" + "k2Lm9Pz4Rt8Wv1Ny6Bc3Df5Gh0Js" * 2,
         "ALLOWED_HOSTS": "feedbackhub.example.com",

@@ -57,7 +57,9 @@ def test_upload_is_imported_by_the_real_worker(moderator_client, worker_uploads)
     assert batch.stored_path == "" and not [p for p in Path(worker_uploads).rglob("*") if p.is_file()]
 
     page = moderator_client.get(batch.get_absolute_url()).content.decode()
-    assert 'data-count="created">40<' in page and "hx-trigger" not in page
+    status = page[page.index('<section id="import-status"'):]
+    assert 'data-count="created">40<' in page
+    assert "hx-trigger" not in status[:status.index("</section>")]  # finished: the status stops polling
 
     # The same file again: nothing new, nothing lost.
     again = wait_until_finished(_upload(moderator_client, lines, "bank.jsonl"))
