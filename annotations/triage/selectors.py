@@ -119,10 +119,16 @@ def _plural(n: int, word: str) -> str:
 
 
 def age_text(age: dt.timedelta) -> str:
-    """"3 days, 4 hours", "5 hours, 12 minutes", "7 minutes" (the two largest units, as ``timesince`` prints)."""
+    """"5 months", "3 weeks, 2 days", "3 days, 4 hours", "5 hours, 12 minutes", "7 minutes" (the two largest units,
+    as ``timesince`` prints; a backlog is counted in months of 30 days)."""
     minutes = max(0, int(age.total_seconds() // 60))
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
+    if days >= 60:
+        return _plural(days // 30, "month")
+    if days >= 14:
+        weeks, days = divmod(days, 7)
+        return _plural(weeks, "week") + (f", {_plural(days, 'day')}" if days else "")
     if days:
         return _plural(days, "day") + (f", {_plural(hours, 'hour')}" if hours else "")
     if hours:
