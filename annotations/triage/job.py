@@ -315,7 +315,7 @@ def _retitle(clusters: list[Cluster]) -> None:
     for c, chosen in zip(clusters, terms, strict=False):
         c.terms = chosen
         c.title = (summaries.title(texts[c.pk]) or clustering.title_text(chosen))[:200]
-        c.samples = summaries.snippets(texts[c.pk])
+        c.samples = summaries.snippets(texts[c.pk], title=c.title)
         c.titled_size = c.size
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -13,7 +14,6 @@ from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from annotations.models import Tag
-from annotations.triage import summaries
 from annotations.triage.actions import claim_is_active
 from annotations.triage.conf import setting
 from annotations.triage.models import (
@@ -61,6 +61,12 @@ def environment_choices(values: Iterable[str]) -> list[tuple[str, str]]:
     return [(v, environment_label(v)) for v in values]
 
 
+@functools.lru_cache(maxsize=256)
+def _environment_badges(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """A queue row's (value, label) pairs: clusters share a handful of environment sets, so each is worked out once."""
+    return tuple(environment_choices(values))
+
+
 @dataclass(slots=True)
 class MergeHint:
     """A pending merge proposal as one queue row shows it: the other cluster and which way the merge goes."""
@@ -70,6 +76,9 @@ class MergeHint:
     other_title: str
     other_href: str
     into_this: bool  # True: the other cluster would be merged into this row's cluster
+    decide_href: str
+    other_ref: str  # "#12"
+    other_label: str  # "#12 The visa fee is out of date."
 
 
 @dataclass(slots=True)
@@ -79,20 +88,24 @@ class QueueRow:
     template filters and related-object look-ups per row."""
 
     pk: int
+    id_text: str
     title: str
     terms: str
+    subtitle: str  # "#12 · visa · fee · severity 3"
     samples: list[str]
     href: str
     priority: float
     priority_text: str
     size: int
+    size_text: str
     growth_24h: int
+    growth_text: str
     status: str
     status_label: str
     resolution_label: str
     is_open: bool
     max_severity: int
-    environments: list[tuple[str, str]]
+    environments: tuple[tuple[str, str], ...]
     model_versions: str
     owner: str
     claimed_by: str
@@ -177,12 +190,15 @@ def queue(viewer, filters: QueueFilters, *, limit: int = QUEUE_LIMIT, base: str 
         versions_text = ", ".join(versions)
         if len(versions_text) > MODEL_VERSIONS_CHARS:
             versions_text = versions_text[:MODEL_VERSIONS_CHARS - 1] + "…"
+        terms_text = " · ".join(terms)
         rows.append(QueueRow(
-            pk=pk, title=title, terms=" · ".join(terms), samples=summaries.shown_snippets(samples, title),
-            href=f"{base}c/{pk}/", priority=priority, priority_text=f"{priority:.1f}", size=size,
-            growth_24h=growth, status=status, status_label=_STATUS_LABELS.get(status, status),
+            pk=pk, id_text=str(pk), title=title, terms=terms_text,
+            subtitle=f"#{pk}" + (f" · {terms_text}" if terms else "") + (f" · severity {severity}" if severity else ""),
+            samples=samples, href=f"{base}c/{pk}/", priority=priority, priority_text=f"{priority:.1f}", size=size,
+            size_text=str(size), growth_24h=growth, growth_text=str(growth), status=status,
+            status_label=_STATUS_LABELS.get(status, status),
             resolution_label=_RESOLUTION_LABELS.get(resolution, "") if resolution else "", is_open=is_open,
-            max_severity=severity, environments=environment_choices(environments), model_versions=versions_text,
+            max_severity=severity, environments=_environment_badges(tuple(environments)), model_versions=versions_text,
             owner=owner or "", claimed_by=(claimer or "") if claim_expires_at and claim_expires_at > now else "",
             routed=routed_group_id is not None, age=age_text(now - since),
             oldest_text=f"{'oldest feedback' if oldest_at else 'since'} {since:%Y-%m-%d %H:%M} UTC",
@@ -196,22 +212,36 @@ def queue(viewer, filters: QueueFilters, *, limit: int = QUEUE_LIMIT, base: str 
     return rows
 
 
+#: Pending merges between open clusters that touch any of the given ones, with both titles. Plain SQL: the queue
+#: asks on every render, and building this two-join query through the ORM cost more than running it.
+MERGE_HINTS_SQL = f"""
+SELECT p.id, p.cluster_id, a.title, p.other_id, b.title
+FROM {ClusterProposal._meta.db_table} p
+JOIN {Cluster._meta.db_table} a ON a.id = p.cluster_id
+JOIN {Cluster._meta.db_table} b ON b.id = p.other_id
+WHERE p.kind = %s AND p.status = %s AND a.is_open AND b.is_open
+  AND (p.cluster_id = ANY(%s::bigint[]) OR p.other_id = ANY(%s::bigint[]))
+ORDER BY p.score, p.id
+"""  # noqa: S608 (model tables)
+
+
 def merge_hints(cluster_ids: list[int], *, base: str = "/triage/") -> dict[int, list[MergeHint]]:
     """Pending merge proposals (the re-cluster's near-duplicates: centroids within TRIAGE_MERGE_DISTANCE) between
     open clusters, for each of ``cluster_ids`` that is one side of one, closest first. One query."""
     out: dict[int, list[MergeHint]] = {}
-    proposals = (ClusterProposal.objects
-                 .filter(kind=ProposalKind.MERGE, status=ProposalStatus.PENDING, cluster__is_open=True,
-                         other__is_open=True)
-                 .filter(Q(cluster_id__in=cluster_ids) | Q(other_id__in=cluster_ids))
-                 .order_by("score", "id")
-                 .values_list("pk", "cluster_id", "cluster__title", "other_id", "other__title"))
+    with connection.cursor() as cursor:
+        cursor.execute(MERGE_HINTS_SQL, [ProposalKind.MERGE.value, ProposalStatus.PENDING.value, cluster_ids,
+                                         cluster_ids])
+        proposals = cursor.fetchall()
     wanted = set(cluster_ids)
     for pk, small, small_title, large, large_title in proposals:
-        if small in wanted:
-            out.setdefault(small, []).append(MergeHint(pk, large, large_title, f"{base}c/{large}/", into_this=False))
-        if large in wanted:
-            out.setdefault(large, []).append(MergeHint(pk, small, small_title, f"{base}c/{small}/", into_this=True))
+        for this, other, other_title, into_this in ((small, large, large_title, False),
+                                                    (large, small, small_title, True)):
+            if this in wanted:
+                out.setdefault(this, []).append(MergeHint(
+                    proposal_id=pk, other_id=other, other_title=other_title, other_href=f"{base}c/{other}/",
+                    into_this=into_this, decide_href=f"{base}proposals/{pk}/decide", other_ref=f"#{other}",
+                    other_label=f"#{other} {other_title}"))
     return out
 
 
@@ -227,7 +257,6 @@ def decorate(clusters: Iterable[Cluster]) -> None:
         c.age = now - since
         c.age_text = age_text(c.age)
         c.environment_choices = environment_choices(c.environments)
-        c.shown_samples = summaries.shown_snippets(c.samples, c.title)
 
 
 def changed_stamp() -> str:

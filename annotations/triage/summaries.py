@@ -5,7 +5,8 @@ A feedback item's text is labelled parts, what the feedback says first ("Comment
 exchange after ("User asked: …", "Reply: …"; ``annotations.recall.text``). The **gist** of a member is the words of
 the feedback itself, or, for a bare signal (a thumbs down, a tag without a comment), the signal and what it was
 about. The **title** is the first sentence of the gist of the nearest member that has words of its own (the nearest
-member's gist when none has), trimmed; the **snippets** are the distinct gists of the nearest members, trimmed.
+member's gist when none has), trimmed; the **snippets** are the distinct gists of the nearest members that do not
+merely repeat the title, trimmed.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from annotations.recall.text import clip
 
 TITLE_CHARS = 120
 SNIPPET_CHARS = 160
-#: Snippets stored per cluster: the queue shows up to three that differ from the title.
-SNIPPETS = 4
-SHOWN_SNIPPETS = 3
+#: Snippets stored per cluster (and shown by the queue), none merely repeating the title.
+SNIPPETS = 3
 
 #: Labels of the parts that are the feedback's own words, in the order they are preferred.
 _SAID = ("Comment", "User correction", "Suggested replacement")
@@ -96,10 +96,11 @@ def _key(text: str) -> str:
     return " ".join(text.casefold().split()).rstrip(".!?… ")
 
 
-def snippets(texts: Sequence[str], k: int = SNIPPETS) -> list[str]:
-    """Up to ``k`` distinct gists of ``texts`` (nearest first), each trimmed to SNIPPET_CHARS."""
+def snippets(texts: Sequence[str], *, title: str = "", k: int = SNIPPETS) -> list[str]:
+    """Up to ``k`` distinct gists of ``texts`` (nearest first), each trimmed to SNIPPET_CHARS, leaving out those
+    that merely repeat ``title`` (the queue prints them as they are stored)."""
     out: list[str] = []
-    seen: set[str] = set()
+    seen: set[str] = {_key(title)} if title else set()
     for text in texts:
         snippet = clip(gist(text), SNIPPET_CHARS)
         key = _key(snippet)
@@ -109,9 +110,3 @@ def snippets(texts: Sequence[str], k: int = SNIPPETS) -> list[str]:
             if len(out) == k:
                 break
     return out
-
-
-def shown_snippets(samples: Sequence[str], cluster_title: str, k: int = SHOWN_SNIPPETS) -> list[str]:
-    """The snippets to print under ``cluster_title``: those that do not merely repeat it."""
-    repeat = _key(cluster_title)
-    return [s for s in samples if _key(s) != repeat][:k]

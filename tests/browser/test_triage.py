@@ -54,7 +54,7 @@ def test_a_queue_row_reads_as_a_sentence_with_snippets_and_its_real_age(page: Pa
     expect(r.locator("a.cluster-link")).to_have_text(cluster.title)
     expect(r.locator(".cluster-terms")).to_contain_text("visa")
     expect(r.locator(".cluster-samples li")).to_have_count(3)
-    expect(r.locator(".cluster-samples li")).to_have_text([s for s in cluster.samples if s != cluster.title][:3])
+    expect(r.locator(".cluster-samples li")).to_have_text(cluster.samples)
     expect(r.locator(".cell-age")).to_have_text(re.compile(r"^\d+ months$"))
     expect(r.locator(".cell-age")).to_have_attribute("title", "oldest feedback 2026-06-03 09:30 UTC")
     expect(r.locator(".badge.tone-late")).to_have_text("past SLA")

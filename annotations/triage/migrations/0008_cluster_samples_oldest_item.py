@@ -36,7 +36,7 @@ def summarise(apps, schema_editor):
     for cluster in Cluster.objects.filter(pk__in=list(texts)).only("pk", "title", "samples"):
         sample = texts[cluster.pk]
         cluster.title = summaries.title(sample)[:200] or cluster.title
-        cluster.samples = summaries.snippets(sample)
+        cluster.samples = summaries.snippets(sample, title=cluster.title)
         changed.append(cluster)
     Cluster.objects.bulk_update(changed, ["title", "samples"], batch_size=500)
 

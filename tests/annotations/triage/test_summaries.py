@@ -39,15 +39,15 @@ def test_titles_are_trimmed_at_a_word_and_short_abbreviations_do_not_end_them():
     assert summaries.first_sentence("Wrong!  Totally\nwrong. Next") == "Wrong! Totally wrong."
 
 
-def test_snippets_are_distinct_nearest_first_and_trimmed():
+def test_snippets_are_distinct_nearest_first_trimmed_and_do_not_repeat_the_title():
     texts = [_event("Fee is wrong."), _event("fee is  WRONG"), _event("Quotes 30 dollars; it is 45 now."),
              _event(), _event("x" * 500), _event("Fifth")]
-    snippets = summaries.snippets(texts)
+    snippets = summaries.snippets(texts, k=4)
     assert snippets == ["Fee is wrong.", "Quotes 30 dollars; it is 45 now.",
                         "Thumbs down on “How much is the visa fee for Japan?”", snippets[3]]
     assert len(snippets[3]) == summaries.SNIPPET_CHARS and snippets[3].endswith("…")
-    # The queue leaves out the snippet that only repeats the title.
-    assert summaries.shown_snippets(snippets, "Fee is wrong") == snippets[1:4]
+    # What the cluster stores: three, none merely repeating its title.
+    assert summaries.snippets(texts, title=summaries.title(texts)) == snippets[1:4]
 
 
 def test_corrections_are_named_as_such():
