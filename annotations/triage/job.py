@@ -311,7 +311,7 @@ def _retitle(clusters: list[Cluster]) -> None:
         .values_list("pk", flat=True)[:TITLE_CONTEXT_CLUSTERS]
     )
     texts = _sample_texts(ids + context, TITLE_SAMPLE)
-    terms = clustering.titles([texts[i] for i in ids + context])
+    terms = clustering.titles([[summaries.plain(t) for t in texts[i]] for i in ids + context])
     for c, chosen in zip(clusters, terms, strict=False):
         c.terms = chosen
         c.title = (summaries.title(texts[c.pk]) or clustering.title_text(chosen))[:200]

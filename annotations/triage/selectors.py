@@ -78,7 +78,7 @@ class MergeHint:
     into_this: bool  # True: the other cluster would be merged into this row's cluster
     decide_href: str
     other_ref: str  # "#12"
-    other_label: str  # "#12 The visa fee is out of date."
+    other_label: str  # '#12 “The visa fee is out of date.”'
 
 
 @dataclass(slots=True)
@@ -241,7 +241,7 @@ def merge_hints(cluster_ids: list[int], *, base: str = "/triage/") -> dict[int, 
                 out.setdefault(this, []).append(MergeHint(
                     proposal_id=pk, other_id=other, other_title=other_title, other_href=f"{base}c/{other}/",
                     into_this=into_this, decide_href=f"{base}proposals/{pk}/decide", other_ref=f"#{other}",
-                    other_label=f"#{other} {other_title}"))
+                    other_label=f"#{other} “{other_title}”"))
     return out
 
 

@@ -47,6 +47,12 @@ def parts(text: str) -> dict[str, str]:
     return out
 
 
+def plain(text: str) -> str:
+    """The text without its part labels: what the keywords are counted over (labels such as "User asked" and
+    "Comment" are in every member's text and would otherwise come out as keywords)."""
+    return " ".join(parts(text).values())
+
+
 def said(text: str) -> str:
     """The feedback's own words (a comment, a correction, a suggested replacement), or ""."""
     p = parts(text)

@@ -167,7 +167,7 @@ def test_merge_near_duplicates_from_the_queue_in_one_click(page: Page, live_serv
     large, small = Cluster.objects.order_by("-size")
     login(page, live_server.url, "mod")
     page.goto(f"{live_server.url}/triage/")
-    expect(row(page, small).locator(".merge-hint")).to_contain_text(f"Looks like #{large.pk}")
+    expect(row(page, small).locator(".merge-hint")).to_contain_text(f"Looks like the same problem as #{large.pk}")
     row(page, small).get_by_role("button", name=f"Merge into #{large.pk}").click()
     expect(page.locator(".messages")).to_contain_text("Proposal accepted")
     expect(row(page, small)).to_have_count(0)

@@ -10,6 +10,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
+from annotations.recall.text import feedback_event_text
 from annotations.triage import actions, job, proposals, selectors
 from annotations.triage.models import Cluster, ClusterProposal, ProposalStatus, Status
 from tests.annotations.triage.helpers import around, centres, make_items
@@ -70,6 +71,20 @@ def test_the_queue_row_reads_as_a_sentence_with_keywords_and_snippets(client, mo
     assert row.count(">New<") == 1 and ">new<" not in row
     assert ">Production</span>" in row and ">prod<" not in row
     assert '<option value="prod">Production</option>' in html
+
+
+def test_keywords_come_from_what_the_feedback_says_not_the_labels_of_its_text():
+    texts = [feedback_event_text(kind_label="Thumbs down", rating=None, categories=[], text=comment, correction="",
+                                 query="How much is the visa fee for Japan?", reply="The fee is 30 dollars.")
+             for comment in ["The visa fee quoted is out of date.", "", "Japan visa costs 45 now", ""]]
+    c = _cluster(texts)
+    # The nearest member with words of its own gives the title, whichever of the two it is; the other and the bare
+    # thumbs down (said once: the two are the same) are the snippets.
+    said = ["The visa fee quoted is out of date.", "Japan visa costs 45 now"]
+    assert c.title in said
+    assert sorted(c.samples) == sorted([*set(said) - {c.title}, "Thumbs down on “How much is the visa fee for Japan?”"])
+    words = {w for term in c.terms for w in term.split()}
+    assert "visa" in words and not words & {"asked", "comment", "feedback", "reply", "user"}
 
 
 def test_the_cluster_page_shows_age_from_the_oldest_feedback_and_labels(client, moderator):
