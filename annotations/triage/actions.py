@@ -165,19 +165,18 @@ def clusters_route(*, actor, cluster_ids: Iterable[int], group_name: str = roles
         if cluster.status == Status.CLOSED:
             raise ValidationError({"cluster": f"Cluster #{cluster_id} is closed."})
         before = cluster.status
-        now = timezone.now()
         cluster.status, cluster.routed_group = Status.NEEDS_EXPERT, group
-        cluster.status_changed_at = now
+        cluster.status_changed_at = timezone.now()
         if assignee is not None:
             cluster.owner = assignee
             cluster.claimed_by = assignee
-            cluster.claim_expires_at = now + dt.timedelta(minutes=int(setting("TRIAGE_CLAIM_MINUTES")))
+            cluster.claim_expires_at = cluster.status_changed_at + dt.timedelta(
+                minutes=int(setting("TRIAGE_CLAIM_MINUTES")))
         else:
             cluster.claimed_by, cluster.claim_expires_at = None, None
         cluster.save()
         _event(cluster, actor, "route", group=group.name, before=before,
-               assignee=assignee.get_username() if assignee else None,
-               claim=assignee.get_username() if assignee else None)
+               assignee=assignee.get_username() if assignee else None)
         count += 1
     return count
 
