@@ -28,7 +28,7 @@ from annotations.triage.models import (
 )
 from annotations.triage.permissions import can_triage, visible_clusters
 from feedbackhub import roles
-from sessions.models import Environment
+from sessions.models import Environment, FeedbackKind
 
 QUEUE_LIMIT = 50
 MEMBERS_LIMIT = 200
@@ -124,6 +124,7 @@ QUEUE_COLUMNS = ("pk", "title", "terms", "samples", "priority", "size", "growth_
 _STATUS_LABELS = dict(Status.choices)
 _RESOLUTION_LABELS = dict(Resolution.choices)
 _ENVIRONMENT_LABELS = dict(Environment.choices)
+_FEEDBACK_KIND_LABELS = dict(FeedbackKind.choices)
 MODEL_VERSIONS_CHARS = 60
 
 
@@ -281,6 +282,7 @@ class MemberRow:
     item_at: dt.datetime
     via: str
     environment_label: str = ""
+    kind_label: str = ""
 
 
 @dataclass
@@ -297,7 +299,8 @@ def _member_rows(qs: QuerySet[ClusterMember]) -> list[MemberRow]:
     return [
         MemberRow(item_id=r[0], conversation_id=r[1], turn_id=r[2], annotation_id=r[3], source=r[4], kind=r[5],
                   text=r[6], environment=r[7], model_version=r[8], is_negative=r[9], distance=r[10], item_at=r[11],
-                  via=r[12], environment_label=environment_label(r[7]))
+                  via=r[12], environment_label=environment_label(r[7]),
+                  kind_label=_FEEDBACK_KIND_LABELS.get(r[5], r[5]) or "feedback")
         for r in qs.values_list(
             "item_id", "item__conversation_id", "item__turn_id", "item__annotation_id", "item__source", "item__kind",
             "item__text", "item__environment", "item__model_version", "item__is_negative", "distance", "item_at", "via",

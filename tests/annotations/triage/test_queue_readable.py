@@ -93,6 +93,7 @@ def test_the_cluster_page_shows_age_from_the_oldest_feedback_and_labels(client, 
     html = client.get(reverse("triage:cluster", args=[c.pk])).content.decode()
     assert "(oldest feedback 2026-06-03 09:30)" in html and "past the SLA" in html
     assert ">Development</span>" in html and 'id="cluster-terms"' in html
+    assert "Thumbs down · conversation" in html and "thumbs_down" not in html
 
 
 def test_routing_hands_the_claim_to_the_assignee(moderator, expert, settings):
