@@ -48,9 +48,10 @@ def parts(text: str) -> dict[str, str]:
 
 
 def plain(text: str) -> str:
-    """The text without its part labels: what the keywords are counted over (labels such as "User asked" and
-    "Comment" are in every member's text and would otherwise come out as keywords)."""
-    return " ".join(parts(text).values())
+    """The text without its part labels, nor the bare signal ("Thumbs down"): what the keywords are counted over
+    (labels such as "User asked" and "Comment", and the signals, are in most members' texts and would otherwise come
+    out as keywords)."""
+    return " ".join(value for label, value in parts(text).items() if label != "Feedback")
 
 
 def said(text: str) -> str:

@@ -54,4 +54,4 @@ def test_corrections_are_named_as_such():
     assert summaries.gist(_event(correction="It is 45 dollars.")) == "User correction: It is 45 dollars."
     assert summaries.parts("plain text\nsecond line") == {"": "plain text second line"}
     assert summaries.plain(_event("Fee wrong")) == (
-        "Thumbs down Wrong facts Fee wrong How much is the visa fee for Japan? The fee is 30 dollars. Apply online.")
+        "Wrong facts Fee wrong How much is the visa fee for Japan? The fee is 30 dollars. Apply online.")
