@@ -180,7 +180,11 @@ def clusters_assign(*, actor, cluster_ids: Iterable[int], owner_id: int | None) 
 @transaction.atomic
 def clusters_route(*, actor, cluster_ids: Iterable[int], group_name: str = roles.DOMAIN_EXPERT,
                    assignee_id: int | None = None) -> int:
-    """Route clusters to domain experts: status "needs expert", the group that should look, optionally an owner."""
+    """Route clusters to domain experts: status "needs expert", the group that should look, optionally an owner.
+
+    Routing hands the cluster over: the claim moves to the assignee (a fresh claim of TRIAGE_CLAIM_MINUTES), or,
+    routed to the group without one, is released so any expert of it can claim. A moderator's claim never stays
+    behind to block the expert."""
     require_triage(actor)
     group = Group.objects.filter(name=group_name).first()
     if group is None:
@@ -197,6 +201,11 @@ def clusters_route(*, actor, cluster_ids: Iterable[int], group_name: str = roles
         cluster.status_changed_at = timezone.now()
         if assignee is not None:
             cluster.owner = assignee
+            cluster.claimed_by = assignee
+            cluster.claim_expires_at = cluster.status_changed_at + dt.timedelta(
+                minutes=int(setting("TRIAGE_CLAIM_MINUTES")))
+        else:
+            cluster.claimed_by, cluster.claim_expires_at = None, None
         cluster.save()
         _event(cluster, actor, "route", group=group.name, before=before,
                assignee=assignee.get_username() if assignee else None)
@@ -249,6 +258,7 @@ def _recompute(cluster_ids: Iterable[int], *, growth_cut: dt.datetime) -> None:
         cluster.tag_ids = sorted({t for r in rows for t in (r[4] or [])} | set(cluster.tag_ids))
         cluster.max_severity = max((by_tag.get(t, 0) for t in cluster.tag_ids), default=0)
         cluster.last_item_at = max((r[1] for r in rows if r[1]), default=None)
+        cluster.oldest_item_at = min((r[1] for r in rows if r[1]), default=None)
         refresh_derived([cluster], force_title=True)
         cluster.save()
 

@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from annotations.models import Tag
 from annotations.recall.selectors import active_model_name
-from annotations.triage import clustering
+from annotations.triage import clustering, summaries
 from annotations.triage.conf import setting
 from annotations.triage.job_sql import (
     PENDING_SQL,
@@ -194,14 +194,14 @@ def _create_clusters(centres: np.ndarray, now: dt.datetime) -> list[int]:
     zero = vector_literal_f32(np.zeros(DIMENSIONS, dtype=np.float32))
     columns = ["id", "title", "terms", "status", "resolution", "is_open", "centroid", "vector_sum", "size",
                "negative_count", "growth_24h", "max_severity", "environments", "model_versions", "tag_ids",
-               "representative_ids", "representative_distances", "titled_size", "guidance",
+               "representative_ids", "representative_distances", "titled_size", "guidance", "samples",
                "created_at", "updated_at"]
     with connection.connection.cursor() as cursor, cursor.copy(
         f"COPY triage_cluster ({', '.join(columns)}) FROM STDIN"
     ) as copy:
         for pk, centre in zip(ids, centres, strict=True):
             copy.write_row((pk, "Untitled cluster", "{}", Status.NEW, "", True, vector_literal_f32(centre), zero, 0, 0,
-                            0, 0, "{}", "{}", "{}", "{}", "{}", 0, "", now, now))
+                            0, 0, "{}", "{}", "{}", "{}", "{}", 0, "", "{}", now, now))
     return ids
 
 
@@ -227,11 +227,14 @@ def _retitle_changed(touched: list[tuple[int, int, int]], new_ids: set[int]) -> 
         return 0
     _retitle(stale)
 
-    payload = [{"id": c.pk, "title": c.title, "terms": list(c.terms), "titled_size": c.titled_size} for c in stale]
+    payload = [{"id": c.pk, "title": c.title, "terms": list(c.terms), "samples": list(c.samples),
+                "titled_size": c.titled_size} for c in stale]
     with connection.cursor() as cursor:
         cursor.execute(
-            """UPDATE triage_cluster c SET title = v.title, terms = v.terms, titled_size = v.titled_size
-               FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, title text, terms text[], titled_size integer)
+            """UPDATE triage_cluster c SET title = v.title, terms = v.terms, samples = v.samples,
+                      titled_size = v.titled_size
+               FROM jsonb_to_recordset(%s::jsonb)
+                    AS v(id bigint, title text, terms text[], samples text[], titled_size integer)
                WHERE c.id = v.id""",
             [json.dumps(payload)],
         )
@@ -252,7 +255,7 @@ def write_clusters(clusters: list[Cluster], now: dt.datetime) -> None:
         "last_item_at": c.last_item_at.isoformat() if c.last_item_at else None,
         "representative_ids": list(c.representative_ids),
         "representative_distances": list(c.representative_distances), "title": c.title, "terms": list(c.terms),
-        "titled_size": c.titled_size,
+        "samples": list(c.samples), "titled_size": c.titled_size,
     } for c in clusters]
     with connection.cursor() as cursor:
         cursor.execute(WRITE_CLUSTERS_SQL, [now, json.dumps(payload)])
@@ -298,7 +301,8 @@ def _sample_texts(cluster_ids: Sequence[int], per_cluster: int) -> dict[int, lis
 
 
 def _retitle(clusters: list[Cluster]) -> None:
-    """c-TF-IDF titles for ``clusters``, weighed against the top open clusters as context."""
+    """Titles of ``clusters``: a representative sentence and snippets from the members nearest the centroid
+    (``summaries``), and c-TF-IDF keywords (``terms``) weighed against the top open clusters as context."""
     if not clusters:
         return
     ids = [c.pk for c in clusters]
@@ -307,10 +311,11 @@ def _retitle(clusters: list[Cluster]) -> None:
         .values_list("pk", flat=True)[:TITLE_CONTEXT_CLUSTERS]
     )
     texts = _sample_texts(ids + context, TITLE_SAMPLE)
-    terms = clustering.titles([texts[i] for i in ids + context])
+    terms = clustering.titles([[summaries.plain(t) for t in texts[i]] for i in ids + context])
     for c, chosen in zip(clusters, terms, strict=False):
         c.terms = chosen
-        c.title = clustering.title_text(chosen)[:200]
+        c.title = (summaries.title(texts[c.pk]) or clustering.title_text(chosen))[:200]
+        c.samples = summaries.snippets(texts[c.pk], title=c.title)
         c.titled_size = c.size
 
 

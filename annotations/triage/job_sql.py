@@ -112,7 +112,7 @@ WITH v AS MATERIALIZED (
     GROUP BY o.cluster_id
 ), b AS (
     SELECT cluster_id, count(*) AS n, count(*) FILTER (WHERE is_negative) AS negative,
-           count(*) FILTER (WHERE item_at > %(cut)s) AS fresh, max(item_at) AS last_at,
+           count(*) FILTER (WHERE item_at > %(cut)s) AS fresh, max(item_at) AS last_at, min(item_at) AS first_at,
            array_agg(DISTINCT environment) FILTER (WHERE environment <> '') AS envs,
            array_agg(DISTINCT model_version) FILTER (WHERE model_version <> '') AS versions,
            (array_agg(item_id ORDER BY distance, item_id))[1:{representatives}] AS rep_ids,
@@ -138,6 +138,7 @@ UPDATE triage_cluster c SET
     model_versions = {model_versions},
     tag_ids = {tag_ids},
     last_item_at = GREATEST(c.last_item_at, n.last_at),
+    oldest_item_at = LEAST(c.oldest_item_at, n.first_at),
     representative_ids = {representative_ids},
     representative_distances = {representative_distances},
     updated_at = %(now)s
@@ -179,12 +180,12 @@ UPDATE triage_cluster c SET
     model_versions = v.model_versions, tag_ids = v.tag_ids, max_severity = v.max_severity,
     last_item_at = v.last_item_at, representative_ids = v.representative_ids,
     representative_distances = v.representative_distances, title = v.title, terms = v.terms,
-    titled_size = v.titled_size, updated_at = %s
+    samples = v.samples, titled_size = v.titled_size, updated_at = %s
 FROM jsonb_to_recordset(%s::jsonb) AS v(
     id bigint, size integer, negative_count integer, growth_24h integer,
     environments text[], model_versions text[], tag_ids bigint[], max_severity smallint, last_item_at timestamptz,
     representative_ids bigint[], representative_distances double precision[], title text, terms text[],
-    titled_size integer)
+    samples text[], titled_size integer)
 WHERE c.id = v.id
 """
 

@@ -68,8 +68,12 @@ class Resolution(models.TextChoices):
 class Cluster(models.Model):
     """One problem: similar feedback items, worked on as one triage item."""
 
+    #: A representative feedback sentence (``summaries.title``); the keywords are ``terms``.
     title = models.CharField(max_length=200, default="Untitled cluster")
     terms = ArrayField(models.CharField(max_length=80), default=list, blank=True)
+    # Database defaults as well: the job and the benchmark write cluster rows with COPY.
+    samples = ArrayField(models.TextField(), default=list, blank=True, db_default=[],
+                         help_text="Distinct snippets of the member feedback nearest the centroid, nearest first.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
     resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True, default="")
     # No indexes on the foreign keys of a cluster: the job rewrites thousands of cluster rows a minute and every
@@ -112,6 +116,9 @@ class Cluster(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
     last_item_at = models.DateTimeField(null=True, blank=True)
+    #: When the oldest member's feedback was given: the cluster's age and SLA count from it, not from created_at
+    #: (a backlog from June clustered today is months old).
+    oldest_item_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -100,10 +100,12 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
     }
     if request.htmx and request.GET.get("fragment") == "rows":
         return render(request, f"{QUEUE_TEMPLATE}#rows", context)
+    choices = selectors.filter_choices()
     context.update(
         tags=list(Tag.objects.filter(is_active=True).only("pk", "name").order_by("name")),
         users=selectors.assignable_users() if context["can_triage"] else [],
-        choices=selectors.filter_choices(),
+        choices=choices,
+        environments=selectors.environment_choices(choices["environments"]),
     )
     return render(request, QUEUE_TEMPLATE, context)
 

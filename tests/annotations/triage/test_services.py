@@ -46,7 +46,12 @@ def test_run_groups_new_items_and_is_idempotent():
     sizes = sorted(c.size for c in _clusters())
     assert sizes == [6, 6, 6]
     c = Cluster.objects.get(members__item=items[0])
-    assert "refund" in c.title
+    # The title is the member nearest the centroid, as a sentence; the keywords are its terms.
+    nearest = ClusterMember.objects.filter(cluster=c).order_by("distance", "item_id").first().item.text
+    assert c.title == nearest[0].upper() + nearest[1:] and "refund" in c.terms
+    # Snippets: the next nearest members (the nearest one is the title already).
+    after = [m.item.text for m in ClusterMember.objects.filter(cluster=c).order_by("distance", "item_id")[1:4]]
+    assert c.samples == after
     assert len(c.representative_ids) == 3 and set(c.representative_ids) <= {it.pk for it in items[:6]}
     assert c.environments == ["prod"] and c.model_versions == ["gpt-test-1"]
     assert c.growth_24h == 6 and c.negative_count == 6
@@ -298,7 +303,9 @@ def test_recluster_proposes_a_split_of_two_distinct_groups(moderator):
 def test_queue_filters(moderator):
     a = _one_cluster(3, seed=1)
     b = _one_cluster(2, seed=2)
-    Cluster.objects.filter(pk=b.pk).update(environments=["dev"], created_at=timezone.now() - dt.timedelta(days=5))
+    # Clustered just now, but its oldest feedback is five days old: that is what the SLA counts from.
+    Cluster.objects.filter(pk=b.pk).update(environments=["dev"], oldest_item_at=timezone.now() - dt.timedelta(days=5))
+    Cluster.objects.filter(pk=a.pk).update(created_at=timezone.now() - dt.timedelta(days=5))
     actions.clusters_assign(actor=moderator, cluster_ids=[a.pk], owner_id=moderator.pk)
     f = selectors.QueueFilters
     assert [c.pk for c in selectors.queue(moderator, f())] == [a.pk, b.pk]
@@ -308,7 +315,8 @@ def test_queue_filters(moderator):
     assert [c.pk for c in selectors.queue(moderator, f(sla_breached=True))] == [b.pk]
     assert [c.pk for c in selectors.queue(moderator, f(status="triaging"))] == []
     rows = selectors.queue(moderator, f())
-    assert rows[0].is_new_badge and rows[0].is_fast_growing
+    assert rows[0].status_label == "New" and rows[0].is_fast_growing
+    assert (rows[1].age, rows[1].sla_breached, rows[0].sla_breached) == ("5 days", True, False)
 
 
 def test_changed_stamp_moves_when_clusters_change(moderator):

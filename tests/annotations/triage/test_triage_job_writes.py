@@ -111,7 +111,8 @@ def test_the_job_stores_the_growth_cut_it_counts_from():
 
 @pytest.mark.parametrize(("minutes", "text"), [
     (0, "0 minutes"), (1, "1 minute"), (59, "59 minutes"), (60, "1 hour"), (61, "1 hour, 1 minute"),
-    (24 * 60, "1 day"), (3 * 24 * 60 + 4 * 60 + 5, "3 days, 4 hours"),
+    (24 * 60, "1 day"), (3 * 24 * 60 + 4 * 60 + 5, "3 days, 4 hours"), (13 * 24 * 60 + 60, "13 days, 1 hour"),
+    (15 * 24 * 60, "2 weeks, 1 day"), (21 * 24 * 60 + 60, "3 weeks"), (183 * 24 * 60, "6 months"),
 ])
 def test_queue_age_text(minutes, text):
     assert selectors.age_text(dt.timedelta(minutes=minutes, seconds=30)) == text

@@ -22,9 +22,10 @@ def test_queue_lists_clusters_by_priority_with_a_fixed_number_of_queries(client,
     client.force_login(moderator)
     url = reverse("triage:queue")
     client.get(url)
-    # user with roles (the session comes from Redis), clusters (with owner/claimer/group), change stamp, tags, users;
-    # the filter choices come from the cache after the first request
-    with django_assert_num_queries(5):
+    # user with roles (the session comes from Redis), clusters (with owner/claimer/group), the merge proposals
+    # between them and others, change stamp, tags, users; the filter choices come from the cache after the first
+    # request
+    with django_assert_num_queries(6):
         response = client.get(url)
     html = response.content.decode()
     assert response.status_code == 200
@@ -32,7 +33,7 @@ def test_queue_lists_clusters_by_priority_with_a_fixed_number_of_queries(client,
     assert positions == sorted(positions)
     assert "<b>refund" not in html
     _clusters(2, n=4)  # more clusters do not add queries
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         client.get(url)
 
 
