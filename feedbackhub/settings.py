@@ -266,6 +266,9 @@ IMPORT_FAILED_UPLOAD_HOURS = env.float("IMPORT_FAILED_UPLOAD_HOURS", default=24.
 # --- Four-eyes review: the author of a correction cannot be its only approver (docs/review.md) -------------------
 REVIEW_FOUR_EYES = env.bool("REVIEW_FOUR_EYES", default=True)
 
+# --- Insights: rates from fewer trials (turns, conversations, replies) are flagged as small samples ----------------
+INSIGHTS_MIN_SAMPLE = env.int("INSIGHTS_MIN_SAMPLE", default=30)
+
 # --- Dataset exports: above this many examples the browser's export runs as a background job writing here ----------
 CURATION_STREAM_MAX_EXAMPLES = env.int("CURATION_STREAM_MAX_EXAMPLES", default=5000)
 CURATION_EXPORT_DIR = env.path("CURATION_EXPORT_DIR", default=BASE_DIR / ".data" / "exports")

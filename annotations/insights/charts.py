@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from django.urls import reverse
 
 from annotations.insights.selectors import KINDS, RATES, Dashboard, DashboardFilters, Figures, bucket_start
+from annotations.insights.stats import min_sample
 from sessions.models import FeedbackKind
 
 PALETTE = (
@@ -26,8 +27,11 @@ KIND_COLOURS = {
     "comment": "#2e86ab", "correction": "#c0392b", "copy": "#17a398", "abandon": "#7f8c8d",
     "regenerate": "#e67e22", "rephrase": "#b07d2b",
 }  # fmt: skip
-#: Most series a split chart shows (the rest would be unreadable); the table and CSV list them all.
+#: Most series a stacked chart shows (the rest would be unreadable); the table and CSV list them all.
 MAX_SERIES = 8
+#: Lines a split chart draws: the busiest values, and the rest summed into one "Others" line.
+TOP_SPLIT_SERIES = 5
+OTHERS_LABEL = "Others"
 #: The feedback kind whose sessions a rate's point drills down to.
 RATE_DRILL = {
     "negative_per_1k_turns": {"negative": "on"},
@@ -41,6 +45,8 @@ RATE_SHORT = {
     "regenerate_pct": "Regenerate %",
     "copy_pct": "Copy %",
 }
+#: The rates in percent; negative feedback is per 1,000 turns and never shares their axis.
+PERCENT_RATES = ("abandonment_pct", "regenerate_pct", "copy_pct")
 SPLIT_LABELS = {"model_version": "model version", "environment": "environment", "user_role": "user role"}
 NONE_LABEL = "(none)"
 
@@ -57,6 +63,13 @@ class Series:
     link_params: Params = field(default_factory=dict)
     #: ...and of each point on its own (e.g. the category of a bar), when they differ.
     point_params: list[Params] | None = None
+    #: For rates: each point's sample size (the trials it divides by) and 95% Wilson interval, in the rate's unit.
+    n: list[int] | None = None
+    low: list[float | None] | None = None
+    high: list[float | None] | None = None
+
+    def is_small(self, index: int, minimum: int) -> bool:
+        return self.n is not None and self.data[index] is not None and self.n[index] < minimum
 
 
 @dataclass
@@ -79,6 +92,8 @@ class Chart:
     link_base: str = ""
     link_common: Params = field(default_factory=dict)
     link_x: list[Params] = field(default_factory=list)
+    #: Rates from fewer trials are flagged as small samples.
+    min_sample: int = 0
 
     @property
     def is_empty(self) -> bool:
@@ -95,9 +110,9 @@ class Chart:
         return {
             "id": self.id, "title": self.title, "unit": self.unit, "kind": self.kind, "labels": self.labels,
             "stacked": self.stacked, "horizontal": self.horizontal, "link_base": self.link_base,
-            "link_common": self.link_common, "link_x": self.link_x,
+            "link_common": self.link_common, "link_x": self.link_x, "min_sample": self.min_sample,
             "series": [{"label": s.label, "data": s.data, "colour": s.colour, "link_params": s.link_params,
-                        "point_params": s.point_params} for s in self.series],
+                        "point_params": s.point_params, "n": s.n, "low": s.low, "high": s.high} for s in self.series],
         }  # fmt: skip
 
     def table_rows(self) -> list[list[Any]]:
@@ -108,8 +123,22 @@ class Chart:
         return [self.label_heading, *(s.label for s in self.series)]
 
     def table_cells(self) -> list[tuple[str, list[str]]]:
-        """The rows of the chart's accessible table: the label, and each value as text ("—" for no value)."""
-        return [(row[0], ["—" if v is None else _number(v) for v in row[1:]]) for row in self.table_rows()]
+        """The rows of the chart's accessible table: the label, and each value as text ("—" for no value); a rate
+        with its interval and sample size, and a mark when the sample is small."""
+        rows = []
+        for i, label in enumerate(self.labels):
+            cells = []
+            for s in self.series:
+                value = s.data[i]
+                if value is None:
+                    cells.append("—")
+                elif s.n is None:
+                    cells.append(_number(value))
+                else:
+                    text = f"{_number(value)} (95% CI {_number(s.low[i])}–{_number(s.high[i])}, n = {s.n[i]})"
+                    cells.append(text + (" · small sample" if s.is_small(i, self.min_sample) else ""))
+            rows.append((label, cells))
+        return rows
 
 
 def _number(value: float | int) -> str:
@@ -128,6 +157,22 @@ def _bucket_label(start: dt.date, unit: str) -> str:
 
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def rate_series(label: str, figures: list[Figures], name: str, colour: str, params: Params, *,
+                hide_small: bool = False) -> Series:
+    """A rate over ``figures`` (one per x position) with each point's sample size and 95% interval. With
+    ``hide_small`` a point from fewer trials than the minimum sample is left out (no value) instead of flagged."""
+    minimum = min_sample()
+    data, n, low, high = [], [], [], []
+    for f in figures:
+        trials, bounds = f.sample(name), f.interval(name)
+        hidden = hide_small and trials < minimum
+        data.append(None if hidden else _round(f.rate(name)))
+        n.append(trials)
+        low.append(None if hidden or bounds is None else _round(bounds[0]))
+        high.append(None if hidden or bounds is None else _round(bounds[1]))
+    return Series(label, data, colour, params, n=n, low=low, high=high)
 
 
 def _common(filters: DashboardFilters) -> Params:
@@ -177,18 +222,30 @@ def negative_by_split(d: Dashboard) -> Chart:
     chart, keys = _time_chart(
         d, id="negative-by-split", title=f"Negative feedback per 1,000 turns by {SPLIT_LABELS[split]}",
         unit="per 1k turns", kind="line",
-        description="Negative feedback events (thumbs down, corrections, abandons, regenerates, rephrases, "
-        "low ratings) per 1,000 turns. Click a point for the conversations with negative feedback.",
+        description=f"Negative feedback events (thumbs down, corrections, abandons, regenerates, rephrases, "
+        f"low ratings) per 1,000 turns, for the {TOP_SPLIT_SERIES} busiest values and the rest summed as "
+        f"“{OTHERS_LABEL}”; the band around a line is its 95% interval. Click a point for the conversations with "
+        "negative feedback.",
     )
-    # The busiest values first; beyond MAX_SERIES the chart would be unreadable.
+    # The busiest values, then the rest as one line: nine model versions as nine lines cannot be read.
     ranked = sorted(
         d.by_split.items(), key=lambda item: (-sum(f.turns for f in item[1].values()), item[0] or "")
-    )[:MAX_SERIES]
+    )
+    shown, rest = ranked[:TOP_SPLIT_SERIES], ranked[TOP_SPLIT_SERIES:]
+    if len(rest) == 1:
+        shown, rest = ranked, []
     empty = Figures()
-    for i, (value, per_bucket) in enumerate(ranked):
-        data = [_round(per_bucket.get(key, empty).negative_per_1k_turns) for key in keys]
+    hide = d.filters.hide_small
+    for i, (value, per_bucket) in enumerate(shown):
         params = {"negative": "on", **({split: value} if value else {})}
-        chart.series.append(Series(value or NONE_LABEL, data, PALETTE[i % len(PALETTE)], params))
+        chart.series.append(rate_series(value or NONE_LABEL, [per_bucket.get(key, empty) for key in keys],
+                                        "negative_per_1k_turns", PALETTE[i % len(PALETTE)], params, hide_small=hide))
+    if rest:
+        summed = [sum((per_bucket.get(key, empty) for _, per_bucket in rest), Figures()) for key in keys]
+        label = f"{OTHERS_LABEL} ({len(rest)} {SPLIT_LABELS[split]}s)"
+        chart.series.append(rate_series(label, summed, "negative_per_1k_turns", PALETTE[-1], {"negative": "on"},
+                                        hide_small=hide))
+    chart.min_sample = min_sample()
     return chart
 
 
@@ -196,12 +253,15 @@ def rates_over_time(d: Dashboard) -> Chart:
     chart, keys = _time_chart(
         d, id="rates", title="Abandonment, regenerate and copy rates", unit="%", kind="line",
         description="Abandonment: % of conversations with an abandon event. Regenerate and copy: events per 100 model "
-        "replies. Click a point for the conversations with that event.",
+        "replies. The band around a line is its 95% interval. Click a point for the conversations with that event.",
     )
     empty = Figures()
-    for i, name in enumerate(("abandonment_pct", "regenerate_pct", "copy_pct")):
-        data = [_round(d.by_bucket.get(key, empty).rate(name)) for key in keys]
-        chart.series.append(Series(f"{RATES[name][0]} ({RATES[name][1]})", data, PALETTE[i + 1], RATE_DRILL[name]))
+    for i, name in enumerate(PERCENT_RATES):
+        chart.series.append(rate_series(
+            f"{RATES[name][0]} ({RATES[name][1]})", [d.by_bucket.get(key, empty) for key in keys], name,
+            PALETTE[i + 1], RATE_DRILL[name], hide_small=d.filters.hide_small,
+        ))
+    chart.min_sample = min_sample()
     return chart
 
 
@@ -237,22 +297,26 @@ def reviewer_tags(d: Dashboard) -> Chart:
 
 
 def compare_rates(d: Dashboard) -> Chart | None:
+    """A and B side by side on the percentage rates; their negative feedback per 1k turns (another unit, ~20 times
+    larger) is the next chart's, so neither squashes the other."""
     f = d.filters
     if not (f.model_a and f.model_b):
         return None
     chart = Chart(
-        id="compare-rates", title=f"{f.model_a} (A) and {f.model_b} (B): rates", unit="rate", kind="bar",
-        labels=[RATE_SHORT[name] for name in RATES], label_heading="Rate",
-        description="The same rates for both model versions over the whole range. Click a bar for the sessions.",
+        id="compare-rates", title=f"{f.model_a} (A) and {f.model_b} (B): rates in %", unit="%", kind="bar",
+        labels=[RATE_SHORT[name] for name in PERCENT_RATES], label_heading="Rate",
+        description="The percentage rates for both model versions over the whole range, with 95% intervals in the "
+        "table. Click a bar for the conversations.",
         link_base=reverse("conversations:list"),
         link_common={"started_from": f.date_from.isoformat(), "started_to": f.date_to.isoformat(), **_common(f)},
-        link_x=[RATE_DRILL[name] for name in RATES],
+        link_x=[RATE_DRILL[name] for name in PERCENT_RATES], min_sample=min_sample(),
     )
     for i, model in enumerate((f.model_a, f.model_b)):
         figures = d.by_model.get(model, Figures())
+        per_rate = [rate_series("", [figures], name, PALETTE[i], {}) for name in PERCENT_RATES]
         chart.series.append(Series(
-            f"{'AB'[i]}: {model}", [_round(figures.rate(name)) for name in RATES], PALETTE[i],
-            {"model_version": model},
+            f"{'AB'[i]}: {model}", [s.data[0] for s in per_rate], PALETTE[i], {"model_version": model},
+            n=[s.n[0] for s in per_rate], low=[s.low[0] for s in per_rate], high=[s.high[0] for s in per_rate],
         ))
     return chart
 
@@ -264,16 +328,28 @@ def compare_over_time(d: Dashboard) -> Chart | None:
     chart, keys = _time_chart(
         d, id="compare-negative", title="Negative feedback per 1,000 turns: A and B over time", unit="per 1k turns",
         kind="line",
-        description="Click a point for that model version's conversations with negative feedback in the period.",
+        description="The band around a line is its 95% interval. Click a point for that model version's "
+        "conversations with negative feedback in the period.",
     )
     empty = Figures()
     for i, model in enumerate((f.model_a, f.model_b)):
         per_bucket = d.by_model_bucket.get(model, {})
-        chart.series.append(Series(
-            f"{'AB'[i]}: {model}", [_round(per_bucket.get(key, empty).negative_per_1k_turns) for key in keys],
-            PALETTE[i], {"negative": "on", "model_version": model},
+        chart.series.append(rate_series(
+            f"{'AB'[i]}: {model}", [per_bucket.get(key, empty) for key in keys], "negative_per_1k_turns",
+            PALETTE[i], {"negative": "on", "model_version": model}, hide_small=f.hide_small,
         ))
+    chart.min_sample = min_sample()
     return chart
+
+
+def interval_note(figures: Figures, name: str) -> str:
+    """A rate's 95% interval and sample size as text ("95% CI 3.5–29.0, n = 24 · small sample"); "" without data."""
+    bounds = figures.interval(name)
+    if bounds is None:
+        return ""
+    trials = figures.sample(name)
+    note = f"95% CI {_number(_round(bounds[0]))}–{_number(_round(bounds[1]))}, n = {trials}"
+    return note + (" · small sample" if trials < min_sample() else "")
 
 
 @dataclass(frozen=True)
@@ -282,6 +358,8 @@ class CompareRow:
     a: float | int | None
     b: float | int | None
     unit: str
+    a_note: str = ""
+    b_note: str = ""
 
     @property
     def difference(self) -> float | int | None:
@@ -298,8 +376,11 @@ def compare_table(d: Dashboard) -> list[CompareRow]:
         CompareRow("Turns", a.turns, b.turns, "turns"),
         CompareRow("Feedback events", a.feedback, b.feedback, "events"),
     ]
-    rows += [CompareRow(label, _round(a.rate(name)), _round(b.rate(name)), unit) for name, (label, unit) in
-             RATES.items()]
+    rows += [
+        CompareRow(label, _round(a.rate(name)), _round(b.rate(name)), unit, interval_note(a, name),
+                   interval_note(b, name))
+        for name, (label, unit) in RATES.items()
+    ]
     return rows
 
 

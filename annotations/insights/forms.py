@@ -31,6 +31,11 @@ class DashboardFilterForm(forms.Form):
     )
     model_a = forms.CharField(required=False, max_length=128, label="Model A", widget=forms.Select)
     model_b = forms.CharField(required=False, max_length=128, label="Model B", widget=forms.Select)
+    small = forms.ChoiceField(
+        required=False, label="Small samples", widget=forms.Select,
+        choices=[("", "Flag them"), ("hide", "Hide them")],
+        help_text="Rates from fewer trials than the minimum sample are drawn hollow, or left out.",
+    )
 
     def __init__(self, data=None, *, model_versions: list[str], user_roles: list[str]) -> None:
         super().__init__(data)
@@ -53,12 +58,15 @@ class DashboardFilterForm(forms.Form):
                 self.add_error("date_to", f"Pick a range of at most {MAX_RANGE_DAYS} days.")
         return data
 
-    def filters(self, *, last_day: dt.date) -> DashboardFilters:
-        """The cleaned filters (call on a valid form); a missing date falls back to the DEFAULT_DAYS days ending
-        on ``last_day`` (the newest day with data)."""
+    def filters(self, *, last_day: dt.date, first_day: dt.date | None = None) -> DashboardFilters:
+        """The cleaned filters (call on a valid form). Missing dates fit the data: the range ends on ``last_day``
+        (the newest day with data) and starts on ``first_day`` (the oldest), at most DEFAULT_DAYS before the end,
+        so the charts are not mostly empty."""
         data = self.cleaned_data
         end = data.get("date_to") or last_day
         start = data.get("date_from") or (end - dt.timedelta(days=DEFAULT_DAYS - 1))
+        if not data.get("date_from") and first_day is not None and start < first_day <= end:
+            start = first_day
         if start > end:
             start = end
         return DashboardFilters(
@@ -70,6 +78,7 @@ class DashboardFilterForm(forms.Form):
             split=data.get("split") if data.get("split") in SPLITS else "model_version",
             model_a=data.get("model_a") or "",
             model_b=data.get("model_b") or "",
+            hide_small=data.get("small") == "hide",
         )
 
     def error_messages(self) -> list[str]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
+from django.db.models import Max, Min
 
 from annotations.insights.models import (
     GRAIN_BITS,
@@ -24,6 +25,7 @@ from annotations.insights.models import (
     DailyRollup,
     RollupState,
 )
+from annotations.insights.stats import wilson
 from annotations.models import Annotation, Tag
 from sessions.models import Conversation, ImportBatch
 
@@ -53,6 +55,8 @@ class DashboardFilters:
     split: str = "model_version"
     model_a: str = ""
     model_b: str = ""
+    #: Leave rates from a sample under the minimum out of the charts (else they are flagged).
+    hide_small: bool = False
 
     @property
     def unit(self) -> str:
@@ -127,12 +131,32 @@ class Figures:
     def rate(self, name: str) -> float | None:
         return getattr(self, name)
 
+    def sample(self, name: str) -> int:
+        """How many trials rate ``name`` divides by (turns, conversations or model replies)."""
+        return self.values.get(RATE_PARTS[name][1], 0)
+
+    def interval(self, name: str) -> tuple[float, float] | None:
+        """The 95% Wilson interval of rate ``name``, in the rate's own unit (percent, per 1k); None without data."""
+        numerator, denominator, scale = RATE_PARTS[name]
+        bounds = wilson(self.values.get(numerator, 0), self.values.get(denominator, 0))
+        return None if bounds is None else (bounds[0] * scale, bounds[1] * scale)
+
+    def __add__(self, other: Figures) -> Figures:
+        return Figures({name: self.values.get(name, 0) + other.values.get(name, 0) for name in SUMS})
+
 
 RATES = {
     "negative_per_1k_turns": ("Negative feedback per 1,000 turns", "per 1k turns"),
     "abandonment_pct": ("Abandonment", "% of conversations"),
     "regenerate_pct": ("Regenerate", "% of model replies"),
     "copy_pct": ("Copy", "% of model replies"),
+}
+#: Each rate as (events, trials, scale): what its interval and sample size are computed from.
+RATE_PARTS = {
+    "negative_per_1k_turns": ("negative", "turns", 1000),
+    "abandonment_pct": ("abandoned_sessions", "sessions", 100),
+    "regenerate_pct": ("regenerate", "model_turns", 100),
+    "copy_pct": ("copy", "model_turns", 100),
 }
 
 
@@ -347,10 +371,10 @@ def reviewer_tag_spans(*, filters: DashboardFilters, tag_id: int, limit: int = 2
     ]
 
 
-def rollup_last_day() -> dt.date | None:
-    """The newest session day in the rollup (the dashboard's default range ends there)."""
-    row = DailyRollup.objects.filter(grain=0).order_by("-day").values_list("day", flat=True).first()
-    return row
+def rollup_day_range() -> tuple[dt.date | None, dt.date | None]:
+    """The first and the newest session day in the rollup (the dashboard's default range fits between them)."""
+    days = DailyRollup.objects.filter(grain=0).aggregate(first=Min("day"), last=Max("day"))
+    return days["first"], days["last"]
 
 
 @dataclass(frozen=True)

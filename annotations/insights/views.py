@@ -23,6 +23,7 @@ from django_htmx.http import trigger_client_event
 
 from annotations.insights import charts, selectors
 from annotations.insights.forms import BulkTagForm, ChipsForm, DashboardFilterForm, SaveViewForm, SpanFilterForm
+from annotations.insights.stats import min_sample
 from feedbackhub.http import HtmxHttpRequest
 from sessions.forms import ConversationFilterForm
 from sessions.models import SavedView
@@ -52,9 +53,9 @@ def _filter_form(request: HttpRequest, freshness: selectors.Freshness | None = N
 
 
 def _dashboard_data(form: DashboardFilterForm) -> selectors.Dashboard:
-    """The dashboard's figures for a valid form (dates default to the DEFAULT_DAYS ending on the newest data)."""
-    last_day = selectors.rollup_last_day() or timezone.now().date()
-    return selectors.dashboard_compared(form.filters(last_day=last_day))
+    """The dashboard's figures for a valid form (missing dates fit the data, at most DEFAULT_DAYS)."""
+    first_day, last_day = selectors.rollup_day_range()
+    return selectors.dashboard_compared(form.filters(last_day=last_day or timezone.now().date(), first_day=first_day))
 
 
 def _body_context(data: selectors.Dashboard) -> dict:
@@ -65,7 +66,11 @@ def _body_context(data: selectors.Dashboard) -> dict:
         "charts": chart_list,
         "charts_json": [c.as_json() for c in chart_list if not c.is_empty],
         "compare_rows": charts.compare_table(data) if f.model_a and f.model_b else [],
-        "rates": [(label, unit, data.totals.rate(name)) for name, (label, unit) in selectors.RATES.items()],
+        "rates": [
+            (label, unit, data.totals.rate(name), charts.interval_note(data.totals, name))
+            for name, (label, unit) in selectors.RATES.items()
+        ],
+        "min_sample": min_sample(),
     }
 
 

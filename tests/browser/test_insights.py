@@ -100,3 +100,33 @@ def test_clicking_a_chart_point_opens_its_sessions(page, live_server, moderator)
     assert page.locator("#id_feedback").input_value() == "thumbs_down"
     assert page.locator("#id_started_from").input_value() == "2026-03-03"
     assert page.locator("#id_environment").input_value() == "prod"
+
+
+def test_percentages_have_their_own_axis_and_small_samples_are_hollow(page, live_server, analyst):
+    day = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
+    for i in range(40):
+        feedback = {1: [{"kind": "thumbs_down"}]} if i % 4 else None
+        make_conversation(started_at=day, model_version="m-a", feedback=feedback)
+    make_conversation(started_at=day, model_version="m-b", feedback={1: [{"kind": "abandon"}]})
+    services.rollup_rebuild()
+    login(page, live_server.url, "analyst")
+    page.goto(f"{live_server.url}/insights/?date_from=2026-03-02&date_to=2026-03-02&model_a=m-a&model_b=m-b")
+    page.wait_for_selector("canvas[data-chart='compare-rates'][data-ready='1']")
+    axis = """(id) => {
+        const chart = Chart.getChart(document.querySelector(`canvas[data-chart='${id}']`));
+        return [chart.options.scales.y.title.text, chart.scales.y.max, chart.data.datasets.map(d => d.label)];
+    }"""
+    title, top, labels = page.evaluate(axis, "compare-rates")
+    # The percentages are drawn against a % axis of their own, not squashed under per-1k values in the hundreds.
+    assert title == "%" and top <= 100
+    assert not any("Negative" in label for label in labels)
+    title, top, _ = page.evaluate(axis, "compare-negative")
+    assert title == "per 1k turns" and top > 100
+    # m-b's single conversation is a small sample: its point is hollow, and the line carries a 95% band.
+    fills = page.evaluate("""() => {
+        const chart = Chart.getChart(document.querySelector("canvas[data-chart='compare-negative']"));
+        return chart.data.datasets.filter(d => !d.band).map(d => d.backgroundColor[0]);
+    }""")
+    assert fills[1] == "#ffffff" and fills[0] != "#ffffff"
+    assert page.evaluate("""() => Chart.getChart(document.querySelector("canvas[data-chart='compare-negative']"))
+        .data.datasets.some(d => d.band && d.fill === "-1")""")
