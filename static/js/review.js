@@ -10,9 +10,6 @@ import {
   highlightText,
 } from "../vendor/apache-annotator-dom-0.2.0/annotator-dom.min.js";
 
-// htmx copies `style` from an old element to its replacement while settling; that is an inline style, which the CSP
-// blocks (cards are positioned through the CSSOM, which it allows).
-htmx.config.attributesToSettle = ["class", "width", "height"];
 
 const config = JSON.parse(document.getElementById("review-config").textContent);
 const review = document.getElementById("review");
