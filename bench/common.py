@@ -89,6 +89,8 @@ def bench_environment(db_url: str) -> dict[str, str]:
             "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-not-a-secret",
             "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
             "SECURE_COOKIES": "0",
+            # The test client speaks plain http: no redirect to https (a proxy terminates TLS in production).
+            "SECURE_SSL_REDIRECT": "0",
             "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
             "PYTHONHASHSEED": "0",
         }

@@ -264,7 +264,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
     t0 = time.perf_counter()
     services.rollup_rebuild()
     rebuild_s = time.perf_counter() - t0
-    last_day = selectors.rollup_last_day()
+    _, last_day = selectors.rollup_day_range()
     assert last_day is not None, "the rollup is empty"
     t0 = time.perf_counter()
     services.rollup_refresh_days(days=[last_day - dt.timedelta(days=10)])
