@@ -246,7 +246,7 @@ def discover(seeded: Seeded, recorder: ReadRecorder, routes: list[str]) -> None:
             seeded.params[(route, method)] = found
 
 
-def test_no_parameter_of_any_url_gives_a_500(monkeypatch, settings_fast_hash):
+def test_no_parameter_of_any_url_gives_a_500(monkeypatch):
     seeded = _seed()
     recorder = ReadRecorder(monkeypatch)
     routes = [route for route, _ in walk(get_resolver().url_patterns) if route not in SKIPPED]
@@ -294,12 +294,6 @@ def test_no_parameter_of_any_url_gives_a_500(monkeypatch, settings_fast_hash):
         mixed(route, method, sorted(names))
     print(f"{len(parametrised)} URL/method pairs with parameters, {SENT[0]} hostile requests")
     assert not FAILURES, "\n".join(sorted(set(FAILURES)))
-
-
-@pytest.fixture
-def settings_fast_hash(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    return settings
 
 
 def recall_token() -> str:
