@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 export PORT
 
-.PHONY: install run test lint bench browser-deps services stop clean-data
+.PHONY: install run serve migrate load test lint bench browser-deps services stop clean-data
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,18 @@ install: $(STAMP)
 ## Start PostgreSQL+pgvector, Redis, migrate, load demo data once, then web + worker + beat (Ctrl-C stops all).
 run: install
 	$(PY) manage.py start --port $(PORT)
+
+## Production web server (docs/deploy.md): gunicorn + WhiteNoise, DEBUG off. With DATABASE_URL/REDIS_URL set nothing
+## embedded starts and migrations are their own step (`make migrate`); workers and beat run as their own processes.
+serve: install
+	DEBUG=0 ALLOWED_HOSTS=$${ALLOWED_HOSTS:-localhost,127.0.0.1} $(PY) manage.py serve
+
+migrate: install
+	$(PY) manage.py migrate
+
+## The load test against the production server on this machine (bench/load_test.py, results in docs/benchmarks.md).
+load: install
+	$(PY) -m bench.run --only load
 
 ## Chromium for the browser tests (Debian's package; a browser download is impossible offline).
 browser-deps:

@@ -61,3 +61,45 @@ def check() -> dict:
         result["worker"] = {"ok": False, "error": "redis unreachable"}
         result["beat"] = {"ok": False, "error": "redis unreachable"}
     return result
+
+
+_migrations_applied = False
+
+
+def migrations_pending() -> bool:
+    """True while the database lacks a migration this code has (a deploy that has not run ``migrate`` yet). Once
+    all are applied the answer is kept for the process's life: migrations are not un-applied under a running app."""
+    global _migrations_applied
+    if _migrations_applied:
+        return False
+    from django.db.migrations.executor import MigrationExecutor  # noqa: PLC0415
+
+    executor = MigrationExecutor(connection)
+    pending = bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+    _migrations_applied = not pending
+    return pending
+
+
+def readiness() -> dict:
+    """Whether this process may take traffic: {component: {"ok": bool, ...}} for the database (reachable, migrated,
+    pgvector recent enough) and Redis. Workers and beat are not part of it: a web process serves without them.
+    Never raises."""
+    from feedbackhub.checks import pgvector_problem  # noqa: PLC0415
+
+    result: dict[str, dict] = {}
+    try:
+        problem = pgvector_problem()
+        pending = migrations_pending()
+        result["database"] = {"ok": not problem and not pending}
+        if problem:
+            result["database"]["error"] = problem
+        if pending:
+            result["database"]["error"] = "migrations not applied: run `manage.py migrate`"
+    except Exception as exc:  # noqa: BLE001
+        result["database"] = {"ok": False, "error": str(exc)[:200]}
+    try:
+        _redis().ping()
+        result["redis"] = {"ok": True}
+    except Exception as exc:  # noqa: BLE001
+        result["redis"] = {"ok": False, "error": str(exc)[:200]}
+    return result

@@ -116,10 +116,24 @@ def _marks() -> redis.Redis:
 UNACKED_KEY = "unacked"
 
 
+def queue_of(task_name: str) -> str:
+    """The queue a task is sent to: its route (``CELERY_TASK_ROUTES``), else the default queue."""
+    return current_app.amqp.router.route({}, task_name)["queue"].name
+
+
+def queue_lengths() -> dict[str, int]:
+    """Messages waiting in each of the app's queues (the workers' backlog), in one round trip."""
+    names = sorted(current_app.amqp.queues)
+    pipe = _marks().pipeline(transaction=False)
+    for name in names:
+        pipe.llen(name)
+    return dict(zip(names, pipe.execute(), strict=True))
+
+
 def _broker_holds_no_message(client: redis.Redis, task: Any) -> bool:
     """True when the task's queue is empty and no worker holds an unacknowledged message: a mark found then stands
     for a message that no longer exists. Two O(1) reads."""
-    queue = getattr(task, "queue", None) or current_app.conf.task_default_queue
+    queue = queue_of(task.name)
     pipe = client.pipeline(transaction=False)
     pipe.llen(queue)
     pipe.hlen(UNACKED_KEY)

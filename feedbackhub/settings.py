@@ -16,6 +16,8 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 devstack.configure_environment()
 
 DEBUG = env.bool("DEBUG", default=False)
+# Logs as JSON lines for a collector (the default in production) or text for a terminal: LOGGING below.
+LOG_FORMAT = env("LOG_FORMAT", default="text" if DEBUG else "json")
 # Production has no default secret; development (DEBUG=1, or the test run) may use a throwaway one.
 SECRET_KEY = env("SECRET_KEY") if not DEBUG else env("SECRET_KEY", default="dev-only-insecure-key")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
@@ -44,7 +46,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every log record of the request carries its id, and the request-latency metric times the whole stack.
+    "feedbackhub.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the web process itself, hashed and compressed (STORAGES below), with far-future caching.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -81,7 +87,13 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=True)
+# Behind PgBouncer in transaction mode (docs/deploy.md): DB_CONN_MAX_AGE=0, DB_TRANSACTION_POOLING=1. A transaction
+# pooler hands each transaction to any server connection, so no server-side cursor or prepared statement may outlive
+# one; RECALL_SESSION_SEARCH_SETTINGS=0 too (session settings do not follow the client either).
+if env.bool("DB_TRANSACTION_POOLING", default=False):
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 # Lets several test runs share one server without dropping each other's test database.
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default=None)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -117,6 +129,16 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / ".data" / "staticfiles")
+# Production serves hashed, pre-compressed copies made by `collectstatic` (`manage.py serve` runs it); development
+# and the tests read the source files as they are. STATIC_MANIFEST=1/0 overrides.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if env.bool("STATIC_MANIFEST", default=not DEBUG)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".data" / "media")
 # Uploaded log files above this size are streamed to disk rather than held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
@@ -138,7 +160,7 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 # The preload directive only makes the site eligible for browsers' preload lists; it is submitted by hand, if ever.
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 # A load balancer's probe may ask for /healthz over plain http inside the network.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz(/live|/ready)?$", r"^metrics$"]
 # BEHIND_PROXY=1 when a TLS-terminating proxy forwards plain http: the request is then https when the proxy says so
 # in X-Forwarded-Proto (the proxy must set or strip that header, or any client could claim https), and the client
 # address for the login lock-out is the last X-Forwarded-For entry, the one the proxy added.
@@ -180,6 +202,8 @@ CONTENT_SECURITY_POLICY = {
 
 # --- Celery -----------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
+# JSON logs: the worker logs through LOGGING above (with the task's id and name) instead of Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -209,7 +233,22 @@ CELERY_BEAT_SCHEDULE: dict = {
     "imports-sweep": {"task": "sessions.tasks.import_batches_sweep", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
+# Beat runs once: a second beat process (another machine, a restart overlapping the old one) finds the lock held and
+# sends nothing until the holder stops renewing it (feedbackhub/beat.py, docs/deploy.md).
+CELERY_BEAT_SCHEDULER = "feedbackhub.beat:SingleBeatScheduler"
+BEAT_LOCK_SECONDS = env.int("BEAT_LOCK_SECONDS", default=30)
 # With late acks, a task whose worker died is handed out again after this many seconds (Redis transport).
+# Named queues, so each kind of work can get its own workers (docs/deploy.md): imports, embeddings, clustering and
+# exports are routed by task name; everything else (rollups, the outbox drain, heartbeats) goes to "default".
+WORKER_QUEUES = ["import", "embed", "cluster", "export", "default"]
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = {name: {"routing_key": name} for name in WORKER_QUEUES}
+CELERY_TASK_ROUTES = {
+    "sessions.tasks.import_batch_process": {"queue": "import"},
+    "recall.*": {"queue": "embed"},
+    "triage.*": {"queue": "cluster"},
+    "curation.*": {"queue": "export"},
+}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 
 # --- Semantic recall --------------------------------------------------------------------------------------------
@@ -281,10 +320,28 @@ SCRUB_ENABLED = env.bool("SCRUB_ENABLED", default=True)
 SCRUB_PHONE_REGION = env("SCRUB_PHONE_REGION", default="US")
 SCRUB_PATTERNS = env.json("SCRUB_PATTERNS", default={})
 
+# LOG_FORMAT=json (the default with DEBUG off): one JSON object per line with the request id (feedbackhub/request_id.py)
+# for a log collector; text for a person at a terminal. Access records come from logger "feedbackhub.request".
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "feedbackhub.request_id.RequestIdFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(task_id)s %(task_name)s "
+                   "%(process)d",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "timestamp": False,
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # The access log is one record per request: on in production, quiet at a developer's terminal (runserver
+        # prints its own) unless ACCESS_LOG=1.
+        "feedbackhub.request": {"level": "INFO" if env.bool("ACCESS_LOG", default=not DEBUG) else "WARNING"},
+    },
 }

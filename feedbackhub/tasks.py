@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from feedbackhub import health, outbox
+from feedbackhub import health, metrics, outbox  # noqa: F401 (metrics: counts every task run in the worker)
 
 
 @shared_task(name="feedbackhub.tasks.beat_heartbeat", ignore_result=True)

@@ -441,3 +441,8 @@ __all__ = [
     "similar_to_text",
     "user_input_before",
 ]
+
+
+def embedding_backlog() -> int:
+    """Active feedback items still waiting for their vector (the partial index on embedding_pending serves it)."""
+    return FeedbackItem.objects.filter(embedding_pending=True, is_active=True).count()

@@ -28,7 +28,7 @@ def _send_once(django_capture_on_commit_callbacks) -> None:
 
 
 def test_a_mark_whose_message_was_lost_does_not_hold_back_the_next_send(broker, django_capture_on_commit_callbacks):
-    queue = getattr(embed_pending, "queue", None) or "celery"
+    queue = outbox.queue_of(embed_pending.name)
     _send_once(django_capture_on_commit_callbacks)
     _send_once(django_capture_on_commit_callbacks)
     assert broker.llen(queue) == 1  # the second was coalesced into the queued one

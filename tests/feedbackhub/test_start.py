@@ -76,7 +76,7 @@ def test_services_started_before_this_process_are_not_ours():
     assert start.process_started_at() <= time.time()
     # Started after the epoch: counted as started "by us" (detect reads the servers' real start times).
     owned = start.OwnedServices.detect(since=0)
-    assert owned.postgres == start._embedded_database() and owned.redis == start._embedded_redis()
+    assert owned.postgres == start.embedded_database() and owned.redis == start.embedded_redis()
 
 
 def _alive(pid: int) -> bool:

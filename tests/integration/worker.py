@@ -50,8 +50,9 @@ class Worker:
         }
         celery = Path(sys.executable).with_name("celery")
         self.proc = subprocess.Popen(
-            [str(celery), "-A", "feedbackhub", "worker", "--pool=solo", "--concurrency=1", "-Q", "celery",
-             "--loglevel=INFO", "--without-gossip", "--without-mingle", "-n", f"integration-{os.getpid()}@%h"],
+            [str(celery), "-A", "feedbackhub", "worker", "--pool=solo", "--concurrency=1",
+             "-Q", ",".join(settings.WORKER_QUEUES), "--loglevel=INFO", "--without-gossip", "--without-mingle",
+             "-n", f"integration-{os.getpid()}@%h"],
             cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         threading.Thread(target=self._pump, daemon=True).start()
@@ -167,7 +168,7 @@ def wait_idle(timeout: float = 60.0) -> None:
         inspect = app.control.inspect(timeout=1.0)
         busy = [t for tasks in (inspect.active() or {}).values() for t in tasks]
         busy += [t for tasks in (inspect.reserved() or {}).values() for t in tasks]
-        if not busy and client.llen("celery") == 0:
+        if not busy and not any(client.llen(q) for q in settings.WORKER_QUEUES):
             return
         time.sleep(0.5)
 

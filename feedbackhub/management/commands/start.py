@@ -56,12 +56,12 @@ def process_started_at() -> float:
     return time.time() if started is None else started
 
 
-def _embedded_database() -> bool:
+def embedded_database() -> bool:
     db = settings.DATABASES["default"]
     return str(db.get("HOST")) == devstack.HOST and int(db.get("PORT") or 0) == devstack.PG_PORT
 
 
-def _embedded_redis() -> bool:
+def embedded_redis() -> bool:
     return settings.REDIS_URL.startswith(f"redis://{devstack.HOST}:{devstack.REDIS_PORT}")
 
 
@@ -92,10 +92,10 @@ class OwnedServices:
         # When in doubt a service counts as someone else's: it is then left running, which `make stop` fixes,
         # rather than stopped under another user of it.
         owned = cls()
-        if _embedded_database():
+        if embedded_database():
             started = postgres_started_at()
             owned.postgres = started is not None and started >= since
-        if _embedded_redis():
+        if embedded_redis():
             started = redis_started_at()
             owned.redis = started is not None and started >= since
         return owned
@@ -108,7 +108,7 @@ class OwnedServices:
         if self.redis:
             write("stopping the embedded Redis")
             devstack.stop_redis()
-        if not (self.postgres or self.redis) and (_embedded_database() or _embedded_redis()):
+        if not (self.postgres or self.redis) and (embedded_database() or embedded_redis()):
             write("the embedded PostgreSQL/Redis were already running before this start: left running "
                   "(`make stop` stops them)")
 
@@ -143,7 +143,7 @@ def child_commands(*, host: str, port: int, concurrency: int, reload: bool, pyth
     return {
         "web": web,
         "worker": [python, "-m", "celery", "-A", "feedbackhub", "worker", "--loglevel=INFO",
-                   f"--concurrency={concurrency}", "-Q", "celery"],
+                   f"--concurrency={concurrency}", "-Q", ",".join(settings.WORKER_QUEUES)],
         "beat": [python, "-m", "celery", "-A", "feedbackhub", "beat", "--loglevel=INFO"],
     }
 

@@ -95,12 +95,13 @@ def sends(monkeypatch):
     def send(task, args=(), kwargs=None) -> bool:
         sent.append((task.name, kwargs))
         # A stand-in in the queue: a mark found with the broker holding no message at all is dropped as orphaned.
-        broker.rpush("celery", STAND_IN)
+        broker.rpush(outbox.queue_of(task.name), STAND_IN)
         return True
 
     monkeypatch.setattr(outbox, "send", send)
     yield sent
-    broker.lrem("celery", 0, STAND_IN)
+    for queue in settings.WORKER_QUEUES:
+        broker.lrem(queue, 0, STAND_IN)
 
 
 @pytest.fixture
