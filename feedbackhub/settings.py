@@ -49,8 +49,6 @@ MIDDLEWARE = [
     # First: every log record of the request carries its id, and the request-latency metric times the whole stack.
     "feedbackhub.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Static files from the web process itself, hashed and compressed (STORAGES below), with far-future caching.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -63,6 +61,11 @@ MIDDLEWARE = [
     # Last, as django-axes asks: it turns a locked-out login attempt into the lock-out page.
     "axes.middleware.AxesMiddleware",
 ]
+if not DEBUG:
+    # Production serves static files from the web process itself: the hashed, compressed copies `collectstatic` made
+    # (STORAGES below), with far-future caching. Development's runserver serves the source files.
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                      "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "feedbackhub.urls"
 WSGI_APPLICATION = "feedbackhub.wsgi.application"
