@@ -51,13 +51,13 @@ class Command(BaseCommand):
         db = settings.DATABASES["default"]
         self._say(f"database {db['HOST']}:{db['PORT']}/{db['NAME']}{' (embedded)' if embedded else ''}; "
                   f"redis {settings.REDIS_URL.rsplit('@', 1)[-1]}")
+        # Errors (pgvector missing or too old, a deploy setting) stop here with their message; warnings are shown.
+        call_command("check", deploy=not settings.DEBUG, databases=["default"], fail_level="ERROR")
         if migrate or embedded:
             call_command("migrate", interactive=False, verbosity=1)
         elif health.migrations_pending():
             raise CommandError("The database is missing migrations of this release: run `make migrate` "
                                "(python manage.py migrate) once, then start the servers.")
-        # Errors (pgvector missing or too old, a deploy setting) stop here with their message; warnings are shown.
-        call_command("check", deploy=not settings.DEBUG, databases=["default"], fail_level="ERROR")
         call_command("collectstatic", interactive=False, verbosity=0)
         self._say(f"static files collected into {settings.STATIC_ROOT}")
         if settings.SECURE_SSL_REDIRECT:
