@@ -333,9 +333,13 @@ def test_two_workers_in_their_own_folders_share_the_queues_and_do_each_task_once
         # Clustering sent several times at once: each run takes the triage advisory lock per batch.
         from celery import Celery  # noqa: PLC0415
 
-        sender = Celery(broker=services["redis_url"])
-        for _ in range(6):
-            sender.send_task("triage.cluster_new", queue="cluster")
+        # Not the current app: the suite's own app (and its broker) must stay what every other test uses.
+        sender = Celery(broker=services["redis_url"], set_as_current=False)
+        try:
+            for _ in range(6):
+                sender.send_task("triage.cluster_new", queue="cluster")
+        finally:
+            sender.close()
         _wait(lambda: sum(w.output().count("triage.cluster_new") for w in workers) >= 12, "six clustering runs",
               *workers)
         _wait(lambda: _one(database, "SELECT count(*) FROM recall_feedbackitem i WHERE NOT EXISTS "
