@@ -11,8 +11,9 @@ browsing (conversation list, review pages, insights dashboard), review saves, re
 import files, each person waiting 1-2 s between actions. Per step and endpoint: requests, errors, throughput and
 p50/p95/p99 as Locust measured them (client side: network, queueing and server time).
 
-The sustained rate is that of the busiest step with no error and every endpoint's p95 within its page budget (review
-page, list and dashboard 60 ms... see BUDGET_MS); the steps above it show where the machine saturates.
+The sustained rate is that of the busiest step with no error and every endpoint's p95 within its budget (BUDGET_MS:
+100 ms for pages and saves, 150 ms for the recall API, 250 ms for an upload; logins excluded); the steps above it
+show where the machine saturates.
 """
 
 from __future__ import annotations
