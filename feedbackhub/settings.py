@@ -240,7 +240,6 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 # sends nothing until the holder stops renewing it (feedbackhub/beat.py, docs/deploy.md).
 CELERY_BEAT_SCHEDULER = "feedbackhub.beat:SingleBeatScheduler"
 BEAT_LOCK_SECONDS = env.int("BEAT_LOCK_SECONDS", default=30)
-# With late acks, a task whose worker died is handed out again after this many seconds (Redis transport).
 # Named queues, so each kind of work can get its own workers (docs/deploy.md): imports, embeddings, clustering and
 # exports are routed by task name; everything else (rollups, the outbox drain, heartbeats) goes to "default".
 WORKER_QUEUES = ["import", "embed", "cluster", "export", "default"]
@@ -252,6 +251,7 @@ CELERY_TASK_ROUTES = {
     "triage.*": {"queue": "cluster"},
     "curation.*": {"queue": "export"},
 }
+# With late acks, a task whose worker died is handed out again after this many seconds (Redis transport).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 
 # --- Semantic recall --------------------------------------------------------------------------------------------
