@@ -51,6 +51,7 @@ class SingleBeatScheduler(PersistentScheduler):
         super().__init__(*args, **kwargs)
         self.lock = beat_lock()
         self.held = False
+        self.said_standby = False
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         # Renew well within the expiry: beat sleeps at most max_interval between ticks.
         self.max_interval = min(self.max_interval, settings.BEAT_LOCK_SECONDS / 3)
@@ -74,12 +75,12 @@ class SingleBeatScheduler(PersistentScheduler):
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self._hold():
-            if not getattr(self, "_said_standby", False):
+            if not self.said_standby:  # said once per stand-by, not at every tick
                 logger.info("another beat holds the lock (%s): %s stands by",
                             lock_holder(self.lock.redis) or "unknown", self.identity)
-                self._said_standby = True
+                self.said_standby = True
             return self.max_interval
-        self._said_standby = False
+        self.said_standby = False
         return super().tick(*args, **kwargs)
 
     def close(self) -> None:
