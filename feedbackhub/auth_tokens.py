@@ -33,6 +33,8 @@ LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 #: or scope change made elsewhere takes effect within this time (at once in the process that revokes).
 TOKEN_CACHE_SECONDS = 10.0
 _token_cache: dict[str, tuple[float, ApiToken]] = {}
+#: Scopes whose tokens act for apps: they read or write only their sources' data.
+SOURCE_BOUND_SCOPES = frozenset({ApiScope.RECALL, ApiScope.INGEST})
 
 
 def token_digest(token: str) -> str:
@@ -99,7 +101,7 @@ def clean_access(
             raise ValidationError({"gate_dataset": "The dataset gate needs a dataset."})
     else:
         cleaned["gate_dataset"], cleaned["gate_dataset_version"] = "", None
-    if ApiScope.RECALL in set(scopes) and not cleaned["sources"] and not cleaned["all_sources"]:
+    if set(scopes) & SOURCE_BOUND_SCOPES and not cleaned["sources"] and not cleaned["all_sources"]:
         raise ValidationError({"sources": "Bind the token to at least one source, or grant it all sources."})
     return cleaned
 
@@ -199,6 +201,11 @@ def authenticate(authorization: str | None, *, scope: str) -> ApiToken:
         ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
         row.last_used_at = now
     return row
+
+
+def token_covers_source(token: ApiToken, source: str) -> bool:
+    """Whether ``token`` may read or write data of conversation source ``source``."""
+    return token.all_sources or source in token.sources
 
 
 def json_error(status: int, code: str, message: str, **extra) -> JsonResponse:

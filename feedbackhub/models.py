@@ -14,6 +14,7 @@ from django.utils import timezone
 
 class ApiScope(models.TextChoices):
     RECALL = "recall", "Recall API (POST /api/v1/recall)"
+    INGEST = "ingest", "Ingest API (conversations, feedback, OTLP traces)"
 
 
 class RecallGate(models.TextChoices):
@@ -80,6 +81,46 @@ class ApiToken(models.Model):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > timezone.now()
+
+
+def default_widget_categories() -> list[str]:
+    return list(settings.WIDGET_DEFAULT_CATEGORIES)
+
+
+class WidgetKey(models.Model):
+    """A publishable key for the embeddable feedback widget (``/widget/v1.js``). It is not a secret: it sits in the
+    host page. What keeps it harmless is what it may do: write end-user feedback for its one ``source``, only from
+    its ``origins`` (CORS and the ``Origin`` header), at most ``rate_per_minute`` requests a minute. It reads
+    nothing but its own chips (``categories``)."""
+
+    name = models.CharField(max_length=100, help_text="Which app embeds it, e.g. 'support-bot web'.")
+    key = models.CharField(max_length=64, unique=True, editable=False)
+    source = models.CharField(max_length=100, help_text="The conversation source (app) it writes feedback for.")
+    origins = ArrayField(
+        models.CharField(max_length=200), default=list,
+        help_text="Origins allowed to send feedback, e.g. https://app.example (scheme, host and port).",
+    )
+    categories = ArrayField(
+        models.CharField(max_length=100), default=default_widget_categories, blank=True,
+        help_text="The 'What was wrong?' choices shown after a thumbs down.",
+    )
+    rate_per_minute = models.PositiveIntegerField(default=120)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "widget key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.source})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
 
 
 class OutboxTask(models.Model):

@@ -305,6 +305,21 @@ IMPORT_RUN_SOFT_TIME_LIMIT = env.int("IMPORT_RUN_SOFT_TIME_LIMIT", default=600)
 # A failed import's upload is kept this long for a retry, then removed (as are files no import refers to).
 IMPORT_FAILED_UPLOAD_HOURS = env.float("IMPORT_FAILED_UPLOAD_HOURS", default=24.0)
 
+# --- Live ingest: API, OTLP traces, the feedback widget (docs/ingest.md) ------------------------------------------
+# The largest body the ingest endpoints read (gzip: after decompression); larger ones get 413.
+INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=32 * 1024**2)
+# Conversations (or feedback events) one request may carry.
+INGEST_MAX_RECORDS = env.int("INGEST_MAX_RECORDS", default=5000)
+# Requests a minute per ingest token (OTLP included); over it the answer is 429 with Retry-After.
+INGEST_RATE_PER_MINUTE = env.int("INGEST_RATE_PER_MINUTE", default=600)
+# A conversation that changed within this many minutes shows as live in the list.
+LIVE_MINUTES = env.int("LIVE_MINUTES", default=5)
+# The widget's "What was wrong?" chips for a new key (the review taxonomy's names link them to its tags).
+WIDGET_DEFAULT_CATEGORIES = env.list(
+    "WIDGET_DEFAULT_CATEGORIES",
+    default=["factually incorrect", "too vague", "wrong tone", "incomplete", "misread intent"],
+)
+
 # --- Four-eyes review: the author of a correction cannot be its only approver (docs/review.md) -------------------
 REVIEW_FOUR_EYES = env.bool("REVIEW_FOUR_EYES", default=True)
 

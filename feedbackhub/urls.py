@@ -24,6 +24,8 @@ urlpatterns = [
     path("inbox/", include("annotations.inbox.urls")),
     path("recall/", include("annotations.recall.urls")),
     path("api/v1/", include("annotations.recall.api_urls")),
+    # The ingest API, the OTLP traces receiver (/v1/traces) and the feedback widget (/widget/).
+    path("", include("sessions.ingest.urls")),
     path("triage/", include("annotations.triage.urls")),
     path("curation/", include("annotations.curation.urls")),
     path("insights/", include("annotations.insights.urls")),

@@ -17,3 +17,7 @@ conversations_imported = Signal()
 #: The stored text of these turns changed (a re-import of an edited conversation): anything anchored in the old
 #: text must follow. Keyword arguments: ``turn_ids`` (list of int).
 turn_texts_changed = Signal()
+
+#: End-user feedback events arrived live (the feedback API, the widget), outside any import.
+#: Keyword arguments: ``event_ids`` (list of int).
+feedback_received = Signal()

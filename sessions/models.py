@@ -54,6 +54,15 @@ RATING_NEGATIVE_MAX = 2
 SEARCH_CONFIG = "english"
 
 
+class FeedbackOrigin(models.TextChoices):
+    """How a feedback event arrived. Only ``import`` events belong to their conversation's record: a re-import of an
+    edited record replaces those, and leaves the ones sent live (API, widget, traces) alone."""
+
+    IMPORT = "import", "Imported with its conversation"
+    API = "api", "Feedback API"
+    WIDGET = "widget", "Feedback widget"
+
+
 class Conversation(models.Model):
     """One logged session between an end user and the LLM app."""
 
@@ -102,6 +111,8 @@ class Conversation(models.Model):
                 name="conversation_reviewed_started",
                 condition=models.Q(reviewed_at__isnull=False),
             ),
+            # "Live" (changed in the last minutes) in the list.
+            models.Index(fields=["-updated_at", "-id"], name="conversation_updated"),
             GinIndex(fields=["feedback_kinds"], name="conversation_feedback_kinds"),
             GinIndex(fields=["search_vector"], name="conversation_search"),
         ]
@@ -165,6 +176,10 @@ class FeedbackEvent(models.Model):
     is_negative = models.BooleanField(default=False)
     created_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # A database default: the import pipeline's set-based SQL inserts events without naming the column.
+    origin = models.CharField(max_length=16, choices=FeedbackOrigin.choices, default=FeedbackOrigin.IMPORT,
+                              db_default=FeedbackOrigin.IMPORT)
+    received_at = models.DateTimeField(null=True, blank=True, help_text="When a live event reached FeedbackHub.")
 
     class Meta:
         ordering = ["turn_id", "created_at", "id"]

@@ -4,6 +4,8 @@
   item and the resolution of the turn's items (``recall.sync_feedback``, coalesced).
 - An import created or updated conversations (``sessions.events.conversations_imported``): a worker syncs the
   feedback items of the batch's end-user feedback events, set-based (``recall.sync_import_batch``).
+- End-user feedback arrived live (``sessions.events.feedback_received``): a worker makes items of the events
+  (``recall.sync_feedback_events``).
 - A web process is starting (``feedbackhub.events.web_process_starting``): the query encoder loads before the first
   request (``RECALL_WARMUP``).
 - Every new database connection gets recall's search settings (``RECALL_SESSION_SEARCH_SETTINGS``).
@@ -22,10 +24,10 @@ from django.dispatch import receiver
 from annotations.events import feedback_changed
 from annotations.recall import querying
 from annotations.recall.selectors import apply_session_search_settings
-from annotations.recall.tasks import sync_feedback, sync_import_batch
+from annotations.recall.tasks import sync_feedback, sync_feedback_events, sync_import_batch
 from feedbackhub.events import web_process_starting
 from feedbackhub.outbox import enqueue_on_commit, enqueue_once_on_commit
-from sessions.events import conversations_imported
+from sessions.events import conversations_imported, feedback_received
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,12 @@ def sync_changed_feedback(sender, *, annotation_id: int | None = None, turn_id: 
 @receiver(conversations_imported, dispatch_uid="recall.conversations_imported")
 def sync_imported_feedback(sender, *, batch_id: int, **_) -> None:
     enqueue_on_commit(sync_import_batch, batch_id)
+
+
+@receiver(feedback_received, dispatch_uid="recall.feedback_received")
+def sync_received_feedback(sender, *, event_ids: list[int], **_) -> None:
+    if event_ids:
+        enqueue_on_commit(sync_feedback_events, list(event_ids))
 
 
 @receiver(web_process_starting, dispatch_uid="recall.warm_up")

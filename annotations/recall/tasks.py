@@ -14,7 +14,7 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
-from annotations.recall import embedding, services
+from annotations.recall import embedding, events, services
 from feedbackhub import embeddings, outbox
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ def embed_pending() -> int:
         outbox.send(embed_pending)
     if result.embedded:
         logger.info("embedded %s feedback items in %s chunks", result.embedded, result.chunks)
+        events.feedback_items_embedded.send(sender=embed_pending, count=result.embedded)
     return result.embedded
 
 
@@ -58,6 +59,15 @@ def sync_import_batch(batch_id: int) -> None:
     changed ones embedded."""
     result = services.feedback_items_sync_for_import(batch_id=batch_id)
     logger.info("import %s: feedback items %s", batch_id, result)
+    if result.to_embed:
+        _embed_soon()
+
+
+@shared_task(name="recall.sync_feedback_events", ignore_result=True, acks_late=True, **_RETRY)
+def sync_feedback_events(event_ids: list[int]) -> None:
+    """Create or update the feedback items of end-user feedback events that arrived live (idempotent), then have
+    the changed ones embedded."""
+    result = services.feedback_items_sync_for_feedback_events(event_ids=event_ids)
     if result.to_embed:
         _embed_soon()
 

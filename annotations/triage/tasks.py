@@ -18,7 +18,8 @@ from annotations.triage import clustering, job, proposals
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="triage.cluster_new", ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+@shared_task(name="triage.cluster_new", ignore_result=True, acks_late=True, reject_on_worker_lost=True,
+             coalesced=True)
 def cluster_new() -> int:
     result = job.triage_run()
     if result.items:

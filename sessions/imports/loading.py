@@ -120,11 +120,31 @@ def upsert_feedback(cur: Any) -> None:
     cur.execute(sql.UPSERT_FEEDBACK)
 
 
-class Loader:
-    """Merges chunks into the database for one ImportBatch (on the calling thread's Django connection)."""
+def refresh_feedback_summary(cur: Any, conversation_ids: list[int]) -> None:
+    """Recompute the feedback columns of ``conversation_ids`` (``feedback_kinds``, ``has_negative_feedback``) from
+    all their stored events."""
+    cur.execute(sql.REFRESH_FEEDBACK_SUMMARY, (conversation_ids,))
 
-    def __init__(self, batch: ImportBatch) -> None:
+
+def with_live_feedback(cur: Any, updated: Written) -> list[int]:
+    """The updated conversations that hold feedback events sent live (not part of their record)."""
+    cur.execute(sql.WITH_LIVE_FEEDBACK, ([pk for pk, _ in updated],))
+    return [row[0] for row in cur.fetchall()]
+
+
+#: What became of one conversation: created, updated or unchanged (rejected ones are ``Rejected`` records).
+CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+
+
+class Loader:
+    """Merges chunks into the database for one ImportBatch (on the calling thread's Django connection).
+
+    ``outcomes``, when given, receives each merged conversation's key ``(source, external_id)`` with what became of
+    it (CREATED, UPDATED or UNCHANGED), for callers that answer per record (the ingest API)."""
+
+    def __init__(self, batch: ImportBatch, *, outcomes: dict[tuple[str, str], str] | None = None) -> None:
         self.batch = batch
+        self.outcomes = outcomes
         # A resumed import keeps the rejections its earlier runs committed.
         self.rejections_stored = ImportRejection.objects.filter(batch=batch).count()
         self.max_rejections = settings.IMPORT_MAX_REJECTIONS_STORED
@@ -192,6 +212,9 @@ class Loader:
             existing = stored_hashes(cur, conversations) if lookup else {}
             changed = [c for c in conversations if existing.get((c.source, c.external_id)) != c.content_hash]
             unchanged = len(conversations) - len(changed)
+            if self.outcomes is not None:
+                for c in conversations:
+                    self.outcomes[c.key] = UNCHANGED
             if not changed:
                 return [0, 0, unchanged, 0, 0]
             prepare_staging(cur)
@@ -207,9 +230,12 @@ class Loader:
                     created.append((hit[0], c))
                 else:
                     updated.append((hit[0], c))
+                if hit is not None and self.outcomes is not None:
+                    self.outcomes[c.key] = CREATED if hit[1] else UPDATED
             text_changed: list[int] = []
             surplus: list[int] = []
             stale: list[int] = []
+            live: list[int] = []
             if created:
                 copy_turns(cur, created)
             if updated:
@@ -220,6 +246,7 @@ class Loader:
                 copy_feedback(cur, feedback_rows)
             if updated:
                 stale = stale_feedback(cur, updated)
+                live = with_live_feedback(cur, updated)
             if feedback_rows:
                 upsert_feedback(cur)
         # Through the ORM so that rows referencing them (here or in other apps) follow their on_delete rules.
@@ -227,6 +254,10 @@ class Loader:
             FeedbackEvent.objects.filter(pk__in=stale).delete()
         if surplus:
             Turn.objects.filter(pk__in=surplus).delete()
+        if live:
+            # The record's summary left out the events sent live: count them again.
+            with connection.cursor() as cursor:
+                refresh_feedback_summary(cursor, live)
         if text_changed:
             # Whatever is anchored in the old text follows once this chunk is committed (nothing if it rolls back).
             events.turn_texts_changed.send(sender=Turn, turn_ids=text_changed)

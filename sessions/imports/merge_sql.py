@@ -106,15 +106,36 @@ WHERE ({", ".join(f"{FEEDBACK_TABLE}.{c}" for c in _FB_VALUE_COLUMNS)})
     IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _FB_VALUE_COLUMNS)})
 """  # noqa: S608 (table and column names are constants)
 
-#: Feedback events of the given (updated) conversations that the staged rows no longer contain.
+#: Imported feedback events of the given (updated) conversations that the staged rows no longer contain (events
+#: sent live, through the feedback API or the widget, are not part of the record and stay).
 #: Parameter: the conversation ids (bigint[]).
 STALE_FEEDBACK = f"""
 SELECT f.id FROM unnest(%s::bigint[]) AS u(id)
-CROSS JOIN LATERAL (SELECT id, turn_id, event_key FROM {FEEDBACK_TABLE} WHERE conversation_id = u.id) f
+CROSS JOIN LATERAL (
+    SELECT id, turn_id, event_key FROM {FEEDBACK_TABLE} WHERE conversation_id = u.id AND origin = 'import') f
 CROSS JOIN LATERAL (SELECT position FROM {TURN_TABLE} WHERE id = f.turn_id) t
 WHERE NOT EXISTS (
     SELECT 1 FROM fh_stage_fb s
     WHERE s.conversation_id = u.id AND s.position = t.position AND s.event_key = f.event_key)
+"""  # noqa: S608 (table and column names are constants)
+
+#: Recomputes the denormalised feedback columns of the given conversations from all their events (an updated record
+#: replaces them with its own events' summary; events sent live must count too). Parameter: conversation ids.
+REFRESH_FEEDBACK_SUMMARY = f"""
+UPDATE {CONV_TABLE} c SET feedback_kinds = s.kinds, has_negative_feedback = s.negative
+FROM (
+    SELECT u.id, COALESCE(array_agg(DISTINCT f.kind ORDER BY f.kind) FILTER (WHERE f.kind IS NOT NULL), '{{}}') kinds,
+        COALESCE(bool_or(f.is_negative), false) negative
+    FROM unnest(%s::bigint[]) AS u(id) LEFT JOIN {FEEDBACK_TABLE} f ON f.conversation_id = u.id
+    GROUP BY u.id
+) s
+WHERE c.id = s.id AND (c.feedback_kinds, c.has_negative_feedback) IS DISTINCT FROM (s.kinds, s.negative)
+"""  # noqa: S608 (table and column names are constants)
+
+#: Updated conversations that hold events sent live. Parameter: conversation ids (bigint[]).
+WITH_LIVE_FEEDBACK = f"""
+SELECT u.id FROM unnest(%s::bigint[]) AS u(id)
+WHERE EXISTS (SELECT 1 FROM {FEEDBACK_TABLE} f WHERE f.conversation_id = u.id AND f.origin <> 'import')
 """  # noqa: S608 (table and column names are constants)
 
 #: Turns whose text the staged rows change; run after the turns are staged and before the upsert writes them.

@@ -381,7 +381,7 @@ def _events(events: Any, position: int, out: list[tuple]) -> None:
     seen: set[str] = set()
     for i, event in enumerate(events):
         try:
-            row = _feedback(event, position)
+            row = feedback_row(event, position)
         except RecordError as exc:
             raise exc.within(f"feedback[{i}]") from None
         key = row[1]
@@ -425,7 +425,9 @@ def _context(context: Any, field: str = "context") -> tuple[str, str, str]:
     return system_prompt, _json(docs, _EMPTY_LIST_JSON), _json(tools, _EMPTY_LIST_JSON)
 
 
-def _feedback(event: Any, position: int) -> tuple:
+def feedback_row(event: Any, position: int) -> tuple:
+    """One feedback event's row (``FEEDBACK_COLUMNS``) for the turn at ``position``; RecordError names the field
+    relative to the event."""
     if not isinstance(event, dict):
         raise RecordError("", f"expected an object, got {_kind(event)}")
     get = event.get

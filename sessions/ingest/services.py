@@ -1,0 +1,354 @@
+"""Writes of the live ingest: batches of conversations and end-user feedback events.
+
+Conversations take the import's road: each record is validated by ``normalise`` (the native format, the same
+errors with the same field paths) and merged by the import ``Loader`` on the ``(source, id)`` key, so a record
+sent again unchanged is unchanged, an edited one (a turn appended to a live conversation) is updated in place, and
+every request is an ImportBatch whose end sends ``conversations_imported`` like a file import's.
+
+Feedback events are written one turn at a time through the ORM, keyed by ``(turn, id)``: sending an event again
+stores nothing. They are marked with their origin (API or widget), so a later update of the conversation's record
+does not remove them, and ``feedback_received`` tells the apps above (recall makes items of them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from django.db import connection, transaction
+from django.db.models import Q
+from django.db.models.fields.json import KT
+from django.utils import timezone
+
+from sessions import events
+from sessions.imports.base import Rejected
+from sessions.imports.chunking import Chunk
+from sessions.imports.errors import RecordError
+from sessions.imports.loading import UNCHANGED, Loader, refresh_feedback_summary
+from sessions.imports.normalise import EVENT_KEY_MAX, content_hash, feedback_row, normalise
+from sessions.models import (
+    Conversation,
+    FeedbackEvent,
+    FeedbackOrigin,
+    ImportBatch,
+    ImportFormat,
+    ImportStatus,
+    Turn,
+)
+
+#: Record outcomes, as the API names them.
+CREATED, UPDATED, REJECTED, DUPLICATE = "created", "updated", "rejected", "duplicate"
+
+
+class SourceForbidden(Exception):
+    """A record or event names a source its sender may not write (the whole request is refused)."""
+
+    def __init__(self, field: str, source: str) -> None:
+        super().__init__(f"{field}: this credential may not write to the source {source!r}.")
+        self.field, self.source = field, source
+
+
+@dataclass
+class Outcome:
+    """What became of one record or event of a request (``index`` is its place in the request, from 0)."""
+
+    index: int
+    status: str
+    id: str | None = None
+    source: str | None = None
+    field: str | None = None
+    reason: str | None = None
+    #: The stored row (conversation or feedback event) when there is one.
+    pk: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class Result:
+    outcomes: list[Outcome] = field(default_factory=list)
+    batch_id: int | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for o in self.outcomes:
+            out[o.status] += 1
+        return dict(out)
+
+
+def _record_source(rec: Any, default_source: str | None) -> str | None:
+    source = rec.get("source") if isinstance(rec, dict) else None
+    if isinstance(source, str) and source:
+        return source
+    return default_source
+
+
+def _canonical_hash(rec: Any) -> str:
+    """The content hash of a record sent through the API: over its canonical JSON (sorted keys), so the JSON and
+    NDJSON forms of the same record, or the same record re-serialised by another client, are the same content."""
+    try:
+        raw = orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        raw = repr(rec).encode()
+    return content_hash(ImportFormat.NATIVE, raw)
+
+
+def _label_of(rec: Any) -> str | None:
+    rid = rec.get("id") if isinstance(rec, dict) else None
+    return str(rid)[:255] if isinstance(rid, str | int) and not isinstance(rid, bool) else None
+
+
+def conversations_ingest(
+    *,
+    records: Sequence[Any],
+    may_write: Callable[[str], bool],
+    default_source: str | None,
+    label: str,
+    body_bytes: int = 0,
+) -> Result:
+    """Validate and merge ``records`` (native conversation records) in one transaction; returns each record's
+    outcome and the batch. ``may_write(source)`` guards every record's source: one it refuses raises
+    SourceForbidden before anything is written. A record without a source takes ``default_source``."""
+    for i, rec in enumerate(records):
+        source = _record_source(rec, default_source)
+        if source is not None and not may_write(source):
+            raise SourceForbidden(f"conversations[{i}].source", source)
+    outcomes: list[Outcome] = []
+    valid: dict[tuple[str, str], tuple[int, Any]] = {}  # key -> (index, normalised conversation); last one wins
+    rejected: list[Rejected] = []
+    for i, rec in enumerate(records):
+        source = _record_source(rec, default_source)
+        outcome = Outcome(index=i, status=REJECTED, id=_label_of(rec), source=source)
+        outcomes.append(outcome)
+        if source is None:
+            outcome.field, outcome.reason = "source", "missing: name the conversation's source (app)"
+            rejected.append(Rejected(i + 1, "source", outcome.reason))
+            continue
+        try:
+            conv = normalise(rec, default_source=source, line=i + 1, content_hash=_canonical_hash(rec))
+        except RecordError as exc:
+            outcome.field, outcome.reason = exc.field, exc.reason
+            rejected.append(Rejected(i + 1, exc.field, exc.reason, orjson.dumps(rec)[:300] if rec else b""))
+            continue
+        earlier = valid.get(conv.key)
+        if earlier is not None:  # the same conversation twice in one request: the later record is the newer one
+            dropped = outcomes[earlier[0]]
+            dropped.field, dropped.reason = "id", f"sent again later in this request (conversations[{i}])"
+            rejected.append(Rejected(earlier[0] + 1, "id", dropped.reason))
+        valid[conv.key] = (i, conv)
+        outcome.id = conv.external_id
+    states: dict[tuple[str, str], str] = {}
+    conversations = [conv for _, conv in sorted(valid.values(), key=lambda pair: pair[0])]
+    with transaction.atomic():
+        now = timezone.now()
+        batch = ImportBatch.objects.create(
+            file_name=label[:500], source=(default_source or (conversations[0].source if conversations else ""))[:100],
+            format=ImportFormat.NATIVE, status=ImportStatus.RUNNING, started_at=now, heartbeat_at=now,
+            total_bytes=body_bytes,
+        )
+        chunk = Chunk(records=len(records), conversations=conversations, rejected=sorted(rejected, key=_line),
+                      position=body_bytes)
+        Loader(batch, outcomes=states).merge_chunk(chunk)
+        refused = {r.line for r in chunk.rejected}
+        batch.refresh_from_db()
+        for index, conv in valid.values():
+            outcome = outcomes[index]
+            if index + 1 in refused:  # refused by the database (merged record by record)
+                outcome.reason = next(r.reason for r in chunk.rejected if r.line == index + 1)
+                continue
+            outcome.status = states.get(conv.key, UNCHANGED)
+        rejected_count = sum(1 for o in outcomes if o.status == REJECTED)
+        batch.records_rejected = rejected_count
+        batch.status = ImportStatus.DONE_WITH_REJECTIONS if rejected_count else ImportStatus.DONE
+        batch.finished_at = timezone.now()
+        batch.bytes_read = body_bytes
+        batch.save()
+        _attach_ids(outcomes, valid)
+        if batch.conversations_created or batch.conversations_updated:
+            events.conversations_imported.send(sender=ImportBatch, batch_id=batch.pk)
+    return Result(outcomes=outcomes, batch_id=batch.pk)
+
+
+def _line(r: Rejected) -> int:
+    return r.line
+
+
+def _attach_ids(outcomes: list[Outcome], valid: dict[tuple[str, str], tuple[int, Any]]) -> None:
+    keys = [(conv.source, conv.external_id, index) for index, conv in valid.values()
+            if outcomes[index].status != REJECTED]
+    if not keys:
+        return
+    by_source: dict[str, dict[str, int]] = defaultdict(dict)
+    for source, external_id, index in keys:
+        by_source[source][external_id] = index
+    query = Q()
+    for source, ids in by_source.items():
+        query |= Q(source=source, external_id__in=list(ids))
+    for pk, source, external_id in Conversation.objects.filter(query).values_list("pk", "source", "external_id"):
+        index = by_source[source].get(external_id)
+        if index is not None:
+            outcomes[index].pk = pk
+
+
+# --- Feedback events ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Event:
+    index: int
+    source: str
+    conversation: str
+    position: int | None
+    turn_id: str | None
+    row: tuple
+
+
+def _event_ref(event: Any, default_source: str | None) -> tuple[str | None, str, int | None, str | None]:
+    """(source, conversation id, turn position, turn id) of an event; RecordError names the field."""
+    if not isinstance(event, dict):
+        raise RecordError("", "expected a JSON object for the feedback event")
+    source = event.get("source")
+    if source is not None and not (isinstance(source, str) and source):
+        raise RecordError("source", "expected a non-empty string")
+    source = source or default_source
+    conv = event.get("conversation")
+    if conv is None or conv == "":
+        raise RecordError("conversation", "missing: the id of the conversation the feedback is about")
+    if isinstance(conv, bool) or not isinstance(conv, str | int) or len(str(conv)) > 255:
+        raise RecordError("conversation", "expected the conversation's id (a string of up to 255 characters)")
+    position, turn_id = event.get("turn"), event.get("turn_id")
+    if position is None and turn_id is None:
+        raise RecordError("turn", "missing: the turn's position in the conversation (from 0), or turn_id")
+    if position is not None and (isinstance(position, bool) or not isinstance(position, int) or position < 0
+                                 or position > 100_000):
+        raise RecordError("turn", "expected the turn's position, a whole number from 0")
+    if turn_id is not None and (isinstance(turn_id, bool) or not isinstance(turn_id, str | int)
+                                or len(str(turn_id)) > 255):
+        raise RecordError("turn_id", "expected the turn's id from its record (a string)")
+    return source, str(conv), position, None if turn_id is None else str(turn_id)
+
+
+def _parse_datetime(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def feedback_events_ingest(
+    *,
+    events_in: Sequence[Any],
+    may_write: Callable[[str], bool],
+    default_source: str | None,
+    origin: str = FeedbackOrigin.API,
+    extra_metadata: dict[str, Any] | None = None,
+) -> Result:
+    """Store end-user feedback ``events_in`` on the turns they name; returns each event's outcome (created,
+    duplicate: already stored under its id, rejected: with field and reason). ``may_write`` guards the sources as in
+    ``conversations_ingest``. ``extra_metadata`` is merged into every event's metadata (e.g. the page it came from)."""
+    parsed: list[_Event] = []
+    outcomes: list[Outcome] = []
+    for i, event in enumerate(events_in):
+        outcome = Outcome(index=i, status=REJECTED)
+        outcomes.append(outcome)
+        try:
+            source, conv, position, turn_id = _event_ref(event, default_source)
+            outcome.source = source
+            if source is None:
+                raise RecordError("source", "missing: name the conversation's source (app)")
+            if not may_write(source):
+                raise SourceForbidden(f"events[{i}].source", source)
+            row = feedback_row(event, position or 0)
+        except RecordError as exc:
+            outcome.field, outcome.reason = exc.field or None, exc.reason
+            continue
+        outcome.id = row[1]
+        parsed.append(_Event(i, source, conv, position, turn_id, row))
+    if not parsed:
+        return Result(outcomes=outcomes)
+    with transaction.atomic():
+        turns = _turns_of(parsed)
+        now = timezone.now()
+        wanted: list[tuple[_Event, int, int]] = []  # event, conversation id, turn id
+        for ev in parsed:
+            if ev.turn_id is not None:
+                hit = turns.get((ev.source, ev.conversation, None, ev.turn_id))
+            else:
+                hit = turns.get((ev.source, ev.conversation, ev.position, None))
+            if hit is None:
+                outcome = outcomes[ev.index]
+                if (ev.source, ev.conversation) not in turns:
+                    outcome.field = "conversation"
+                    outcome.reason = "no such conversation in this source (send the conversation first)"
+                else:
+                    outcome.field = "turn_id" if ev.turn_id is not None else "turn"
+                    outcome.reason = "no such turn in the conversation"
+                continue
+            wanted.append((ev, *hit))
+        stored = set(
+            FeedbackEvent.objects.filter(
+                turn_id__in={t for _, _, t in wanted}, event_key__in={ev.row[1] for ev, _, _ in wanted}
+            ).values_list("turn_id", "event_key")
+        )
+        new: list[FeedbackEvent] = []
+        seen: set[tuple[int, str]] = set()
+        for ev, conv_id, turn_pk in wanted:
+            outcome = outcomes[ev.index]
+            key = (turn_pk, ev.row[1])
+            if key in stored or key in seen:
+                outcome.status = DUPLICATE
+                continue
+            seen.add(key)
+            _, event_key, kind, rating, _, text, correction, negative, created_at, _ = ev.row
+            metadata = dict(events_in[ev.index].get("metadata") or {})
+            if extra_metadata:
+                metadata.update(extra_metadata)
+            new.append(FeedbackEvent(
+                conversation_id=conv_id, turn_id=turn_pk, event_key=event_key[:EVENT_KEY_MAX], kind=kind,
+                rating=rating, categories=list(events_in[ev.index].get("categories") or []), text=text,
+                correction=correction, is_negative=negative, created_at=_parse_datetime(created_at) or now,
+                metadata=metadata, origin=origin, received_at=now,
+            ))
+            outcome.status = CREATED
+        if not new:
+            return Result(outcomes=outcomes)
+        FeedbackEvent.objects.bulk_create(new, ignore_conflicts=True)
+        created = dict(
+            FeedbackEvent.objects.filter(
+                turn_id__in={e.turn_id for e in new}, event_key__in={e.event_key for e in new}
+            ).values_list("event_key", "pk")
+        )
+        for ev, _, _ in wanted:
+            if outcomes[ev.index].status == CREATED:
+                outcomes[ev.index].pk = created.get(ev.row[1][:EVENT_KEY_MAX])
+        conversation_ids = sorted({e.conversation_id for e in new})
+        with connection.cursor() as cursor:
+            refresh_feedback_summary(cursor, conversation_ids)
+        Conversation.objects.filter(pk__in=conversation_ids).update(updated_at=now)
+        event_ids = sorted(pk for pk in created.values() if pk is not None)
+        events.feedback_received.send(sender=FeedbackEvent, event_ids=event_ids)
+    return Result(outcomes=outcomes)
+
+
+def _turns_of(parsed: list[_Event]) -> dict[tuple, tuple[int, int]]:
+    """``{(source, conversation, position, turn_id): (conversation pk, turn pk)}`` for the turns ``parsed`` name,
+    plus ``{(source, conversation): ...}`` entries for the conversations that exist."""
+    by_source: dict[str, set[str]] = defaultdict(set)
+    for ev in parsed:
+        by_source[ev.source].add(ev.conversation)
+    query = Q()
+    for source, ids in by_source.items():
+        query |= Q(conversation__source=source, conversation__external_id__in=list(ids))
+    out: dict[tuple, tuple[int, int]] = {}
+    rows = Turn.objects.filter(query).values_list(
+        "pk", "conversation_id", "position", "conversation__source", "conversation__external_id", KT("metadata__id")
+    )
+    for pk, conv_id, position, source, external_id, turn_id in rows:
+        out[(source, external_id)] = (conv_id, pk)
+        out[(source, external_id, position, None)] = (conv_id, pk)
+        if turn_id is not None:
+            out[(source, external_id, None, str(turn_id))] = (conv_id, pk)
+    return out
