@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from django.core.cache import cache
 from django.db.models import Q
 from django.http import HttpResponse
 from google.protobuf.message import DecodeError
@@ -52,6 +53,8 @@ MAPPED = frozenset({
     "gen_ai.tool.name", "gen_ai.tool.call.id", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
     "gen_ai.response.finish_reasons", "gen_ai.response.id",
 })  # fmt: skip
+#: How long the receiver remembers which conversation a trace belongs to (for spans that do not name it).
+TRACE_MEMORY_SECONDS = 3600
 ROLE_MAP = {"user": "user", "human": "user", "assistant": "assistant", "model": "assistant", "ai": "assistant",
             "system": "system", "developer": "system", "tool": "tool", "function": "tool"}
 
@@ -409,7 +412,8 @@ def _span_turns(span: Span, known_tool_ids: set[str], first: bool) -> list[_Turn
     return turns
 
 
-def _conversation_id(span: Span, by_id: dict[str, Span]) -> str:
+def _conversation_id(span: Span, by_id: dict[str, Span]) -> str | None:
+    """The span's ``gen_ai.conversation.id`` (else ``session.id``), or its nearest ancestor's in this export."""
     seen = 0
     s: Span | None = span
     while s is not None and seen < 64:
@@ -419,7 +423,11 @@ def _conversation_id(span: Span, by_id: dict[str, Span]) -> str:
                 return str(value)[:255]
         s = by_id.get(s.parent_span_id) if s.parent_span_id else None
         seen += 1
-    return f"trace:{span.trace_id}"
+    return None
+
+
+def _trace_key(source: str, trace_id: str) -> str:
+    return f"otlp:trace:{source}:{trace_id}"
 
 
 def _source_of(span: Span, default_source: str | None) -> str | None:
@@ -484,8 +492,8 @@ def export_ingest(
     source (the token's, or the resource's ``service.name`` for a token of several sources) is not the sender's."""
     result = ExportResult()
     by_id = {s.span_id: s for s in spans}
-    groups: dict[tuple[str, str], list[Span]] = defaultdict(list)
     ignored = unsourced = 0
+    named: list[tuple[str, str | None, Span]] = []  # (source, conversation id or None, span)
     for s in spans:
         if not _is_genai(s):
             ignored += 1
@@ -496,7 +504,19 @@ def export_ingest(
             continue
         if not may_write(source):
             raise services.SourceForbidden("resource.service.name", source)
-        groups[(source, _conversation_id(s, by_id))].append(s)
+        named.append((source, _conversation_id(s, by_id), s))
+    # A span without a conversation id joins the conversation of its trace: named by another span of this export, or
+    # of an earlier one (exporters send spans as they end, children before their parents).
+    by_trace = {_trace_key(source, s.trace_id): cid for source, cid, s in named if cid}
+    unnamed = {_trace_key(source, s.trace_id) for source, cid, s in named if not cid} - set(by_trace)
+    if unnamed:
+        by_trace.update({k: v for k, v in cache.get_many(list(unnamed)).items() if v})
+    groups: dict[tuple[str, str], list[Span]] = defaultdict(list)
+    for source, cid, s in named:
+        key = _trace_key(source, s.trace_id)
+        groups[(source, cid or by_trace.get(key) or f"trace:{s.trace_id}")].append(s)
+    if by_trace:
+        cache.set_many(by_trace, timeout=TRACE_MEMORY_SECONDS)
     if unsourced:
         result.rejected_spans += unsourced
         result.messages.append(f"{unsourced} spans name no source: bind the token to one source, or set service.name")
