@@ -1,14 +1,17 @@
-"""Admin for API tokens: the add form creates the token and shows its secret once, on the page that answers it."""
+"""Admin for API tokens (the add form creates the token and shows its secret once, on the page that answers it) and
+for the feedback widget's publishable keys (with a live preview)."""
 
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
+from django.urls import reverse
 
-from feedbackhub import auth_tokens
-from feedbackhub.models import ApiScope, ApiToken
+from feedbackhub import auth_tokens, widget_keys
+from feedbackhub.models import ApiScope, ApiToken, WidgetKey
 
 ACCESS_FIELDS = ["sources", "all_sources", "gate", "gate_dataset", "gate_dataset_version"]
 
@@ -114,4 +117,67 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset) -> None:
         for pk in queryset.filter(revoked_at__isnull=True).values_list("pk", flat=True):
             auth_tokens.api_token_revoke(token_id=pk)
+        self.message_user(request, "Revoked.", messages.SUCCESS)
+
+
+class WidgetKeyForm(forms.ModelForm):
+    """Origins and categories are checked as the command checks them (``feedbackhub.widget_keys``)."""
+
+    class Meta:
+        model = WidgetKey
+        fields = ["name", "source", "origins", "categories", "rate_per_minute", "revoked_at"]
+
+    def clean_origins(self) -> list[str]:
+        try:
+            return widget_keys.clean_origins(self.cleaned_data.get("origins") or [])
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["origins"]) from None
+
+    def clean_categories(self) -> list[str]:
+        try:
+            return widget_keys.clean_categories(self.cleaned_data.get("categories") or [])
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["categories"]) from None
+
+
+@admin.register(WidgetKey)
+class WidgetKeyAdmin(admin.ModelAdmin):
+    """Publishable widget keys. The change page shows the snippet to paste and a live preview of the widget with
+    the key's choices (it follows the categories field as it is edited; a preview sends nothing)."""
+
+    form = WidgetKeyForm
+    change_form_template = "admin/feedbackhub/widgetkey/change_form.html"
+    list_display = ["name", "source", "origin_list", "rate_per_minute", "created_at", "revoked_at"]
+    list_filter = ["revoked_at", "source"]
+    search_fields = ["name", "key", "source"]
+    readonly_fields = ["key", "created_by", "created_at"]
+    actions = ["revoke"]
+
+    @admin.display(description="Origins")
+    def origin_list(self, obj: WidgetKey) -> str:
+        return ", ".join(obj.origins)
+
+    def save_model(self, request, obj: WidgetKey, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            widget_keys.forget(obj.key)
+            return
+        row = widget_keys.widget_key_create(
+            name=form.cleaned_data["name"], source=form.cleaned_data["source"], origins=form.cleaned_data["origins"],
+            categories=form.cleaned_data["categories"], rate_per_minute=form.cleaned_data["rate_per_minute"],
+            created_by=request.user,
+        )
+        obj.pk, obj.key, obj.created_at = row.pk, row.key, row.created_at
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["widget_preview"] = {
+            "categories": list(obj.categories) if obj else list(settings.WIDGET_DEFAULT_CATEGORIES),
+        }
+        context["widget_script_url"] = request.build_absolute_uri(reverse("ingest:widget_script"))
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset) -> None:
+        for pk in queryset.filter(revoked_at__isnull=True).values_list("pk", flat=True):
+            widget_keys.widget_key_revoke(key_id=pk)
         self.message_user(request, "Revoked.", messages.SUCCESS)

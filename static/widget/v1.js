@@ -65,10 +65,13 @@
 
   function loadConfig() {
     if (!config) {
+      var refused = function () {
+        throw new Error("this page may not use the widget key, or FeedbackHub is unreachable");
+      };
       config = fetch(url("/widget/v1/config"), { credentials: "omit", mode: "cors" }).then(function (r) {
-        if (!r.ok) throw new Error("FeedbackHub: this page may not use the widget key (" + r.status + ")");
+        if (!r.ok) refused();
         return r.json();
-      });
+      }, refused);
       config.catch(function () { config = null; });
     }
     return config;
@@ -135,8 +138,8 @@
     this.root.appendChild(this.bar);
   };
 
-  Widget.prototype.fail = function (err) {
-    this.error.textContent = "Could not send your feedback: " + err.message;
+  Widget.prototype.fail = function (err, what) {
+    this.error.textContent = (what || "Could not send your feedback: ") + err.message;
     this.error.hidden = false;
   };
 
@@ -160,7 +163,8 @@
     this.down.setAttribute("aria-expanded", "true");
     var categories = this.options.categories;
     var ready = categories ? Promise.resolve({ categories: categories }) : loadConfig();
-    ready.then(function (cfg) { self.renderForm(cfg.categories || []); }, function (err) { self.fail(err); });
+    ready.then(function (cfg) { self.renderForm(cfg.categories || []); },
+      function (err) { self.fail(err, "Could not open the feedback form: "); });
   };
 
   Widget.prototype.renderForm = function (categories) {
