@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
+from django.conf import settings
 from django.http import QueryDict
 from django.utils import timezone
 
@@ -64,6 +65,7 @@ class ConversationFilterForm(forms.Form):
         required=False, label="Reviewed", widget=forms.Select,
         choices=ANY + [("yes", "Reviewed"), ("no", "Not reviewed yet")],
     )
+    live = forms.BooleanField(required=False, label="Live (changed in the last minutes)", widget=forms.CheckboxInput)
     tag = forms.SlugField(
         required=False, max_length=80, label="Conversation tag",
         widget=forms.TextInput(attrs={"placeholder": "tag slug"}),
@@ -74,7 +76,7 @@ class ConversationFilterForm(forms.Form):
 
     FILTER_FIELDS = (
         "q", "environment", "model_version", "user_role", "source", "app_version",
-        "started_from", "started_to", "feedback", "negative", "category", "tag", "reviewed",
+        "started_from", "started_to", "feedback", "negative", "category", "tag", "reviewed", "live",
     )
 
     def __init__(self, data=None, *, choices: FilterChoices) -> None:
@@ -129,6 +131,7 @@ class ConversationFilterForm(forms.Form):
             feedback_category=data["category"].strip(),
             session_tag=data["tag"],
             reviewed=data["reviewed"],
+            live_since=live_since() if data["live"] else None,
         )
 
     def error_messages(self) -> list[str]:
@@ -138,6 +141,11 @@ class ConversationFilterForm(forms.Form):
             label = "Filters" if name == "__all__" else (self.fields[name].label or name.replace("_", " ").capitalize())
             lines.extend(f"{label}: {error}" for error in errors)
         return lines
+
+
+def live_since() -> dt.datetime:
+    """The start of the "live" window: conversations changed since then show as live (``LIVE_MINUTES``)."""
+    return timezone.now() - dt.timedelta(minutes=settings.LIVE_MINUTES)
 
 
 def describe_filters(params: QueryDict) -> list[tuple[str, str]]:

@@ -5,6 +5,7 @@ Every logged-in role may browse (LoginRequiredMiddleware turns anonymous visitor
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
@@ -39,6 +40,7 @@ def conversation_list(request: HtmxHttpRequest) -> HttpResponse:
         "paged": bool(request.GET.get("after") or request.GET.get("before")),
         # Product analysts and admins get a checkbox per row for bulk tagging.
         "can_tag": tagging.can_tag(request.user),
+        "live_minutes": settings.LIVE_MINUTES,
     }
     return render(request, "sessions/list.html#results" if partial else "sessions/list.html", context)
 

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
@@ -25,7 +26,7 @@ WINDOW = 5000
 #: Columns the list page shows; the large ones (metadata, search_vector) stay in the database.
 LIST_COLUMNS = (
     "id", "title", "source", "external_id", "environment", "model_version", "user_role", "app_version",
-    "started_at", "turn_count", "feedback_kinds", "has_negative_feedback", "reviewed_at",
+    "started_at", "turn_count", "feedback_kinds", "has_negative_feedback", "reviewed_at", "updated_at",
 )
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -250,9 +251,10 @@ class ConversationRow(dict):
         self[name] = value
 
 
-def _rows(cursor: Any) -> list[ConversationRow]:
+def _rows(cursor: Any, *, live_since: dt.datetime) -> list[ConversationRow]:
     """The fetched rows as ``ConversationRow``; no model instances, and no template tag, filter or ``{% url %}``
-    per cell later: that per-cell work was most of a list page's time."""
+    per cell later: that per-cell work was most of a list page's time. ``live`` marks rows changed at or after
+    ``live_since``."""
     names = [column.name for column in cursor.description]
     head, _, tail = reverse("conversations:detail", args=[0]).rpartition("0")
     rows = []
@@ -261,6 +263,7 @@ def _rows(cursor: Any) -> list[ConversationRow]:
         row["pk"] = pk = row["id"]
         row["href"] = f"{head}{pk}{tail}"
         row["display_title"] = row["title"] or row["external_id"]
+        row["live"] = row["updated_at"] >= live_since
         started = row["started_at"]
         if started is None:
             row["started_iso"] = row["started_text"] = ""
@@ -296,7 +299,8 @@ def conversation_list(
 
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = sorted(_rows(cursor), key=order_key)[:probe]
+        live_since = timezone.now() - dt.timedelta(minutes=settings.LIVE_MINUTES)
+        rows = sorted(_rows(cursor, live_since=live_since), key=order_key)[:probe]
     has_more = len(rows) > page_size
     rows = rows[:page_size]
     if backwards:

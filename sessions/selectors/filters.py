@@ -34,6 +34,8 @@ class ConversationFilters:
     feedback_category: str = ""
     #: "yes": reviewers have annotated or corrected it; "no": not yet.
     reviewed: str = ""
+    #: Only conversations changed (a record, a turn, live feedback) at or after this time.
+    live_since: dt.datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -73,6 +75,9 @@ def split_conditions(filters: ConversationFilters) -> tuple[list[Condition], lis
         # Checked row by row on the walk; when reviewed rows are few, the partial index conversation_reviewed_started
         # serves the search for every match.
         residual.append((f"c.reviewed_at IS {'NOT ' if filters.reviewed == 'yes' else ''}NULL", []))
+    if filters.live_since is not None:
+        # Checked on the walk; when live rows are few, the index conversation_updated serves every match.
+        residual.append(("c.updated_at >= %s", [filters.live_since]))
     if filters.q:
         residual.append(("c.search_vector @@ websearch_to_tsquery(%s::regconfig, %s)", [SEARCH_CONFIG, filters.q]))
     if filters.session_tag or filters.feedback_category:

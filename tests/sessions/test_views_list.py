@@ -378,3 +378,17 @@ def test_saved_filters_are_described_in_the_filter_forms_words(client, analyst):
     client.force_login(analyst)
     page = client.get(reverse("insights:views")).content.decode()
     assert "Environment: Production" in page and "environment = prod" not in page
+
+
+# --- Live ---------------------------------------------------------------------------------------------------------
+
+
+def test_recently_changed_conversations_are_marked_live_and_filterable(moderator_client):
+    old = ConversationFactory()
+    fresh = ConversationFactory()
+    Conversation.objects.filter(pk=old.pk).update(updated_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    page = moderator_client.get(URL).content.decode()
+    assert page.count('class="badge live"') == 1
+    live_row = page[page.index(f'data-session-id="{fresh.pk}"'):]
+    assert live_row.index('class="badge live"') < live_row.index("</tr>")
+    assert ids(moderator_client.get(URL, {"live": "on"})) == [fresh.pk]
