@@ -2,9 +2,10 @@
 
 import django.contrib.postgres.fields
 import django.db.models.deletion
-import feedbackhub.models
 from django.conf import settings
 from django.db import migrations, models
+
+import feedbackhub.models
 
 
 class Migration(migrations.Migration):

@@ -90,8 +90,9 @@ def copy_turns(cur: Any, created: Written) -> None:
 
 
 def upsert_turns(cur: Any, updated: Written) -> list[int]:
-    """Write the turns of updated conversations; returns the ids of the turns whose text changed."""
-    copy_in(cur, sql.COPY_STAGE_TURNS, ((pk, *t) for pk, c in updated for t in c.turns))
+    """Write the turns of updated conversations (past the ``stored_turns`` each left as they are); returns the ids of
+    the turns whose text changed."""
+    copy_in(cur, sql.COPY_STAGE_TURNS, ((pk, *t) for pk, c in updated for t in c.turns[c.stored_turns:]))
     cur.execute(sql.TEXT_CHANGED_TURNS)
     text_changed = [row[0] for row in cur.fetchall()]
     cur.execute(sql.UPSERT_TURNS)

@@ -18,7 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sessions.imports.normalise import CONVERSATION_COLUMNS, FEEDBACK_COLUMNS, TURN_COLUMNS
+from sessions.imports.normalise import (
+    CONVERSATION_COLUMNS,
+    FEEDBACK_COLUMNS,
+    SEARCH_TEXT_LIMIT,
+    TITLE_MAX_CHARS,
+    TURN_COLUMNS,
+)
 from sessions.models import Conversation, FeedbackEvent, Turn
 
 CONV_TABLE = Conversation._meta.db_table
@@ -136,6 +142,45 @@ WHERE c.id = s.id AND (c.feedback_kinds, c.has_negative_feedback) IS DISTINCT FR
 WITH_LIVE_FEEDBACK = f"""
 SELECT u.id FROM unnest(%s::bigint[]) AS u(id)
 WHERE EXISTS (SELECT 1 FROM {FEEDBACK_TABLE} f WHERE f.conversation_id = u.id AND f.origin <> 'import')
+"""  # noqa: S608 (table and column names are constants)
+
+#: Appends: each conversation's state as an appender needs it, without reading its turns back. Parameters: sources
+#: (text[]), external ids (text[]), and the span ids and tool-call ids the request brings (text[], text[]). Returns
+#: id, source, external_id, turn_count, content_hash, title, metadata, and of its turns: the last one's
+#: ``metadata->otel->sort``, which of the given span and tool-call ids they hold already, and their text joined
+#: while it is shorter than the search text's limit (NULL when it is not: new turns then leave the search text alone).
+APPEND_STATE = f"""
+SELECT c.id, c.source, c.external_id, c.turn_count, c.content_hash, c.title, c.metadata, t.last_sort, t.span_ids,
+    t.tool_ids, CASE WHEN t.text_length < {SEARCH_TEXT_LIMIT} THEN COALESCE(t.text, '') END
+FROM unnest(%s::text[], %s::text[]) AS k(source, external_id)
+CROSS JOIN LATERAL (
+    SELECT id, source, external_id, turn_count, content_hash, title, metadata FROM {CONV_TABLE}
+    WHERE source = k.source AND external_id = k.external_id LIMIT 1) c
+CROSS JOIN LATERAL (
+    SELECT (array_agg(metadata->'otel'->'sort' ORDER BY position DESC))[1] AS last_sort,
+        array_agg(metadata->'otel'->>'span_id') FILTER (WHERE metadata->'otel'->>'span_id' = ANY(%s::text[]))
+            AS span_ids,
+        array_agg(metadata->'otel'->'tool'->>'call_id')
+            FILTER (WHERE metadata->'otel'->'tool'->>'call_id' = ANY(%s::text[])) AS tool_ids,
+        COALESCE(sum(length(content)), 0) AS text_length,
+        string_agg(content, chr(10) ORDER BY position) FILTER (WHERE content <> '') AS text
+    FROM {TURN_TABLE} WHERE conversation_id = c.id) t
+"""  # noqa: S608 (table and column names are constants)
+
+#: Appends: the conversations' new columns, after their new turns are COPYed in. Parameters: ``config``, ``batch``,
+#: and the arrays ids, content hashes, turn counts, model versions, metadata (jsonb as text; NULL keeps it), ended_at,
+#: titles and search texts (NULL keeps them).
+APPEND_CONVERSATIONS = f"""
+UPDATE {CONV_TABLE} c SET content_hash = u.content_hash, turn_count = u.turn_count,
+    model_version = CASE WHEN u.model_version <> '' THEN u.model_version ELSE c.model_version END,
+    metadata = COALESCE(u.metadata::jsonb, c.metadata), ended_at = GREATEST(c.ended_at, u.ended_at),
+    updated_at = now(), last_import_id = %(batch)s, title = COALESCE(u.title, c.title),
+    search_vector = CASE WHEN u.search_text IS NULL THEN c.search_vector
+                         ELSE to_tsvector(%(config)s::regconfig, u.search_text) END
+FROM unnest(%(ids)s::bigint[], %(hashes)s::text[], %(counts)s::integer[], %(models)s::text[], %(metadata)s::text[],
+            %(ended)s::timestamptz[], %(titles)s::text[], %(search)s::text[])
+    AS u(id, content_hash, turn_count, model_version, metadata, ended_at, title, search_text)
+WHERE c.id = u.id
 """  # noqa: S608 (table and column names are constants)
 
 #: Turns whose text the staged rows change; run after the turns are staged and before the upsert writes them.

@@ -78,10 +78,13 @@ _dumps = orjson.dumps
 class Conversation:
     """A validated conversation: its key, content hash and the rows to store. ``line`` is where it starts."""
 
-    __slots__ = ("line", "source", "external_id", "content_hash", "row", "turns", "feedback")
+    __slots__ = ("line", "source", "external_id", "content_hash", "row", "turns", "feedback", "stored_turns")
 
     def __init__(self, line: int, row: tuple, turns: list[tuple], feedback: list[tuple]) -> None:
         self.line = line
+        #: Leading turns the caller read from the database inside the merge's transaction and left as they were:
+        #: the merge of an update writes only the turns after them (an append, as OTLP spans extend a conversation).
+        self.stored_turns = 0
         self.source = row[0]
         self.external_id = row[1]
         self.content_hash = row[2]
@@ -255,7 +258,7 @@ def normalise(
     feedback: list[tuple] = []
     for position, turn in enumerate(turns_in):
         try:
-            turns.append(_turn(turn, position))
+            turns.append(turn_row(turn, position))
             events = turn.get("feedback")
             if events:
                 _events(events, position, feedback)
@@ -313,7 +316,7 @@ def feedback_is_negative(kind: str, rating: int | None) -> bool:
     return kind in _NEGATIVE or (rating is not None and rating <= RATING_NEGATIVE_MAX)
 
 
-def _turn(turn: Any, position: int) -> tuple:
+def turn_row(turn: Any, position: int) -> tuple:
     """One turn's row. Field names in errors are relative to the turn (the caller adds ``turns[i]``)."""
     if turn.__class__ is not dict:
         raise RecordError("", f"expected an object, got {_kind(turn)}")

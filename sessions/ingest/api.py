@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse

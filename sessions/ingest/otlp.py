@@ -32,14 +32,16 @@ from typing import Any
 
 import orjson
 from django.core.cache import cache
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Q, TextField
+from django.db.models.functions import Cast
 from django.http import HttpResponse
 from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from sessions.ingest import services
-from sessions.models import Environment, Turn
+from sessions.models import Conversation, Environment, Turn
 
 PROTOBUF, JSON = "protobuf", "json"
 MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "completion"})
@@ -74,6 +76,8 @@ class Span:
     attributes: dict[str, Any]
     events: list[tuple[str, int, dict[str, Any]]]
     resource: dict[str, Any]
+    #: ``_messages(self)``, once worked out.
+    messages: tuple[list[dict], list[dict], str] | None = None
 
 
 def encoding_of(content_type: str) -> str | None:
@@ -257,12 +261,16 @@ def _tool_calls(message: dict) -> list[dict[str, Any]]:
     calls = []
     for p in message.get("parts") or []:
         if isinstance(p, dict) and p.get("type") == "tool_call":
-            calls.append({"id": p.get("id"), "name": p.get("name") or "tool", "arguments": _json_attr(p.get("arguments"))})
+            calls.append(_call(p.get("id"), p.get("name"), p.get("arguments")))
     for c in message.get("tool_calls") or []:  # the older event body: {id, type, function: {name, arguments}}
         if isinstance(c, dict):
             fn = c.get("function") if isinstance(c.get("function"), dict) else c
-            calls.append({"id": c.get("id"), "name": fn.get("name") or "tool", "arguments": _json_attr(fn.get("arguments"))})
+            calls.append(_call(c.get("id"), fn.get("name"), fn.get("arguments")))
     return calls
+
+
+def _call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    return {"id": call_id, "name": name or "tool", "arguments": _json_attr(arguments)}
 
 
 def _tool_response(message: dict) -> tuple[str | None, str]:
@@ -275,6 +283,12 @@ def _tool_response(message: dict) -> tuple[str | None, str]:
 
 def _messages(span: Span) -> tuple[list[dict], list[dict], str]:
     """(input messages, output messages, system instructions) of a model-call span, whatever way they were sent."""
+    if span.messages is None:
+        span.messages = _read_messages(span)
+    return span.messages
+
+
+def _read_messages(span: Span) -> tuple[list[dict], list[dict], str]:
     a = span.attributes
     inputs = _json_attr(a.get("gen_ai.input.messages"))
     outputs = _json_attr(a.get("gen_ai.output.messages"))
@@ -304,7 +318,9 @@ def _messages_from_events(span: Span) -> tuple[list[dict], list[dict]]:
             inputs.extend(prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}])
         elif name == "gen_ai.content.completion":
             completion = _json_attr(attrs.get("gen_ai.completion"))
-            outputs.extend(completion if isinstance(completion, list) else [{"role": "assistant", "content": completion}])
+            if not isinstance(completion, list):
+                completion = [{"role": "assistant", "content": completion}]
+            outputs.extend(completion)
     return inputs, outputs
 
 
@@ -408,7 +424,8 @@ def _span_turns(span: Span, known_tool_ids: set[str], first: bool) -> list[_Turn
             "context": context or None,
             "metadata": base_meta,
         }
-        turns.append(_Turn((span.end_ns or span.start_ns, 2, i), {k: v for k, v in record.items() if v is not None}))
+        # Ordered by the call's start like its inputs: a call's reply follows its inputs even when calls overlap.
+        turns.append(_Turn((span.start_ns, 2, i), {k: v for k, v in record.items() if v is not None}))
     return turns
 
 
@@ -437,6 +454,24 @@ def _source_of(span: Span, default_source: str | None) -> str | None:
     return str(name)[:100] if isinstance(name, str) and name else None
 
 
+_TURN_FIELDS = (
+    "role", "content", "created_at", "latency_ms", "confidence", "model_version", "prompt_tokens",
+    "completion_tokens", "system_prompt",
+)
+_JSON_FIELDS = ("retrieved_documents", "tool_calls", "metadata")
+
+
+def _key_query(keys: set[tuple[str, str]], *, prefix: str) -> Q:
+    """A filter for the conversations with these ``(source, external_id)`` keys (``prefix`` leads to them)."""
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for source, external_id in keys:
+        by_source[source].append(external_id)
+    query = Q()
+    for source, ids in by_source.items():
+        query |= Q(**{f"{prefix}source": source, f"{prefix}external_id__in": ids})
+    return query
+
+
 def _stored_turns(keys: set[tuple[str, str]]) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], dict]:
     """The stored turns of these conversations as native turn records (with their sort key in metadata), and each
     conversation's metadata."""
@@ -444,12 +479,42 @@ def _stored_turns(keys: set[tuple[str, str]]) -> tuple[dict[tuple[str, str], lis
     metadata: dict[tuple[str, str], dict] = {}
     if not keys:
         return out, metadata
-    by_source: dict[str, list[str]] = defaultdict(list)
-    for source, external_id in keys:
-        by_source[source].append(external_id)
-    query = Q()
-    for source, ids in by_source.items():
-        query |= Q(conversation__source=source, conversation__external_id__in=ids)
+    query = _key_query(keys, prefix="conversation__")
+    # The JSON columns are read as text and parsed with orjson: a conversation's every turn is read again on each
+    # export that extends it, and the stdlib decoder was a third of an export's time (bench/ingest_bench.py).
+    rows = Turn.objects.filter(query).order_by("conversation_id", "position").annotate(
+        **{f"{name}_json": Cast(name, TextField()) for name in _JSON_FIELDS}
+    ).values_list("conversation__source", "conversation__external_id", *_TURN_FIELDS,
+                  *(f"{name}_json" for name in _JSON_FIELDS))
+    for source, external_id, *values in rows:
+        t = dict(zip(_TURN_FIELDS, values, strict=False))
+        for name, text in zip(_JSON_FIELDS, values[len(_TURN_FIELDS):], strict=True):
+            t[name] = orjson.loads(text) if text else None
+        meta = t["metadata"] or {}
+        record: dict[str, Any] = {"role": t["role"], "content": t["content"], "metadata": meta}
+        if "id" in meta:
+            record["id"] = meta.pop("id")
+        if t["created_at"]:
+            record["created_at"] = t["created_at"].isoformat()
+        for name in ("latency_ms", "confidence"):
+            if t[name] is not None:
+                record[name] = t[name]
+        if t["model_version"]:
+            record["model_version"] = t["model_version"]
+        usage = {k: t[k] for k in ("prompt_tokens", "completion_tokens") if t[k] is not None}
+        if usage:
+            record["usage"] = usage
+        context = {k: t[k] for k in ("system_prompt", "retrieved_documents", "tool_calls") if t[k]}
+        if context:
+            record["context"] = context
+        out[(source, external_id)].append(record)
+    if out:
+        for source, external_id, conv_meta in Conversation.objects.filter(
+            _key_query(set(out), prefix="")
+        ).values_list("source", "external_id", "metadata"):
+            metadata[(source, external_id)] = conv_meta or {}
+    return out, metadata
+    query = _key_query(keys, prefix="conversation__")
     rows = Turn.objects.filter(query).select_related("conversation").order_by("conversation_id", "position")
     for t in rows:
         meta = dict(t.metadata or {})
@@ -516,7 +581,10 @@ def export_ingest(
         key = _trace_key(source, s.trace_id)
         groups[(source, cid or by_trace.get(key) or f"trace:{s.trace_id}")].append(s)
     if by_trace:
-        cache.set_many(by_trace, timeout=TRACE_MEMORY_SECONDS)
+        known = cache.get_many(list(by_trace))
+        fresh = {k: v for k, v in by_trace.items() if known.get(k) != v}
+        if fresh:
+            cache.set_many(fresh, timeout=TRACE_MEMORY_SECONDS)
     if unsourced:
         result.rejected_spans += unsourced
         result.messages.append(f"{unsourced} spans name no source: bind the token to one source, or set service.name")
@@ -524,47 +592,127 @@ def export_ingest(
         result.messages.append(f"{ignored} spans without gen_ai attributes were ignored")
     if not groups:
         return result
-    stored, stored_meta = _stored_turns(set(groups))
-    records = []
-    spans_of: list[int] = []
-    for (source, conv_id), group in groups.items():
-        existing = stored.get((source, conv_id), [])
-        known_spans = {(t.get("metadata") or {}).get("otel", {}).get("span_id") for t in existing}
-        known_tools = {str(c) for t in existing
-                       if (c := ((t.get("metadata") or {}).get("otel", {}).get("tool") or {}).get("call_id"))}
-        turns = [_Turn(tuple(_sort_of(t)), t) for t in existing]  # type: ignore[arg-type]
-        first = not existing
-        for s in sorted(group, key=lambda s: (s.start_ns, s.end_ns)):
-            if s.span_id in known_spans:
-                continue
-            known_spans.add(s.span_id)
-            new = _span_turns(s, known_tools, first)
-            if new and _operation(s) in MODEL_OPERATIONS:
-                first = False
-            for t in new:
-                t.record.setdefault("metadata", {}).setdefault("otel", {})["sort"] = list(t.sort)
-            turns.extend(new)
-        if len(turns) == len(existing):
-            continue  # nothing new: every span was stored before
-        turns.sort(key=lambda t: t.sort)
-        records.append(_record(source, conv_id, group, [t.record for t in turns], stored_meta.get((source, conv_id))))
-        spans_of.append(len(group))
-    if not records:
-        return result
-    ingested = services.conversations_ingest(records=records, may_write=may_write, default_source=default_source,
-                                             label=label)
+    # Read, extend and write each conversation under a lock of its key, so two exports extending the same
+    # conversation at once (two web processes) follow one another instead of each dropping the other's turns.
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(LOCK_KEYS, [sorted(f"{source}\x1f{conv_id}" for source, conv_id in groups)])
+        _ingest_groups(groups, result, may_write=may_write, default_source=default_source, label=label)
+    return result
+
+
+#: Transaction-scoped advisory locks on conversation keys, taken in the order given (sorted: no deadlock).
+LOCK_KEYS = (
+    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n"
+)
+
+
+def _new_turns(group: list[Span], *, known_spans: set[str], known_tools: set[str], first: bool) -> list[_Turn]:
+    """The turns ``group``'s spans add (spans already stored, by id, add nothing), each with its sort key."""
+    turns: list[_Turn] = []
+    for s in sorted(group, key=lambda s: (s.start_ns, s.end_ns)):
+        if s.span_id in known_spans:
+            continue
+        known_spans.add(s.span_id)
+        new = _span_turns(s, known_tools, first)
+        if new and _operation(s) in MODEL_OPERATIONS:
+            first = False
+        for t in new:
+            t.record.setdefault("metadata", {}).setdefault("otel", {})["sort"] = list(t.sort)
+        turns.extend(new)
+    turns.sort(key=lambda t: t.sort)
+    return turns
+
+
+def _ingest_groups(groups: dict[tuple[str, str], list[Span]], result: ExportResult, *,
+                   may_write: Callable[[str], bool], default_source: str | None, label: str) -> None:
+    """Store each conversation's new turns: appended to a stored conversation when they all come after its last
+    turn (the usual case: only the new turns are written), else by rebuilding and merging its whole record."""
+    span_ids = [s.span_id for group in groups.values() for s in group]
+    tool_ids = [str(s.attributes["gen_ai.tool.call.id"]) for group in groups.values() for s in group
+                if "gen_ai.tool.call.id" in s.attributes]
+    states = services.append_states(set(groups), span_ids=span_ids, tool_ids=[*tool_ids, *_called_tools(groups)])
+    appends: list[services.Append] = []
+    append_spans: list[int] = []
+    rebuild: dict[tuple[str, str], list[Span]] = {}
+    for key, group in groups.items():
+        state = states.get(key)
+        if state is None or state.last_sort is None:
+            rebuild[key] = group
+            continue
+        turns = _new_turns(group, known_spans=set(state.span_ids), known_tools=set(state.tool_ids), first=False)
+        if not turns:
+            continue  # every span was stored before
+        if turns[0].sort < tuple(state.last_sort):
+            rebuild[key] = group  # a span that belongs before a stored turn: the record is rebuilt in order
+            continue
+        records = [t.record for t in turns]
+        conversation = _record(key[0], key[1], group, records, state.metadata)
+        appends.append(services.Append(
+            key=key, state=state, turns=records, metadata=conversation["metadata"],
+            model_version=conversation.get("model_version", ""), ended_at=conversation.get("ended_at"),
+        ))
+        append_spans.append(len(group))
+    if appends:
+        _report(result, services.conversations_append(appends=appends, label=label), append_spans)
+    if rebuild:
+        _rebuild(rebuild, result, may_write=may_write, default_source=default_source, label=label)
+
+
+def _called_tools(groups: dict[tuple[str, str], list[Span]]) -> list[str]:
+    """Tool-call ids that the groups' model calls answer (tool messages in their input), to dedupe against."""
+    ids = []
+    for group in groups.values():
+        for s in group:
+            raw = s.attributes.get("gen_ai.input.messages")
+            if isinstance(raw, str) and "tool_call_response" in raw:
+                inputs, _, _ = _messages(s)
+                ids.extend(str(i) for m in inputs if ROLE_MAP.get(str(m.get("role"))) == "tool"
+                           and (i := _tool_response(m)[0]) is not None)
+    return ids
+
+
+def _report(result: ExportResult, ingested: services.Result, spans_of: list[int]) -> None:
     for outcome, count in zip(ingested.outcomes, spans_of, strict=True):
         if outcome.status == services.REJECTED:
             result.rejected_spans += count
             result.messages.append(f"conversation {outcome.id}: {outcome.field or 'record'}: {outcome.reason}")
         result.conversations.append(outcome.as_dict())
-    return result
+
+
+def _rebuild(groups: dict[tuple[str, str], list[Span]], result: ExportResult, *,
+             may_write: Callable[[str], bool], default_source: str | None, label: str) -> None:
+    """Merge the groups' spans with their conversations' stored turns and send the whole records through the import
+    merge (new conversations; spans out of order)."""
+    stored, stored_meta = _stored_turns(set(groups))
+    records = []
+    spans_of: list[int] = []
+    prefixes: dict[tuple[str, str], int] = {}
+    for (source, conv_id), group in groups.items():
+        existing = stored.get((source, conv_id), [])
+        otel = [(t.get("metadata") or {}).get("otel", {}) for t in existing]
+        new = _new_turns(group, known_spans={o.get("span_id") for o in otel if o.get("span_id")},
+                         known_tools={str(c) for o in otel if (c := (o.get("tool") or {}).get("call_id"))},
+                         first=not existing)
+        if not new:
+            continue
+        turns = sorted([*(_Turn(tuple(_sort_of(t)), t) for t in existing), *new],  # type: ignore[misc]
+                       key=lambda t: t.sort)
+        prefix = 0
+        while prefix < len(existing) and turns[prefix].record is existing[prefix]:
+            prefix += 1
+        prefixes[(source, conv_id)] = prefix
+        records.append(_record(source, conv_id, group, [t.record for t in turns], stored_meta.get((source, conv_id))))
+        spans_of.append(len(group))
+    if records:
+        _report(result, services.conversations_ingest(
+            records=records, may_write=may_write, default_source=default_source, label=label, stored_turns=prefixes,
+        ), spans_of)
 
 
 def _record(source: str, conv_id: str, group: list[Span], turns: list[dict[str, Any]], stored: dict | None,
             ) -> dict[str, Any]:
     resource = group[0].resource
-    earlier = ((stored or {}).get("otel") or {}).get("trace_ids") or []
     attrs: dict[str, Any] = {}
     for s in group:
         attrs.update(s.attributes)
@@ -577,7 +725,8 @@ def _record(source: str, conv_id: str, group: list[Span], turns: list[dict[str, 
         "id": conv_id,
         "source": source,
         "turns": turns,
-        "metadata": {"otel": {"resource": resource, "trace_ids": sorted({*earlier, *(s.trace_id for s in group)})}},
+        # Each turn keeps its span and trace ids (metadata.otel); the conversation keeps its app's resource.
+        "metadata": {**(stored or {}), "otel": {**((stored or {}).get("otel") or {}), "resource": resource}},
     }
     if env in Environment.values:
         record["environment"] = env
@@ -591,4 +740,8 @@ def _record(source: str, conv_id: str, group: list[Span], turns: list[dict[str, 
     starts = [t["created_at"] for t in turns if t.get("created_at")]
     if starts:
         record["started_at"] = min(starts)
+    ends = [s.end_ns for s in group if s.end_ns]
+    if ends:
+        record["ended_at"] = _iso(max(ends))
     return record
+

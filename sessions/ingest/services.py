@@ -28,8 +28,18 @@ from sessions import events
 from sessions.imports.base import Rejected
 from sessions.imports.chunking import Chunk
 from sessions.imports.errors import RecordError
-from sessions.imports.loading import UNCHANGED, Loader, refresh_feedback_summary
-from sessions.imports.normalise import EVENT_KEY_MAX, content_hash, feedback_row, normalise
+from sessions.imports import merge_sql as sql
+from sessions.imports.loading import UNCHANGED, Loader, copy_in, refresh_feedback_summary
+from sessions.imports.normalise import (
+    EVENT_KEY_MAX,
+    TITLE_MAX_CHARS,
+    content_hash,
+    feedback_row,
+    normalise,
+    shorten,
+    summary,
+    turn_row,
+)
 from sessions.models import (
     Conversation,
     FeedbackEvent,
@@ -39,6 +49,7 @@ from sessions.models import (
     ImportStatus,
     Turn,
 )
+from sessions.models import SEARCH_CONFIG
 
 #: Record outcomes, as the API names them.
 CREATED, UPDATED, REJECTED, DUPLICATE = "created", "updated", "rejected", "duplicate"
@@ -111,10 +122,13 @@ def conversations_ingest(
     default_source: str | None,
     label: str,
     body_bytes: int = 0,
+    stored_turns: dict[tuple[str, str], int] | None = None,
 ) -> Result:
     """Validate and merge ``records`` (native conversation records) in one transaction; returns each record's
     outcome and the batch. ``may_write(source)`` guards every record's source: one it refuses raises
-    SourceForbidden before anything is written. A record without a source takes ``default_source``."""
+    SourceForbidden before anything is written. A record without a source takes ``default_source``.
+    ``stored_turns`` (for callers that rebuilt records from stored turns, in the caller's transaction) tells how many
+    leading turns of a conversation are stored as they are (``normalise.Conversation.stored_turns``)."""
     for i, rec in enumerate(records):
         source = _record_source(rec, default_source)
         if source is not None and not may_write(source):
@@ -142,6 +156,8 @@ def conversations_ingest(
             dropped.field, dropped.reason = "id", f"sent again later in this request (conversations[{i}])"
             rejected.append(Rejected(earlier[0] + 1, "id", dropped.reason))
         valid[conv.key] = (i, conv)
+        if stored_turns:
+            conv.stored_turns = stored_turns.get(conv.key, 0)
         outcome.id = conv.external_id
     states: dict[tuple[str, str], str] = {}
     conversations = [conv for _, conv in sorted(valid.values(), key=lambda pair: pair[0])]
@@ -352,3 +368,123 @@ def _turns_of(parsed: list[_Event]) -> dict[tuple, tuple[int, int]]:
         if turn_id is not None:
             out[(source, external_id, None, str(turn_id))] = (conv_id, pk)
     return out
+
+
+# --- Appending turns ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AppendState:
+    """What an appender knows of a stored conversation without reading its turns back."""
+
+    pk: int
+    turn_count: int
+    content_hash: str
+    title: str
+    metadata: dict[str, Any]
+    #: The last turn's ``metadata.otel.sort`` (None when it has none).
+    last_sort: list[int] | None
+    #: Of the span and tool-call ids asked about, those its turns hold.
+    span_ids: set[str]
+    tool_ids: set[str]
+    #: Its text while shorter than the search text's limit (None: the search text is complete).
+    search_text: str | None
+
+
+@dataclass
+class Append:
+    """New turns (native turn records) for the end of a stored conversation."""
+
+    key: tuple[str, str]
+    state: AppendState
+    turns: list[dict[str, Any]]
+    metadata: dict[str, Any]
+    model_version: str = ""
+    ended_at: str | None = None
+
+
+def append_states(keys: set[tuple[str, str]], *, span_ids: Sequence[str] = (), tool_ids: Sequence[str] = (),
+                  ) -> dict[tuple[str, str], AppendState]:
+    """The stored conversations among ``keys``, with what an append needs (``merge_sql.APPEND_STATE``); of
+    ``span_ids`` and ``tool_ids`` (those the request brings), the ones each already holds."""
+    if not keys:
+        return {}
+    ordered = sorted(keys)
+    with connection.cursor() as cursor:
+        cursor.execute(sql.APPEND_STATE, ([s for s, _ in ordered], [e for _, e in ordered], list(span_ids),
+                                          list(tool_ids)))
+        rows = cursor.fetchall()
+    out = {}
+    for pk, source, external_id, count, chash, title, metadata, last_sort, spans, tools, text in rows:
+        if isinstance(metadata, str):
+            metadata = orjson.loads(metadata)
+        if isinstance(last_sort, str):
+            last_sort = orjson.loads(last_sort)
+        out[(source, external_id)] = AppendState(pk, count, chash, title, metadata or {}, last_sort,
+                                                 set(spans or ()), set(tools or ()), text)
+    return out
+
+
+def _title_and_search(state: AppendState, turns: list[tuple]) -> tuple[str | None, str | None]:
+    """The conversation's new title and search text after ``turns`` (rows), or None where they stay."""
+    if state.search_text is None and state.title:
+        return None, None
+    stored = [("", state.search_text)] if state.search_text else []
+    derived = summary([*stored, *((row[1], row[2]) for row in turns)], ())
+    title = None
+    if not state.title:
+        title = next((shorten(row[2], TITLE_MAX_CHARS) for row in turns if row[1] == "user" and row[2]), None)
+    return title, derived.search_text if state.search_text is not None else None
+
+
+def conversations_append(*, appends: Sequence[Append], label: str) -> Result:
+    """Add turns at the end of stored conversations (validated like any turn, ``normalise.turn_row``), as one
+    ImportBatch, without rewriting what is stored: the new turns are COPYed in after the last position, the
+    conversation's count, content hash (chained: the old hash and the new turns), model, metadata and search text
+    follow. For a source that only ever extends conversations (OTLP spans), where rebuilding every record on every
+    request would cost more the longer a conversation gets. The caller holds the conversations' keys locked."""
+    outcomes: list[Outcome] = []
+    rows: list[tuple] = []
+    updates: list[tuple[Append, str, int, str | None, str | None]] = []
+    for i, append in enumerate(appends):
+        state = append.state
+        outcome = Outcome(index=i, status=REJECTED, id=append.key[1], source=append.key[0], pk=state.pk)
+        outcomes.append(outcome)
+        try:
+            new_rows = [turn_row(turn, state.turn_count + n) for n, turn in enumerate(append.turns)]
+        except RecordError as exc:
+            outcome.field, outcome.reason = exc.field, exc.reason
+            continue
+        chained = content_hash(ImportFormat.NATIVE, state.content_hash.encode(),
+                               orjson.dumps(append.turns, option=orjson.OPT_SORT_KEYS))
+        rows.extend((state.pk, *row) for row in new_rows)
+        updates.append((append, chained, state.turn_count + len(new_rows), *_title_and_search(state, new_rows)))
+        outcome.status = UPDATED
+    if not updates:
+        return Result(outcomes=outcomes)
+    with transaction.atomic():
+        now = timezone.now()
+        batch = ImportBatch.objects.create(
+            file_name=label[:500], source=updates[0][0].key[0][:100], format=ImportFormat.NATIVE,
+            status=ImportStatus.RUNNING, started_at=now, heartbeat_at=now,
+        )
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            copy_in(cursor.cursor, sql.COPY_TURNS, rows)
+            cursor.execute(sql.APPEND_CONVERSATIONS, {
+                "config": SEARCH_CONFIG, "batch": batch.pk,
+                "ids": [u[0].state.pk for u in updates], "hashes": [u[1] for u in updates],
+                "counts": [u[2] for u in updates], "models": [u[0].model_version for u in updates],
+                # None keeps the stored metadata (the usual case: an append changes only the turns).
+                "metadata": [None if u[0].metadata == u[0].state.metadata else orjson.dumps(u[0].metadata).decode()
+                             for u in updates],
+                "ended": [u[0].ended_at for u in updates], "titles": [u[3] for u in updates],
+                "search": [u[4] for u in updates],
+            })
+        rejected = sum(1 for o in outcomes if o.status == REJECTED)
+        ImportBatch.objects.filter(pk=batch.pk).update(
+            status=ImportStatus.DONE_WITH_REJECTIONS if rejected else ImportStatus.DONE, finished_at=timezone.now(),
+            records_read=len(appends), conversations_updated=len(updates), records_rejected=rejected,
+            turns_written=len(rows),
+        )
+        events.conversations_imported.send(sender=ImportBatch, batch_id=batch.pk)
+    return Result(outcomes=outcomes, batch_id=batch.pk)

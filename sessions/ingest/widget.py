@@ -138,7 +138,8 @@ def _store(request: HttpRequest, row: WidgetKey, origin: str) -> HttpResponse:
     )
     outcome = result.outcomes[0]
     if outcome.status == services.REJECTED:
-        status = 404 if outcome.field in ("conversation", "turn", "turn_id") and "no such" in (outcome.reason or "") else 400
+        missing = outcome.field in ("conversation", "turn", "turn_id") and "no such" in (outcome.reason or "")
+        status = 404 if missing else 400
         return _error(status, "not_found" if status == 404 else "invalid_request",
                       f"{outcome.field}: {outcome.reason}" if outcome.field else str(outcome.reason),
                       field=outcome.field)
