@@ -34,12 +34,16 @@ def hit(client: str, *, limit: int, now: float | None = None) -> Verdict:
     window = int(now // WINDOW_SECONDS)
     reset = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
     key = f"ratelimit:{client}:{window}"
-    # add() is a no-op when the counter exists; the counter outlives its window a little so a late incr finds it.
-    cache.add(key, 0, timeout=WINDOW_SECONDS + 5)
     try:
-        count = cache.incr(key)
-    except ValueError:  # the key vanished between add and incr (evicted, or Redis unreachable): let it through
-        return Verdict(True, limit, limit, reset)
+        count = cache.incr(key)  # one round trip for every request but a window's first
+    except ValueError:
+        # The window's first request: create the counter (add() is a no-op if another request just did), which
+        # outlives its window a little so a late incr still finds it.
+        cache.add(key, 0, timeout=WINDOW_SECONDS + 5)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # evicted again, or Redis unreachable: let it through
+            return Verdict(True, limit, limit, reset)
     return Verdict(count <= limit, limit, max(0, limit - count), reset)
 
 

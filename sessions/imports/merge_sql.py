@@ -22,7 +22,6 @@ from sessions.imports.normalise import (
     CONVERSATION_COLUMNS,
     FEEDBACK_COLUMNS,
     SEARCH_TEXT_LIMIT,
-    TITLE_MAX_CHARS,
     TURN_COLUMNS,
 )
 from sessions.models import Conversation, FeedbackEvent, Turn
@@ -127,16 +126,21 @@ WHERE NOT EXISTS (
 
 #: Recomputes the denormalised feedback columns of the given conversations from all their events (an updated record
 #: replaces them with its own events' summary; events sent live must count too). Parameter: conversation ids.
-REFRESH_FEEDBACK_SUMMARY = f"""
-UPDATE {CONV_TABLE} c SET feedback_kinds = s.kinds, has_negative_feedback = s.negative
+_FEEDBACK_SUMMARY = f"""
+UPDATE {CONV_TABLE} c SET feedback_kinds = s.kinds, has_negative_feedback = s.negative{{touch}}
 FROM (
-    SELECT u.id, COALESCE(array_agg(DISTINCT f.kind ORDER BY f.kind) FILTER (WHERE f.kind IS NOT NULL), '{{}}') kinds,
+    SELECT u.id,
+        COALESCE(array_agg(DISTINCT f.kind ORDER BY f.kind) FILTER (WHERE f.kind IS NOT NULL), '{{{{}}}}') kinds,
         COALESCE(bool_or(f.is_negative), false) negative
     FROM unnest(%s::bigint[]) AS u(id) LEFT JOIN {FEEDBACK_TABLE} f ON f.conversation_id = u.id
     GROUP BY u.id
 ) s
-WHERE c.id = s.id AND (c.feedback_kinds, c.has_negative_feedback) IS DISTINCT FROM (s.kinds, s.negative)
+WHERE c.id = s.id{{only_changed}}
 """  # noqa: S608 (table and column names are constants)
+REFRESH_FEEDBACK_SUMMARY = _FEEDBACK_SUMMARY.format(
+    touch="", only_changed=" AND (c.feedback_kinds, c.has_negative_feedback) IS DISTINCT FROM (s.kinds, s.negative)")
+#: The same for conversations that just received live feedback: they changed (``updated_at``, "live") either way.
+TOUCH_FEEDBACK_SUMMARY = _FEEDBACK_SUMMARY.format(touch=", updated_at = now()", only_changed="")
 
 #: Updated conversations that hold events sent live. Parameter: conversation ids (bigint[]).
 WITH_LIVE_FEEDBACK = f"""

@@ -12,7 +12,6 @@ does not remove them, and ``feedback_received`` tells the apps above (recall mak
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,15 +20,14 @@ from typing import Any
 import orjson
 from django.db import connection, transaction
 from django.db.models import Q
-from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from sessions import events
+from sessions.imports import merge_sql as sql
 from sessions.imports.base import Rejected
 from sessions.imports.chunking import Chunk
 from sessions.imports.errors import RecordError
-from sessions.imports import merge_sql as sql
-from sessions.imports.loading import UNCHANGED, Loader, copy_in, refresh_feedback_summary
+from sessions.imports.loading import UNCHANGED, Loader, copy_in
 from sessions.imports.normalise import (
     EVENT_KEY_MAX,
     TITLE_MAX_CHARS,
@@ -40,16 +38,16 @@ from sessions.imports.normalise import (
     summary,
     turn_row,
 )
+from sessions.ingest import sql as ingest_sql
 from sessions.models import (
+    SEARCH_CONFIG,
     Conversation,
     FeedbackEvent,
     FeedbackOrigin,
     ImportBatch,
     ImportFormat,
     ImportStatus,
-    Turn,
 )
-from sessions.models import SEARCH_CONFIG
 
 #: Record outcomes, as the API names them.
 CREATED, UPDATED, REJECTED, DUPLICATE = "created", "updated", "rejected", "duplicate"
@@ -250,10 +248,6 @@ def _event_ref(event: Any, default_source: str | None) -> tuple[str | None, str,
     return source, str(conv), position, None if turn_id is None else str(turn_id)
 
 
-def _parse_datetime(value: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value) if value else None
-
-
 def feedback_events_ingest(
     *,
     events_in: Sequence[Any],
@@ -285,89 +279,61 @@ def feedback_events_ingest(
         parsed.append(_Event(i, source, conv, position, turn_id, row))
     if not parsed:
         return Result(outcomes=outcomes)
+    now = timezone.now().isoformat()
+    rows = []
+    for ev in parsed:
+        _, event_key, kind, rating, _, text, correction, negative, created_at, _ = ev.row
+        metadata = dict(events_in[ev.index].get("metadata") or {})
+        if extra_metadata:
+            metadata.update(extra_metadata)
+        rows.append({
+            "i": ev.index, "source": ev.source, "external_id": ev.conversation,
+            "position": ev.position if ev.turn_id is None else None, "turn_key": ev.turn_id,
+            "event_key": event_key[:EVENT_KEY_MAX], "kind": kind, "rating": rating,
+            "categories": list(events_in[ev.index].get("categories") or []), "text": text, "correction": correction,
+            "is_negative": negative, "created_at": created_at, "metadata": metadata, "origin": origin,
+            "received_at": now,
+        })
     with transaction.atomic():
-        turns = _turns_of(parsed)
-        now = timezone.now()
-        wanted: list[tuple[_Event, int, int]] = []  # event, conversation id, turn id
-        for ev in parsed:
-            if ev.turn_id is not None:
-                hit = turns.get((ev.source, ev.conversation, None, ev.turn_id))
-            else:
-                hit = turns.get((ev.source, ev.conversation, ev.position, None))
-            if hit is None:
-                outcome = outcomes[ev.index]
-                if (ev.source, ev.conversation) not in turns:
-                    outcome.field = "conversation"
-                    outcome.reason = "no such conversation in this source (send the conversation first)"
-                else:
-                    outcome.field = "turn_id" if ev.turn_id is not None else "turn"
-                    outcome.reason = "no such turn in the conversation"
-                continue
-            wanted.append((ev, *hit))
-        stored = set(
-            FeedbackEvent.objects.filter(
-                turn_id__in={t for _, _, t in wanted}, event_key__in={ev.row[1] for ev, _, _ in wanted}
-            ).values_list("turn_id", "event_key")
-        )
-        new: list[FeedbackEvent] = []
-        seen: set[tuple[int, str]] = set()
-        for ev, conv_id, turn_pk in wanted:
-            outcome = outcomes[ev.index]
-            key = (turn_pk, ev.row[1])
-            if key in stored or key in seen:
-                outcome.status = DUPLICATE
-                continue
-            seen.add(key)
-            _, event_key, kind, rating, _, text, correction, negative, created_at, _ = ev.row
-            metadata = dict(events_in[ev.index].get("metadata") or {})
-            if extra_metadata:
-                metadata.update(extra_metadata)
-            new.append(FeedbackEvent(
-                conversation_id=conv_id, turn_id=turn_pk, event_key=event_key[:EVENT_KEY_MAX], kind=kind,
-                rating=rating, categories=list(events_in[ev.index].get("categories") or []), text=text,
-                correction=correction, is_negative=negative, created_at=_parse_datetime(created_at) or now,
-                metadata=metadata, origin=origin, received_at=now,
-            ))
-            outcome.status = CREATED
-        if not new:
-            return Result(outcomes=outcomes)
-        FeedbackEvent.objects.bulk_create(new, ignore_conflicts=True)
-        created = dict(
-            FeedbackEvent.objects.filter(
-                turn_id__in={e.turn_id for e in new}, event_key__in={e.event_key for e in new}
-            ).values_list("event_key", "pk")
-        )
-        for ev, _, _ in wanted:
-            if outcomes[ev.index].status == CREATED:
-                outcomes[ev.index].pk = created.get(ev.row[1][:EVENT_KEY_MAX])
-        conversation_ids = sorted({e.conversation_id for e in new})
         with connection.cursor() as cursor:
-            refresh_feedback_summary(cursor, conversation_ids)
-        Conversation.objects.filter(pk__in=conversation_ids).update(updated_at=now)
-        event_ids = sorted(pk for pk in created.values() if pk is not None)
+            # Feedback is telemetry: an acknowledged event may be lost only if PostgreSQL itself crashes in the next
+            # fraction of a second (the database stays consistent), and the request does not wait for the disk.
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            cursor.execute(ingest_sql.STORE_EVENTS, [orjson.dumps(rows).decode()])
+            found = cursor.fetchall()
+        claimed: set[int] = set()
+        for index, _, pk in found:
+            outcome = outcomes[index]
+            if pk is not None and pk not in claimed:
+                claimed.add(pk)
+                outcome.status, outcome.pk = CREATED, pk
+            else:
+                outcome.status = DUPLICATE
+        seen = {index for index, _, _ in found}
+        missing = [ev for ev in parsed if ev.index not in seen]
+        if missing:
+            _explain_missing(missing, outcomes)
+        event_ids = sorted(claimed)
+        if not event_ids:
+            return Result(outcomes=outcomes)
         events.feedback_received.send(sender=FeedbackEvent, event_ids=event_ids)
     return Result(outcomes=outcomes)
 
 
-def _turns_of(parsed: list[_Event]) -> dict[tuple, tuple[int, int]]:
-    """``{(source, conversation, position, turn_id): (conversation pk, turn pk)}`` for the turns ``parsed`` name,
-    plus ``{(source, conversation): ...}`` entries for the conversations that exist."""
-    by_source: dict[str, set[str]] = defaultdict(set)
-    for ev in parsed:
-        by_source[ev.source].add(ev.conversation)
-    query = Q()
-    for source, ids in by_source.items():
-        query |= Q(conversation__source=source, conversation__external_id__in=list(ids))
-    out: dict[tuple, tuple[int, int]] = {}
-    rows = Turn.objects.filter(query).values_list(
-        "pk", "conversation_id", "position", "conversation__source", "conversation__external_id", KT("metadata__id")
-    )
-    for pk, conv_id, position, source, external_id, turn_id in rows:
-        out[(source, external_id)] = (conv_id, pk)
-        out[(source, external_id, position, None)] = (conv_id, pk)
-        if turn_id is not None:
-            out[(source, external_id, None, str(turn_id))] = (conv_id, pk)
-    return out
+def _explain_missing(missing: list[_Event], outcomes: list[Outcome]) -> None:
+    """Name what is missing for events whose turn was not found: their conversation, or the turn in it."""
+    keys = sorted({(ev.source, ev.conversation) for ev in missing})
+    with connection.cursor() as cursor:
+        cursor.execute(ingest_sql.EXISTING_CONVERSATIONS, ([k[0] for k in keys], [k[1] for k in keys]))
+        existing = set(cursor.fetchall())
+    for ev in missing:
+        outcome = outcomes[ev.index]
+        if (ev.source, ev.conversation) not in existing:
+            outcome.field = "conversation"
+            outcome.reason = "no such conversation in this source (send the conversation first)"
+        else:
+            outcome.field = "turn_id" if ev.turn_id is not None else "turn"
+            outcome.reason = "no such turn in the conversation"
 
 
 # --- Appending turns ----------------------------------------------------------------------------------------------
