@@ -357,7 +357,7 @@ def _span_turns(span: Span, known_tool_ids: set[str], first: bool) -> list[_Turn
     """The turns one span adds to its conversation."""
     a = span.attributes
     op = _operation(span)
-    unmapped = {k: v for k, v in a.items() if k not in MAPPED}
+    unmapped = {k: a[k] for k in a.keys() - MAPPED}
     base_meta = {"otel": {"span_id": span.span_id, "trace_id": span.trace_id, "operation": op,
                           **({"attributes": unmapped} if unmapped else {})}}
     turns: list[_Turn] = []
@@ -377,14 +377,13 @@ def _span_turns(span: Span, known_tool_ids: set[str], first: bool) -> list[_Turn
         return []
     inputs, outputs, system = _messages(span)
     system_parts = [system] if system else []
-    history = [m for m in inputs if ROLE_MAP.get(str(m.get("role")), "user") != "system"]
-    system_parts += [_text_of(m.get("parts", m.get("content"))) for m in inputs
-                     if ROLE_MAP.get(str(m.get("role"))) == "system"]
-    last_assistant = max((i for i, m in enumerate(history) if ROLE_MAP.get(str(m.get("role"))) == "assistant"),
-                         default=-1)
-    new_inputs = history if first else history[last_assistant + 1:]
-    for i, m in enumerate(new_inputs):
-        role = ROLE_MAP.get(str(m.get("role")), "user")
+    roles = [ROLE_MAP.get(str(m.get("role")), "user") for m in inputs]
+    system_parts += [_text_of(m.get("parts", m.get("content"))) for m, r in zip(inputs, roles, strict=True)
+                     if r == "system"]
+    # The messages new since the model's last answer (all of them for a conversation's first call).
+    start = 0 if first else next((i + 1 for i in range(len(roles) - 1, -1, -1) if roles[i] == "assistant"), 0)
+    new_inputs = [(m, r) for m, r in zip(inputs[start:], roles[start:], strict=True) if r != "system"]
+    for i, (m, role) in enumerate(new_inputs):
         if role == "tool":
             call_id, content = _tool_response(m)
             if call_id is not None and str(call_id) in known_tool_ids:
@@ -596,6 +595,9 @@ def export_ingest(
     # conversation at once (two web processes) follow one another instead of each dropping the other's turns.
     with transaction.atomic():
         with connection.cursor() as cursor:
+            # Traces are telemetry, as an import's chunks are: the answer need not wait for the disk (a crash of
+            # PostgreSQL itself within a fraction of a second could lose the export; the database stays consistent).
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
             cursor.execute(LOCK_KEYS, [sorted(f"{source}\x1f{conv_id}" for source, conv_id in groups)])
         _ingest_groups(groups, result, may_write=may_write, default_source=default_source, label=label)
     return result
