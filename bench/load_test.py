@@ -1,19 +1,20 @@
 """Load test: the production entry point (``manage.py serve``: gunicorn, DEBUG off) under a mixed load from Locust.
 
 1. A database of its own (``feedbackhub_bench_load``) gets the demo set (300 conversations with feedback, review
-comments, corrections), its feedback embedded, a reviewer login, a recall token and one comment per simulated user
-to edit.
+comments, corrections), its feedback embedded, a reviewer login, a recall and ingest token and one comment per
+simulated user to edit.
 2. ``manage.py serve`` starts with its default worker count for this machine, and one Celery worker (all queues)
-takes the uploaded imports and the embeddings; both run on this machine, as does Locust itself, so the three share
+takes the embeddings of ingested feedback; both run on this machine, as does Locust itself, so the three share
 its CPUs.
 3. Locust (bench/load/locustfile.py) runs headless in steps of more simulated people, each step bounded in time:
-browsing (conversation list, review pages, insights dashboard), review saves, recall API calls and uploads of small
-import files, each person waiting 1-2 s between actions. Per step and endpoint: requests, errors, throughput and
-p50/p95/p99 as Locust measured them (client side: network, queueing and server time).
+browsing (conversation list, review pages, insights dashboard), review saves, recall API calls and the ingest API
+(5 conversations, then a feedback event), each person waiting 1-2 s between actions. Per step and endpoint:
+requests, errors, throughput and p50/p95/p99 as Locust measured them (client side: network, queueing and server
+time).
 
 The sustained rate is that of the busiest step with no error and every endpoint's p95 within its budget (BUDGET_MS:
-100 ms for pages and saves, 150 ms for the recall API, 250 ms for an upload; logins excluded); the steps above it
-show where the machine saturates.
+100 ms for pages, saves and a feedback event, 150 ms for the recall API and an ingest batch; logins excluded); the
+steps above it show where the machine saturates.
 """
 
 from __future__ import annotations
@@ -40,10 +41,10 @@ QUICK_STEPS = [2]
 STEP_SECONDS = 45
 QUICK_STEP_SECONDS = 10
 #: p95 budgets (ms, as Locust sees them) per endpoint: the pages' server-time targets of docs/benchmarks.md plus a
-#: margin for the client and the network on this machine; uploads and the recall API have their own.
+#: margin for the client and the network on this machine; the APIs have their own.
 BUDGET_MS = {
     "conversation list": 100, "review page": 100, "insights dashboard": 100, "review save": 100,
-    "recall API": 150, "ingest (form)": 100, "ingest (upload 5 conversations)": 250, "login": 1000,
+    "recall API": 150, "ingest API (5 conversations)": 150, "feedback API (1 event)": 100, "login": 1000,
 }
 SEED_COMMENTS = 64
 
@@ -78,7 +79,8 @@ def seed(db_url: str) -> dict[str, Any]:
     for role in (roles.DOMAIN_EXPERT, roles.MODERATOR):
         user.groups.add(Group.objects.get_or_create(name=role)[0])
     ApiToken.objects.filter(name="load-test").delete()
-    _, token = auth_tokens.api_token_create(name="load-test", scopes=["recall"], all_sources=True, gate="approved")
+    _, token = auth_tokens.api_token_create(name="load-test", scopes=["recall", "ingest"], all_sources=True,
+                                            gate="approved")
     conversations = list(Conversation.objects.order_by("pk").values_list("pk", flat=True)[:200])
     reply = Turn.objects.filter(role=TurnRole.ASSISTANT).order_by("pk").first()
     Annotation.objects.filter(author=user).delete()

@@ -2,12 +2,13 @@
 
 A mix of what FeedbackHub's people and apps do at once: moderators and experts browse the conversation list, open
 review pages and the insights dashboard, and save comments (htmx POSTs with the CSRF token); the LLM app asks the
-recall API; a log shipper uploads small import files. Weights: list 4, review page 4, save 2, recall 3, dashboard 1,
-ingest 1. Each simulated person waits 1-2 s between actions (the offered rate grows with the number of users).
+recall API and sends conversations and end-user feedback through the ingest API. Weights: list 4, review page 4,
+save 2, recall 3, dashboard 1, ingest 1. Each simulated person waits 1-2 s between actions (the offered rate grows
+with the number of users).
 
 Everything the users need comes from the environment (bench/load_test.py seeds it): LOAD_USERNAME, LOAD_PASSWORD,
-LOAD_TOKEN (recall scope), LOAD_CONVERSATIONS (ids, comma-separated), LOAD_ANNOTATIONS (ids of comments the load
-user owns, one per simulated user), LOAD_QUERIES (a JSON list of recall inputs).
+LOAD_TOKEN (recall and ingest scopes), LOAD_CONVERSATIONS (ids, comma-separated), LOAD_ANNOTATIONS (ids of comments
+the load user owns, one per simulated user), LOAD_QUERIES (a JSON list of recall inputs).
 """
 
 from __future__ import annotations
@@ -77,17 +78,14 @@ class Reviewer(HttpUser):
 
     @task(1)
     def ingest(self) -> None:
+        """The LLM app sends 5 new conversations through the ingest API, then an end user's thumbs down on one."""
         n = next(_batch_numbers)
-        page = self.client.get("/conversations/imports/", name="ingest (form)")
-        match = CSRF_INPUT.search(page.text)
-        if match is None:
-            return
+        auth = {"Authorization": f"Bearer {os.environ['LOAD_TOKEN']}"}
         records = [{"id": f"load-{os.getpid()}-{n}-{i}", "turns": [
             {"role": "user", "content": f"Load test question {n}-{i}"},
-            {"role": "assistant", "content": f"Load test answer {n}-{i}",
-             "feedback": [{"id": f"load-fb-{n}-{i}", "type": "thumbs_down", "text": f"not helpful {n}"}]}]}
-            for i in range(5)]
-        body = "\n".join(json.dumps(r) for r in records) + "\n"
-        self.client.post("/conversations/imports/", name="ingest (upload 5 conversations)", allow_redirects=False,
-                         data={"source": "load-test", "csrfmiddlewaretoken": match.group(1)},
-                         files={"file": (f"load-{n}.jsonl", body.encode())}, headers={"Referer": self.host + "/"})
+            {"role": "assistant", "content": f"Load test answer {n}-{i}"}]} for i in range(5)]
+        self.client.post("/api/v1/conversations", name="ingest API (5 conversations)", headers=auth,
+                         json={"source": "load-test", "conversations": records})
+        self.client.post("/api/v1/feedback", name="feedback API (1 event)", headers=auth, json={
+            "source": "load-test", "conversation": records[0]["id"], "turn": 1, "id": f"load-fb-{os.getpid()}-{n}",
+            "type": "thumbs_down", "text": f"not helpful {n}"})
