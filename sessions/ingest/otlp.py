@@ -376,6 +376,7 @@ def _span_turns(span: Span, known_tool_ids: set[str], first: bool) -> list[_Turn
     if op not in MODEL_OPERATIONS:
         return []
     inputs, outputs, system = _messages(span)
+    started = _iso(span.start_ns)
     system_parts = [system] if system else []
     roles = [ROLE_MAP.get(str(m.get("role")), "user") for m in inputs]
     system_parts += [_text_of(m.get("parts", m.get("content"))) for m, r in zip(inputs, roles, strict=True)
@@ -397,7 +398,7 @@ def _span_turns(span: Span, known_tool_ids: set[str], first: bool) -> list[_Turn
             if role == "assistant" and calls:
                 record["context"] = {"tool_calls": calls}
         record["id"] = f"{span.span_id}:in:{i}"
-        record["created_at"] = _iso(span.start_ns)
+        record["created_at"] = started
         turns.append(_Turn((span.start_ns, 1, i), record))
     model = a.get("gen_ai.response.model") or a.get("gen_ai.request.model")
     usage = {"prompt_tokens": _int(a.get("gen_ai.usage.input_tokens", a.get("gen_ai.usage.prompt_tokens"))),
@@ -649,10 +650,10 @@ def _ingest_groups(groups: dict[tuple[str, str], list[Span]], result: ExportResu
             rebuild[key] = group  # a span that belongs before a stored turn: the record is rebuilt in order
             continue
         records = [t.record for t in turns]
-        conversation = _record(key[0], key[1], group, records, state.metadata)
+        models = [t["model_version"] for t in records if t.get("model_version")]
         appends.append(services.Append(
-            key=key, state=state, turns=records, metadata=conversation["metadata"],
-            model_version=conversation.get("model_version", ""), ended_at=conversation.get("ended_at"),
+            key=key, state=state, turns=records, metadata=_metadata(group, state.metadata),
+            model_version=models[-1] if models else "", ended_at=_iso(max(s.end_ns for s in group)),
         ))
         append_spans.append(len(group))
     if appends:
@@ -712,6 +713,13 @@ def _rebuild(groups: dict[tuple[str, str], list[Span]], result: ExportResult, *,
         ), spans_of)
 
 
+def _metadata(group: list[Span], stored: dict | None) -> dict[str, Any]:
+    """The conversation's metadata: what it had, with its app's resource attributes (each turn keeps its own span
+    and trace ids in ``metadata.otel``)."""
+    stored = stored or {}
+    return {**stored, "otel": {**(stored.get("otel") or {}), "resource": group[0].resource}}
+
+
 def _record(source: str, conv_id: str, group: list[Span], turns: list[dict[str, Any]], stored: dict | None,
             ) -> dict[str, Any]:
     resource = group[0].resource
@@ -727,8 +735,7 @@ def _record(source: str, conv_id: str, group: list[Span], turns: list[dict[str, 
         "id": conv_id,
         "source": source,
         "turns": turns,
-        # Each turn keeps its span and trace ids (metadata.otel); the conversation keeps its app's resource.
-        "metadata": {**(stored or {}), "otel": {**((stored or {}).get("otel") or {}), "resource": resource}},
+        "metadata": _metadata(group, stored),
     }
     if env in Environment.values:
         record["environment"] = env

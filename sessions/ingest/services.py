@@ -5,9 +5,12 @@ errors with the same field paths) and merged by the import ``Loader`` on the ``(
 sent again unchanged is unchanged, an edited one (a turn appended to a live conversation) is updated in place, and
 every request is an ImportBatch whose end sends ``conversations_imported`` like a file import's.
 
-Feedback events are written one turn at a time through the ORM, keyed by ``(turn, id)``: sending an event again
-stores nothing. They are marked with their origin (API or widget), so a later update of the conversation's record
-does not remove them, and ``feedback_received`` tells the apps above (recall makes items of them).
+Feedback events are stored in one statement per request (``sessions.ingest.sql``), keyed by ``(turn, id)``: sending
+an event again stores nothing. They are marked with their origin (API or widget), so a later update of the
+conversation's record does not remove them, and ``feedback_received`` tells the apps above (recall makes items).
+
+Appends add turns at the end of stored conversations without rewriting them, for a source that only ever extends
+its conversations (OTLP spans, :mod:`sessions.ingest.otlp`).
 """
 
 from __future__ import annotations
