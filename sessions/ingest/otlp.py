@@ -581,10 +581,7 @@ def export_ingest(
         key = _trace_key(source, s.trace_id)
         groups[(source, cid or by_trace.get(key) or f"trace:{s.trace_id}")].append(s)
     if by_trace:
-        known = cache.get_many(list(by_trace))
-        fresh = {k: v for k, v in by_trace.items() if known.get(k) != v}
-        if fresh:
-            cache.set_many(fresh, timeout=TRACE_MEMORY_SECONDS)
+        cache.set_many(by_trace, timeout=TRACE_MEMORY_SECONDS)
     if unsourced:
         result.rejected_spans += unsourced
         result.messages.append(f"{unsourced} spans name no source: bind the token to one source, or set service.name")
@@ -663,15 +660,21 @@ def _ingest_groups(groups: dict[tuple[str, str], list[Span]], result: ExportResu
 
 
 def _called_tools(groups: dict[tuple[str, str], list[Span]]) -> list[str]:
-    """Tool-call ids that the groups' model calls answer (tool messages in their input), to dedupe against."""
+    """Tool-call ids that the groups' model calls answer with their new input (tool messages after the model's last
+    answer), to dedupe against."""
     ids = []
     for group in groups.values():
         for s in group:
             raw = s.attributes.get("gen_ai.input.messages")
-            if isinstance(raw, str) and "tool_call_response" in raw:
-                inputs, _, _ = _messages(s)
-                ids.extend(str(i) for m in inputs if ROLE_MAP.get(str(m.get("role"))) == "tool"
-                           and (i := _tool_response(m)[0]) is not None)
+            if not (isinstance(raw, str) and "tool_call_response" in raw):
+                continue
+            inputs, _, _ = _messages(s)
+            for m in reversed(inputs):
+                role = ROLE_MAP.get(str(m.get("role")), "user")
+                if role == "assistant":
+                    break
+                if role == "tool" and (call_id := _tool_response(m)[0]) is not None:
+                    ids.append(str(call_id))
     return ids
 
 
