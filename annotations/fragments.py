@@ -63,13 +63,13 @@ def card_viewer(request: HttpRequest, context: dict, tags: Iterable[Tag]) -> str
 
 def turn_key(flags: str, conversation, view: selectors.TurnView) -> str:
     """A turn depends on its text, the conversation's content hash (moved by any re-import that edits it, and so by any
-    change of a turn's role, position or context) and import time (ids can come back in a recreated database), its
-    correction, the viewer's permissions (``flags``) and the template; not on who the viewer is, so reviewers share
-    it."""
+    change of a turn's role, position or context), import time (ids can come back in a recreated database) and last
+    change (``updated_at``: end-user feedback sent live changes no content hash), its correction, the viewer's
+    permissions (``flags``) and the template; not on who the viewer is, so reviewers share it."""
     c = view.correction
     return make_template_fragment_key("review-turn", [
         template_digest(), flags, conversation.pk, conversation.imported_at.timestamp(), conversation.content_hash,
-        view.turn.pk, view.text_hash or anchoring.text_hash(view.turn.content),
+        conversation.updated_at.timestamp(), view.turn.pk, view.text_hash or anchoring.text_hash(view.turn.content),
         c.version if c else 0, c.updated_at.timestamp() if c else 0,
     ])
 
@@ -130,8 +130,8 @@ def render_cards(request: HttpRequest, rows: list, tags: list[Tag], *, saved: An
 
 def turn_context(turn: Turn, view: selectors.TurnView) -> dict:
     """A turn's template context: a reply with its Markdown rendered (source-mapped, sanitised) and its end-user
-    feedback. The feedback is part of the import, so the turn's cache key (the conversation's content hash) covers
-    it."""
+    feedback. Imported feedback moves the conversation's content hash and live feedback its ``updated_at``, so the
+    turn's cache key covers both."""
     ctx = {"turn": turn, "text_hash": view.text_hash, "correction": view.correction}
     if turn.role == TurnRole.ASSISTANT:
         rendered = rendering.render_markdown(turn.content)

@@ -249,7 +249,7 @@ def turns_full(ids: list[int]) -> dict[int, Turn]:
 
 
 #: The fields of a feedback event the review page shows.
-FEEDBACK_FIELDS = ("id", "kind", "rating", "categories", "text", "correction", "is_negative", "created_at")
+FEEDBACK_FIELDS = ("id", "kind", "rating", "categories", "text", "correction", "is_negative", "created_at", "origin")
 
 
 def feedback_rows() -> Coalesce:

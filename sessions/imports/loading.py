@@ -121,10 +121,10 @@ def upsert_feedback(cur: Any) -> None:
     cur.execute(sql.UPSERT_FEEDBACK)
 
 
-def refresh_feedback_summary(cur: Any, conversation_ids: list[int], *, touch: bool = False) -> None:
+def refresh_feedback_summary(cur: Any, conversation_ids: list[int]) -> None:
     """Recompute the feedback columns of ``conversation_ids`` (``feedback_kinds``, ``has_negative_feedback``) from
-    all their stored events; ``touch`` also marks them changed now (``updated_at``)."""
-    cur.execute(sql.TOUCH_FEEDBACK_SUMMARY if touch else sql.REFRESH_FEEDBACK_SUMMARY, (conversation_ids,))
+    all their stored events."""
+    cur.execute(sql.REFRESH_FEEDBACK_SUMMARY, (conversation_ids,))
 
 
 def with_live_feedback(cur: Any, updated: Written) -> list[int]:

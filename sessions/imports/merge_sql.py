@@ -126,21 +126,17 @@ WHERE NOT EXISTS (
 
 #: Recomputes the denormalised feedback columns of the given conversations from all their events (an updated record
 #: replaces them with its own events' summary; events sent live must count too). Parameter: conversation ids.
-_FEEDBACK_SUMMARY = f"""
-UPDATE {CONV_TABLE} c SET feedback_kinds = s.kinds, has_negative_feedback = s.negative{{touch}}
+REFRESH_FEEDBACK_SUMMARY = f"""
+UPDATE {CONV_TABLE} c SET feedback_kinds = s.kinds, has_negative_feedback = s.negative
 FROM (
     SELECT u.id,
-        COALESCE(array_agg(DISTINCT f.kind ORDER BY f.kind) FILTER (WHERE f.kind IS NOT NULL), '{{{{}}}}') kinds,
+        COALESCE(array_agg(DISTINCT f.kind ORDER BY f.kind) FILTER (WHERE f.kind IS NOT NULL), '{{}}') kinds,
         COALESCE(bool_or(f.is_negative), false) negative
     FROM unnest(%s::bigint[]) AS u(id) LEFT JOIN {FEEDBACK_TABLE} f ON f.conversation_id = u.id
     GROUP BY u.id
 ) s
-WHERE c.id = s.id{{only_changed}}
+WHERE c.id = s.id AND (c.feedback_kinds, c.has_negative_feedback) IS DISTINCT FROM (s.kinds, s.negative)
 """  # noqa: S608 (table and column names are constants)
-REFRESH_FEEDBACK_SUMMARY = _FEEDBACK_SUMMARY.format(
-    touch="", only_changed=" AND (c.feedback_kinds, c.has_negative_feedback) IS DISTINCT FROM (s.kinds, s.negative)")
-#: The same for conversations that just received live feedback: they changed (``updated_at``, "live") either way.
-TOUCH_FEEDBACK_SUMMARY = _FEEDBACK_SUMMARY.format(touch=", updated_at = now()", only_changed="")
 
 #: Updated conversations that hold events sent live. Parameter: conversation ids (bigint[]).
 WITH_LIVE_FEEDBACK = f"""
@@ -178,7 +174,7 @@ APPEND_CONVERSATIONS = f"""
 UPDATE {CONV_TABLE} c SET content_hash = u.content_hash, turn_count = u.turn_count,
     model_version = CASE WHEN u.model_version <> '' THEN u.model_version ELSE c.model_version END,
     metadata = COALESCE(u.metadata::jsonb, c.metadata), ended_at = GREATEST(c.ended_at, u.ended_at),
-    updated_at = now(), last_import_id = %(batch)s, title = COALESCE(u.title, c.title),
+    updated_at = statement_timestamp(), last_import_id = %(batch)s, title = COALESCE(u.title, c.title),
     search_vector = CASE WHEN u.search_text IS NULL THEN c.search_vector
                          ELSE to_tsvector(%(config)s::regconfig, u.search_text) END
 FROM unnest(%(ids)s::bigint[], %(hashes)s::text[], %(counts)s::integer[], %(models)s::text[], %(metadata)s::text[],

@@ -43,7 +43,7 @@ WITH ev AS (
 ), summary AS (
     UPDATE {CONV_TABLE} c SET
         feedback_kinds = (SELECT array_agg(DISTINCT k ORDER BY k) FROM unnest(c.feedback_kinds || s.kinds) k),
-        has_negative_feedback = c.has_negative_feedback OR s.negative, updated_at = now()
+        has_negative_feedback = c.has_negative_feedback OR s.negative, updated_at = statement_timestamp()
     FROM (SELECT conversation_id, array_agg(kind)::varchar(16)[] AS kinds, bool_or(is_negative) AS negative
           FROM ins GROUP BY conversation_id) s
     WHERE c.id = s.conversation_id

@@ -240,3 +240,14 @@ def test_openapi_document_is_served(client):
     schema = client.get("/api/v1/openapi.json").json()
     assert schema["openapi"].startswith("3.")
     assert {"/api/v1/conversations", "/api/v1/feedback", "/v1/traces"} <= set(schema["paths"])
+
+
+def test_live_feedback_shows_on_a_review_page_rendered_before(api, token, stored, moderator_client):
+    url = f"/review/c/{stored.pk}/"
+    assert "Which Paris?" not in moderator_client.get(url).content.decode()  # the reply's fragment is now cached
+    post(api, FEEDBACK, {"conversation": "c1", "turn": 1, "id": "late", "type": "thumbs_down",
+                         "categories": ["too vague"], "text": "Which Paris?"}, token)
+    page = moderator_client.get(url).content.decode()
+    assert "Which Paris?" in page and "via feedback api" in page
+    trail = moderator_client.get(f"/conversations/{stored.pk}/").content.decode()
+    assert "Which Paris?" in trail and "via feedback api" in trail
