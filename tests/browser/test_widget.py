@@ -12,10 +12,12 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
 from feedbackhub import widget_keys
 from sessions.models import Conversation, FeedbackEvent, FeedbackOrigin, Turn
+from tests.browser.conftest import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -151,3 +153,21 @@ def test_an_origin_the_key_does_not_allow_is_refused(page: Page, live_server, co
     # The browser reports the refused cross-origin requests; nothing else went wrong.
     assert page_problems and all("CORS" in p or "net::ERR_FAILED" in p for p in page_problems), page_problems
     page_problems.clear()
+
+
+def test_admin_live_preview_follows_the_categories(page: Page, live_server, transactional_db):
+    User.objects.create_superuser("root", password="pw-for-tests-only")
+    key = widget_keys.widget_key_create(name="support web", source="support", origins=["https://app.example"],
+                                        categories=["too vague"])
+    login(page, live_server.url, "root")
+    page.goto(f"{live_server.url}/admin/feedbackhub/widgetkey/{key.pk}/change/")
+    expect(page.get_by_label("Snippet for the host page")).to_contain_text(f'data-key="{key.key}"')
+    page.get_by_role("button", name="Not helpful").click()
+    expect(page.get_by_role("checkbox", name="too vague")).to_be_visible()
+    page.get_by_label("Categories").fill("too vague, outdated price")
+    page.get_by_role("button", name="Not helpful").click()
+    expect(page.get_by_role("checkbox", name="outdated price")).to_be_visible()
+    # A preview sends nothing.
+    page.get_by_role("button", name="Send feedback").click()
+    expect(page.get_by_role("status")).to_have_text("Thank you for your feedback.")
+    assert not FeedbackEvent.objects.exists()
