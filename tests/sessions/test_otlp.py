@@ -187,3 +187,49 @@ def test_a_token_of_another_source_cannot_write_through_service_name(db):
     response = _post(_json_export([_span("dd" * 8, "c-1", "Fine.")]), secret)
     assert response.status_code == 403
     assert not Conversation.objects.exists()
+
+
+def _attrs(**attributes) -> list[dict]:
+    return [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v}}
+            for k, v in attributes.items()]
+
+
+def test_older_conventions_per_message_events_and_indexed_prompts(token):
+    events_span = {
+        "traceId": "11" * 16, "spanId": "a1" * 8, "name": "chat", "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": "1700000000800000000",
+        "attributes": _attrs(**{"gen_ai.system": "openai", "gen_ai.request.model": "gpt-3.5-turbo",
+                                "session.id": "old-events", "gen_ai.usage.prompt_tokens": 9}),
+        "events": [
+            {"name": "gen_ai.system.message", "attributes": _attrs(content="Be brief.")},
+            {"name": "gen_ai.user.message", "attributes": _attrs(content="Capital of France?")},
+            {"name": "gen_ai.choice", "attributes": _attrs(**{
+                "gen_ai.event.content": json.dumps({"index": 0, "finish_reason": "stop",
+                                                     "message": {"content": "Paris."}})})},
+        ],
+    }
+    indexed_span = {
+        "traceId": "22" * 16, "spanId": "b2" * 8, "name": "openai.chat", "startTimeUnixNano": "1700000001000000000",
+        "endTimeUnixNano": "1700000001500000000",
+        "attributes": _attrs(**{"gen_ai.system": "openai", "gen_ai.conversation.id": "indexed",
+                                "gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "Two plus two?",
+                                "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "Four."}),
+    }
+    assert _post(_json_export([events_span, indexed_span]), token).status_code == 200
+    old = Conversation.objects.get(external_id="old-events")
+    turns = list(old.turns.order_by("position"))
+    assert [(t.role, t.content) for t in turns] == [("user", "Capital of France?"), ("assistant", "Paris.")]
+    assert turns[1].system_prompt == "Be brief." and turns[1].prompt_tokens == 9
+    assert turns[1].model_version == "gpt-3.5-turbo"
+    indexed = Conversation.objects.get(external_id="indexed")
+    assert list(indexed.turns.values_list("content", flat=True)) == ["Two plus two?", "Four."]
+
+
+def test_a_span_out_of_order_rebuilds_the_conversation_in_time_order(token):
+    late = _span("cc" * 8, "c-9", "Second answer.")
+    late["startTimeUnixNano"], late["endTimeUnixNano"] = "1700000100000000000", "1700000101000000000"
+    assert _post(_json_export([late]), token).status_code == 200
+    early = _span("dd" * 8, "c-9", "First answer.")
+    assert _post(_json_export([early]), token).status_code == 200
+    replies = Turn.objects.filter(role="assistant").order_by("position").values_list("content", flat=True)
+    assert list(replies) == ["First answer.", "Second answer."]
