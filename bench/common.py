@@ -133,6 +133,41 @@ def setup_django(db_url: str) -> None:
     django.setup()
 
 
+def serve_environment(db_url: str, work: Path) -> dict[str, str]:
+    """``bench_environment`` for ``manage.py serve`` on this machine: static files and uploads under ``work``, no
+    HSTS, no access log."""
+    env = bench_environment(db_url)
+    env.update({"STATIC_ROOT": str(work / "static"), "SECURE_HSTS_SECONDS": "0", "LOG_LEVEL": "WARNING",
+                "ACCESS_LOG": "0", "IMPORT_UPLOAD_DIR": str(work / "uploads"), "PYTHONUNBUFFERED": "1"})
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+def free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Wait for ``manage.py serve`` at ``url`` to answer /healthz/ready (RuntimeError if it exits or never does)."""
+    import requests  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("manage.py serve exited before it was ready (see its log)")
+        try:
+            if requests.get(f"{url}/healthz/ready", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:  # not listening yet, or its workers still loading the model
+            pass
+        time.sleep(1)
+    raise RuntimeError("manage.py serve was not ready in time")
+
+
 # --- stats -------------------------------------------------------------------------------------------------------
 
 

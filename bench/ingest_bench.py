@@ -19,12 +19,17 @@ Django's test client with a bearer token (token check, rate limit, body, validat
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from bench import common, datagen, import_bench
 
@@ -38,20 +43,22 @@ FULL_SPAN_CONVERSATIONS, QUICK_SPAN_CONVERSATIONS = 2_000, 200
 TURNS_PER_CONVERSATION = 5
 SPANS_PER_EXPORT = 500
 WARMUP = 20
+#: Exporters sending at once to the served receiver (an app's instances, or one exporter's parallel exports).
+EXPORTERS = 4
+SERVE_WARMUP_EXPORTS = 12
 TARGET_RATIO = 0.5
 TARGET_FEEDBACK_P95_MS = 15.0
 TARGET_SPANS_PER_S = 5_000
 WIDGET_LIMIT_BYTES = 15 * 1024
 
 
-def _span_exports(n_conversations: int, *, agent: bool) -> tuple[list[bytes], int]:
+def _span_exports(n_conversations: int, *, agent: bool, instances: int = 1) -> tuple[list[list[bytes]], int]:
     """Protobuf exports of a chat app's spans, in time order: each conversation's k-th turn after every
     conversation's (k-1)-th, so most exports extend conversations an earlier one created. ``agent``: each turn is a
     small agent run, as GenAI instrumentations report it (a model call that asks for a tool, the tool's
     ``execute_tool`` span without a conversation id, the model call that answers: one trace, one export); otherwise
-    a turn is one model call. Returns the exports and the number of spans."""
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: PLC0415
-
+    a turn is one model call. ``instances``: the app runs as that many instances, each serving its share of the
+    conversations and exporting its own spans. Returns each instance's exports and the number of spans."""
     rng = random.Random(5)
     base = 1_760_000_000_000_000_000
     spans: list[tuple[int, int, int, dict[str, Any]]] = []  # conversation, turn, step, attributes
@@ -80,27 +87,35 @@ def _span_exports(n_conversations: int, *, agent: bool) -> tuple[list[bytes], in
             spans.append((c, k, 1, tool))
             spans.append((c, k, 2, {**chat, "gen_ai.input.messages": json.dumps([*history, call, result]),
                                     "gen_ai.output.messages": json.dumps(answer)}))
-    exports = []
-    for i in range(0, len(spans), SPANS_PER_EXPORT):
-        request = trace_service_pb2.ExportTraceServiceRequest()
-        rs = request.resource_spans.add()
-        rs.resource.attributes.add(key="service.name").value.string_value = "bench-otlp"
-        scope = rs.scope_spans.add()
-        for c, k, step, attributes in spans[i: i + SPANS_PER_EXPORT]:
-            # A user's next question comes a minute after the last answer; the chats run side by side.
-            start = base + k * 60_000_000_000 + c * 1_000_000 + step * 400_000_000
-            s = scope.spans.add()
-            s.trace_id = (c * 100 + k).to_bytes(16, "big")
-            s.span_id = (c * 1000 + k * 10 + step + 1).to_bytes(8, "big")
-            s.name = attributes["gen_ai.operation.name"]
-            s.start_time_unix_nano, s.end_time_unix_nano = start, start + rng.randint(100, 390) * 1_000_000
-            for key, value in attributes.items():
-                s.attributes.add(key=key).value.string_value = value
-            if step != 1:
-                s.attributes.add(key="gen_ai.usage.input_tokens").value.int_value = 20 * (k + 1)
-                s.attributes.add(key="gen_ai.usage.output_tokens").value.int_value = rng.randint(10, 200)
-        exports.append(request.SerializeToString())
-    return exports, len(spans)
+    streams = []
+    for instance in range(instances):
+        mine = [span for span in spans if span[0] % instances == instance]
+        streams.append([_export(mine[i: i + SPANS_PER_EXPORT], rng, base)
+                        for i in range(0, len(mine), SPANS_PER_EXPORT)])
+    return streams, len(spans)
+
+
+def _export(spans: list[tuple[int, int, int, dict[str, Any]]], rng: random.Random, base: int) -> bytes:
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: PLC0415
+
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "bench-otlp"
+    scope = rs.scope_spans.add()
+    for c, k, step, attributes in spans:
+        # A user's next question comes a minute after the last answer; the chats run side by side.
+        start = base + k * 60_000_000_000 + c * 1_000_000 + step * 400_000_000
+        s = scope.spans.add()
+        s.trace_id = (c * 100 + k).to_bytes(16, "big")
+        s.span_id = (c * 1000 + k * 10 + step + 1).to_bytes(8, "big")
+        s.name = attributes["gen_ai.operation.name"]
+        s.start_time_unix_nano, s.end_time_unix_nano = start, start + rng.randint(100, 390) * 1_000_000
+        for key, value in attributes.items():
+            s.attributes.add(key=key).value.string_value = value
+        if step != 1:
+            s.attributes.add(key="gen_ai.usage.input_tokens").value.int_value = 20 * (k + 1)
+            s.attributes.add(key="gen_ai.usage.output_tokens").value.int_value = rng.randint(10, 200)
+    return request.SerializeToString()
 
 
 def measure(db_url: str, quick: bool, repeats: int, work_dir: Path) -> dict[str, Any]:
@@ -176,8 +191,9 @@ def measure(db_url: str, quick: bool, repeats: int, work_dir: Path) -> dict[str,
     otlp = {}
     for workload, agent in (("agent", True), ("single", False)):
         import_bench.reset(db_url)
-        exports, span_count = _span_exports(QUICK_SPAN_CONVERSATIONS if quick else FULL_SPAN_CONVERSATIONS,
+        streams, span_count = _span_exports(QUICK_SPAN_CONVERSATIONS if quick else FULL_SPAN_CONVERSATIONS,
                                             agent=agent)
+        exports = streams[0]
         export_ms = []
         t0 = time.perf_counter()
         for body in exports:
@@ -191,6 +207,7 @@ def measure(db_url: str, quick: bool, repeats: int, work_dir: Path) -> dict[str,
 
     script = Path(finders.find("widget/v1.js") or "").read_bytes()
     return {
+        "token": token,
         "conversations": len(records), "file_stats": stats, "rounds": rounds,
         "feedback_ms": feedback_ms, "otlp": otlp,
         "widget_bytes": len(script), "widget_gzip_bytes": len(gzip.compress(script, compresslevel=9, mtime=0)),
@@ -210,15 +227,68 @@ def run(ctx: common.Context) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"the ingest benchmark's child failed:\n{proc.stderr[-4000:]}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
+    data["otlp"]["served"] = served_otlp(ctx, db_url, data.pop("token"))
     return summarise(ctx, data)
+
+
+def served_otlp(ctx: common.Context, db_url: str, token: str) -> dict[str, Any]:
+    """The agent workload again, sent over HTTP to ``manage.py serve`` (gunicorn, its default workers for this
+    machine) by ``EXPORTERS`` exporters at once, as a deployment receives it."""
+    import requests  # noqa: PLC0415
+
+    work = ctx.work_dir / "ingest-serve"
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**common.serve_environment(db_url, work), "INGEST_RATE_PER_MINUTE": str(10**9), "RECALL_WARMUP": "0"}
+    import_bench.reset(db_url)
+    streams, span_count = _span_exports(QUICK_SPAN_CONVERSATIONS if ctx.quick else FULL_SPAN_CONVERSATIONS,
+                                        agent=True, instances=EXPORTERS)
+    port = common.free_port()
+    url = f"http://127.0.0.1:{port}"
+    ctx.log(f"OTLP over HTTP: manage.py serve on port {port}, {EXPORTERS} exporters")
+    with open(work / "serve.log", "w") as log:
+        server = subprocess.Popen([sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}"], env=env,
+                                  cwd=common.BASE_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            common.wait_ready(url, server)
+            session = requests.Session()
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-protobuf"}
+
+            def send(body: bytes) -> float:
+                t = time.perf_counter()
+                response = session.post(f"{url}/v1/traces", data=body, headers=headers, timeout=120)
+                response.raise_for_status()
+                return (time.perf_counter() - t) * 1000
+
+            # Untimed: every web worker's first requests import the receiver's modules and open its connections.
+            with ThreadPoolExecutor(EXPORTERS) as pool:
+                list(pool.map(send, [stream[0] for stream in streams] * (SERVE_WARMUP_EXPORTS // EXPORTERS)))
+            import_bench.reset(db_url)
+            # Each exporter is one app instance with its own share of the conversations, sending its exports one
+            # after another (as a BatchSpanProcessor does); the instances send at the same time.
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(EXPORTERS) as pool:
+                export_ms = [ms for stream in pool.map(lambda s: [send(b) for b in s], streams) for ms in stream]
+            seconds = time.perf_counter() - t0
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+    with psycopg.connect(db_url) as conn:
+        turns, conversations = conn.execute(
+            "SELECT (SELECT count(*) FROM conversations_turn), (SELECT count(*) FROM conversations_conversation)"
+        ).fetchone()
+    return {"spans": span_count, "exports": sum(map(len, streams)), "export_ms": export_ms, "seconds": seconds,
+            "exporters": EXPORTERS, "turns": turns, "conversations": conversations}
 
 
 def summarise(ctx: common.Context, data: dict[str, Any]) -> dict[str, Any]:
     rounds = data["rounds"]
     ratio = common.median([r["ratio"] for r in rounds])
     feedback_p95 = common.percentile(data["feedback_ms"], 95)
-    agent, single = data["otlp"]["agent"], data["otlp"]["single"]
+    agent, single, served = data["otlp"]["agent"], data["otlp"]["single"], data["otlp"]["served"]
     spans_per_s = agent["spans"] / agent["seconds"]
+    served_per_s = served["spans"] / served["seconds"]
+    # Exports sent at once store what one client sending them in order stores.
+    same = (served["turns"], served["conversations"]) == (agent["turns"], agent["conversations"])
     single_per_s = single["spans"] / single["seconds"]
     gz = data["widget_gzip_bytes"]
     rows = []
@@ -240,10 +310,12 @@ def summarise(ctx: common.Context, data: dict[str, Any]) -> dict[str, Any]:
             {"name": "Single feedback event, server time p95", "target": f"<= {TARGET_FEEDBACK_P95_MS:.0f} ms",
              "measured": f"{feedback_p95:.1f} ms", "value": feedback_p95,
              "pass": feedback_p95 <= TARGET_FEEDBACK_P95_MS},
-            {"name": f"OTLP GenAI spans ingested, agent turns ({agent['spans']:,} spans, exports of "
-                     f"{SPANS_PER_EXPORT})", "target": f">= {TARGET_SPANS_PER_S:,} spans/s",
-             "measured": f"{spans_per_s:,.0f} spans/s", "value": spans_per_s,
-             "pass": spans_per_s >= TARGET_SPANS_PER_S},
+            {"name": f"OTLP GenAI spans ingested by the server (manage.py serve, {served['exporters']} exporters at "
+                     f"once), agent turns ({served['spans']:,} spans, exports of {SPANS_PER_EXPORT})",
+             "target": f">= {TARGET_SPANS_PER_S:,} spans/s", "measured": f"{served_per_s:,.0f} spans/s",
+             "value": served_per_s, "pass": served_per_s >= TARGET_SPANS_PER_S and same},
+            {"name": "OTLP, the same through one in-process client, one export at a time (informative)",
+             "target": "-", "measured": f"{spans_per_s:,.0f} spans/s", "value": spans_per_s, "pass": None},
             {"name": f"OTLP, one model call per turn ({single['spans']:,} spans: every span extends another "
                      "conversation; informative)", "target": "-", "measured": f"{single_per_s:,.0f} spans/s",
              "value": single_per_s, "pass": None},
@@ -276,6 +348,10 @@ def summarise(ctx: common.Context, data: dict[str, Any]) -> dict[str, Any]:
             f"model call answering; {agent['spans']:,} spans in {agent['exports']} exports, {agent['turns']:,} turns "
             "stored. Each export after the first extends conversations stored by an earlier one: their new turns are "
             "appended (sessions.ingest.services.conversations_append), nothing stored is rewritten.",
+            f"OTLP served: the agent workload over HTTP to manage.py serve (gunicorn, its default worker count "
+            f"here) from {served['exporters']} exporters at once, after untimed warm-up exports; it stored "
+            f"{served['turns']:,} turns in {served['conversations']:,} conversations, "
+            f"{'as' if same else 'NOT as'} the in-process run did. Server, exporters and PostgreSQL share the 2 cores.",
             f"OTLP one model call per turn: {single['spans']:,} spans, {single['turns']:,} turns; the worst case, "
             "where each span is a separate conversation's update.",
         ],

@@ -22,10 +22,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +45,6 @@ BUDGET_MS = {
     "recall API": 150, "ingest API (5 conversations)": 150, "feedback API (1 event)": 100, "login": 1000,
 }
 SEED_COMMENTS = 64
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def seed(db_url: str) -> dict[str, Any]:
@@ -91,30 +83,6 @@ def seed(db_url: str) -> dict[str, Any]:
             "annotations": comments, "queries": [q[:300] for q in queries]}
 
 
-def _environment(db_url: str, work: Path) -> dict[str, str]:
-    env = common.bench_environment(db_url)
-    env.update({"STATIC_ROOT": str(work / "static"), "SECURE_HSTS_SECONDS": "0", "LOG_LEVEL": "WARNING",
-                "ACCESS_LOG": "0", "IMPORT_UPLOAD_DIR": str(work / "uploads"), "PYTHONUNBUFFERED": "1"})
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    return env
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
-    import requests  # noqa: PLC0415
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("manage.py serve exited before it was ready (see its log)")
-        try:
-            if requests.get(f"{url}/healthz/ready", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:  # not listening yet, or its workers still loading the model
-            pass
-        time.sleep(1)
-    raise RuntimeError("manage.py serve was not ready in time")
-
-
 def _stats(prefix: Path) -> dict[str, dict[str, float]]:
     rows = {}
     with open(f"{prefix}_stats.csv", newline="") as fh:
@@ -133,12 +101,12 @@ def run(ctx: common.Context) -> dict[str, Any]:
     work = ctx.work_dir / "load"
     work.mkdir(parents=True, exist_ok=True)
     common.migrate(db_url)
-    env = _environment(db_url, work)
+    env = common.serve_environment(db_url, work)
     ctx.log("seeding the load-test database (demo set, embeddings, a reviewer, a token)")
     seeded = subprocess.run([sys.executable, "-m", "bench.load_test", "--seed", db_url], env=env,
                             cwd=common.BASE_DIR, capture_output=True, text=True, check=True)
     data = json.loads(seeded.stdout.strip().splitlines()[-1])
-    port = _free_port()
+    port = common.free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(work / "serve.log", "w")  # noqa: SIM115 (closed in finally)
     server = subprocess.Popen([sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}"], env=env,
@@ -149,7 +117,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
                               stderr=subprocess.STDOUT, start_new_session=True)
     steps: list[dict[str, Any]] = []
     try:
-        _wait_ready(url, server)
+        common.wait_ready(url, server)
         workers = os.cpu_count() or 1
         locust_env = {**env, "LOAD_USERNAME": data["username"], "LOAD_PASSWORD": data["password"],
                       "LOAD_TOKEN": data["token"], "LOAD_CONVERSATIONS": ",".join(map(str, data["conversations"])),

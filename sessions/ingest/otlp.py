@@ -106,7 +106,12 @@ def _pb_value(v: Any) -> Any:
 
 
 def _pb_attrs(kvs: Iterable[Any]) -> dict[str, Any]:
-    return {kv.key: _pb_value(kv.value) for kv in kvs}
+    out = {}
+    for kv in kvs:
+        value = kv.value
+        # Most attributes are strings: read them without a call of _pb_value each.
+        out[kv.key] = value.string_value if value.WhichOneof("value") == "string_value" else _pb_value(value)
+    return out
 
 
 def _json_value(v: Any) -> Any:
@@ -659,6 +664,11 @@ def _ingest_groups(groups: dict[tuple[str, str], list[Span]], result: ExportResu
         _rebuild(rebuild, result, may_write=may_write, default_source=default_source, label=label)
 
 
+def _message_key(turn: dict[str, Any]) -> tuple[str, str, bytes]:
+    calls = (turn.get("context") or {}).get("tool_calls") or []
+    return turn.get("role", ""), turn.get("content", ""), orjson.dumps(calls, option=orjson.OPT_SORT_KEYS)
+
+
 def _called_tools(groups: dict[tuple[str, str], list[Span]]) -> list[str]:
     """Tool-call ids that the groups' model calls answer with their new input (tool messages after the model's last
     answer), to dedupe against."""
@@ -700,6 +710,10 @@ def _rebuild(groups: dict[tuple[str, str], list[Span]], result: ExportResult, *,
         new = _new_turns(group, known_spans={o.get("span_id") for o in otel if o.get("span_id")},
                          known_tools={str(c) for o in otel if (c := (o.get("tool") or {}).get("call_id"))},
                          first=not existing)
+        # A model call that arrives after a later call of the same conversation (exports sent in parallel) repeats
+        # messages the later call's input history brought already: keep those once.
+        from_history = {_message_key(t) for t in existing if ":in:" in str(t.get("id", ""))}
+        new = [t for t in new if _message_key(t.record) not in from_history]
         if not new:
             continue
         turns = sorted([*(_Turn(tuple(_sort_of(t)), t) for t in existing), *new],  # type: ignore[misc]

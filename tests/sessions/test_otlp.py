@@ -233,3 +233,22 @@ def test_a_span_out_of_order_rebuilds_the_conversation_in_time_order(token):
     assert _post(_json_export([early]), token).status_code == 200
     replies = Turn.objects.filter(role="assistant").order_by("position").values_list("content", flat=True)
     assert list(replies) == ["First answer.", "Second answer."]
+
+
+def test_a_model_call_arriving_after_the_next_one_adds_no_duplicate(token):
+    """Two exports of one agent run processed in the wrong order: the answering call (whose input history holds the
+    question and the tool call) first, then the call that asked for the tool."""
+    question = ("user", _text("Weather in Oslo?"))
+    call = ("assistant", [{"type": "tool_call", "id": "c-7", "name": "weather", "arguments": {"city": "Oslo"}}])
+    result = ("tool", [{"type": "tool_call_response", "id": "c-7", "response": "snow"}])
+    answer = ("assistant", _text("It is snowing in Oslo."))
+    second = _span("ee" * 8, "oslo", "unused", **{"gen_ai.input.messages": _messages(question, call, result),
+                                                   "gen_ai.output.messages": _messages(answer)})
+    second["startTimeUnixNano"], second["endTimeUnixNano"] = "1700000010000000000", "1700000011000000000"
+    first = _span("ff" * 8, "oslo", "unused", **{"gen_ai.input.messages": _messages(question),
+                                                  "gen_ai.output.messages": _messages(call)})
+    assert _post(_json_export([second]), token).status_code == 200
+    assert _post(_json_export([first]), token).status_code == 200
+    turns = list(Conversation.objects.get(external_id="oslo").turns.order_by("position"))
+    assert [(t.role, t.content) for t in turns] == [
+        ("user", "Weather in Oslo?"), ("assistant", ""), ("tool", "snow"), ("assistant", "It is snowing in Oslo.")]
