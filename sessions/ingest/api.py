@@ -52,6 +52,14 @@ def _admit(request: HttpRequest) -> tuple[bytes | None, HttpResponse | None, dic
         return None, json_error(400, "invalid_request", str(exc), field=None), headers
 
 
+def _refused(exc: payloads.BadPayload | services.SourceForbidden) -> JsonResponse:
+    """The answer to a body that cannot be taken: 400 or 413 naming the field, 403 for a source not the token's."""
+    if isinstance(exc, services.SourceForbidden):
+        return json_error(403, "source_forbidden", str(exc), field=exc.field)
+    code = "body_too_large" if exc.status == 413 else "invalid_request"
+    return json_error(exc.status, code, exc.message, field=exc.field)
+
+
 def _answer(response: HttpResponse, headers: dict[str, str]) -> HttpResponse:
     for name, value in headers.items():
         response[name] = value
@@ -73,11 +81,8 @@ def conversations(request: HttpRequest) -> HttpResponse:
             default_source=source or token_default_source(token), label=f"API: {token.name}",
             body_bytes=len(body or b""),
         )
-    except payloads.BadPayload as exc:
-        code = "body_too_large" if exc.status == 413 else "invalid_request"
-        return _answer(json_error(exc.status, code, exc.message, field=exc.field), headers)
-    except services.SourceForbidden as exc:
-        return _answer(json_error(403, "source_forbidden", str(exc), field=exc.field), headers)
+    except (payloads.BadPayload, services.SourceForbidden) as exc:
+        return _answer(_refused(exc), headers)
     return _answer(JsonResponse({
         "batch": result.batch_id,
         "counts": result.counts,
@@ -100,11 +105,8 @@ def feedback(request: HttpRequest) -> HttpResponse:
             events_in=events_in, may_write=lambda s: token_covers_source(token, s),
             default_source=source or token_default_source(token),
         )
-    except payloads.BadPayload as exc:
-        code = "body_too_large" if exc.status == 413 else "invalid_request"
-        return _answer(json_error(exc.status, code, exc.message, field=exc.field), headers)
-    except services.SourceForbidden as exc:
-        return _answer(json_error(403, "source_forbidden", str(exc), field=exc.field), headers)
+    except (payloads.BadPayload, services.SourceForbidden) as exc:
+        return _answer(_refused(exc), headers)
     if single:
         outcome = result.outcomes[0]
         if outcome.status == services.REJECTED:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 
 import pytest
 from django.db.models import Count
@@ -21,19 +20,10 @@ from feedbackhub import outbox
 from sessions.models import Conversation, FeedbackEvent, Turn, TurnRole
 from sessions.services import import_file
 from tests.integration import worker as worker_module
-from tests.integration.worker import Worker
+from tests.integration.worker import Worker, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-TIMEOUT_SECONDS = 240
-
-
-def _wait_for(what: str, condition, worker: Worker) -> None:
-    deadline = time.monotonic() + TIMEOUT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; worker output:\n{worker.output()}")
-        time.sleep(0.02)
 
 
 def test_new_feedback_gets_its_vector_from_the_worker(celery_worker, moderator, tmp_path):
@@ -43,9 +33,9 @@ def test_new_feedback_gets_its_vector_from_the_worker(celery_worker, moderator, 
     Turn.objects.create(conversation=conv, position=0, role=TurnRole.USER, content="Where is the Eiffel Tower?")
     turn = Turn.objects.create(conversation=conv, position=1, role=TurnRole.ASSISTANT, content="It is in Berlin.")
     annotation = review.annotation_create(actor=moderator, turn=turn, body="It is in Paris, not Berlin")
-    _wait_for("the annotation's item", FeedbackItem.objects.filter(annotation=annotation).exists, celery_worker)
+    wait_for("the annotation's item", FeedbackItem.objects.filter(annotation=annotation).exists, celery_worker)
     item = FeedbackItem.objects.get(annotation=annotation)
-    _wait_for("the annotation's vector", lambda: Embedding.objects.filter(item=item).exists(), celery_worker)
+    wait_for("the annotation's vector", lambda: Embedding.objects.filter(item=item).exists(), celery_worker)
     vector = Embedding.objects.get(item=item)
     assert vector.text_hash == item.text_hash and len(vector.vector) == 384
 
@@ -61,7 +51,7 @@ def test_new_feedback_gets_its_vector_from_the_worker(celery_worker, moderator, 
     batch = import_file(path=path, source="bank")
     assert batch.conversations_created == 1
     event = FeedbackEvent.objects.get(conversation__external_id="bank-1")
-    _wait_for(
+    wait_for(
         "the imported event's vector",
         lambda: Embedding.objects.filter(item__feedback_event=event).exists(),
         celery_worker,
@@ -100,7 +90,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(celery_w
     assert FeedbackItem.objects.count() == n
 
     # Kill it once the first chunk is committed and while later ones are still to come.
-    _wait_for("the first chunk", lambda: Embedding.objects.exists(), first)
+    wait_for("the first chunk", lambda: Embedding.objects.exists(), first)
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(timeout=30)
     done_at_kill = Embedding.objects.count()
@@ -112,7 +102,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(celery_w
     second = Worker(celery_worker.upload_dir)
     worker_module._worker = second
     second.wait_ready()
-    _wait_for("every item's vector", lambda: Embedding.objects.count() >= n, second)
+    wait_for("every item's vector", lambda: Embedding.objects.count() >= n, second)
 
     assert "recall.embed_pending" in second.output()  # redelivered, not re-sent: nothing else enqueued it
     per_item = Embedding.objects.values("item_id").annotate(n=Count("id"))

@@ -4,7 +4,6 @@ become feedback items, get their vectors and join the triage queue, without wait
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from django.test import Client
@@ -13,20 +12,9 @@ from annotations.recall.models import Embedding, FeedbackItem
 from annotations.triage.models import ClusterMember
 from feedbackhub import auth_tokens
 from sessions.models import FeedbackEvent
-from tests.integration.worker import Worker
+from tests.integration.worker import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-TIMEOUT_SECONDS = 240
-
-
-def _wait_for(what: str, condition, worker: Worker) -> None:
-    deadline = time.monotonic() + TIMEOUT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; worker output:\n{worker.output()}")
-        time.sleep(0.05)
-
 
 def test_api_feedback_reaches_recall_and_triage(celery_worker):
     secret = auth_tokens.api_token_create(name="bank app", scopes=["ingest"], sources=["bank"])[1]
@@ -46,11 +34,11 @@ def test_api_feedback_reaches_recall_and_triage(celery_worker):
     assert response.status_code == 201
     live = FeedbackEvent.objects.get(event_key="live-evt")
 
-    _wait_for("the live event's item and vector",
+    wait_for("the live event's item and vector",
               lambda: Embedding.objects.filter(item__feedback_event=live).exists(), celery_worker)
     item = FeedbackItem.objects.get(feedback_event=live)
     assert "The PIN is reset at an ATM" in item.text
-    _wait_for("the imported event's vector",
+    wait_for("the imported event's vector",
               lambda: Embedding.objects.filter(item__feedback_event__event_key="imported-1").exists(), celery_worker)
     # Clustering is sent when the vectors are written (beat does not run in this test).
-    _wait_for("the triage queue", lambda: ClusterMember.objects.filter(item=item).exists(), celery_worker)
+    wait_for("the triage queue", lambda: ClusterMember.objects.filter(item=item).exists(), celery_worker)

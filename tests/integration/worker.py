@@ -138,6 +138,15 @@ def worker_uploads(celery_worker: Worker, settings) -> Path:
     return celery_worker.upload_dir
 
 
+def wait_for(what: str, condition, worker: Worker, timeout: float = 240.0) -> None:
+    """Poll ``condition()`` until it holds (or fail naming ``what``, with the worker's output)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}; worker output:\n{worker.output()}")
+        time.sleep(0.02)
+
+
 def wait_until_finished(batch, timeout: float = 120.0):
     """Reload ``batch`` until the worker has finished it (or fail with the worker's output)."""
     from sessions.models import ImportStatus  # noqa: PLC0415
