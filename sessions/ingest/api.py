@@ -22,7 +22,7 @@ from feedbackhub import ratelimit
 from feedbackhub.auth_tokens import json_error, token_covers_source, token_required
 from feedbackhub.http import BadEncoding, BodyTooLarge, read_body
 from feedbackhub.models import ApiScope, ApiToken
-from sessions.ingest import otlp, payloads, services
+from sessions.ingest import otlp, otlp_wire, payloads, services
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 
@@ -124,22 +124,23 @@ def feedback(request: HttpRequest) -> HttpResponse:
 def traces(request: HttpRequest) -> HttpResponse:
     """POST /v1/traces: an OTLP/HTTP ExportTraceServiceRequest (protobuf or JSON, gzip accepted)."""
     body, refusal, headers = _admit(request)
-    encoding = otlp.encoding_of(request.content_type or "")
+    encoding = otlp_wire.encoding_of(request.content_type or "")
     if refusal is not None:
-        return _answer(otlp.status_response(refusal.status_code, _message(refusal), encoding), headers)
+        return _answer(otlp_wire.status_response(refusal.status_code, _message(refusal), encoding), headers)
     if encoding is None:
-        return _answer(otlp.status_response(415, "Send application/x-protobuf or application/json.", "json"), headers)
+        unsupported = otlp_wire.status_response(415, "Send application/x-protobuf or application/json.", "json")
+        return _answer(unsupported, headers)
     token: ApiToken = request.api_token  # type: ignore[attr-defined]
     try:
-        export = otlp.decode(body or b"", encoding)
-    except otlp.BadExport as exc:
-        return _answer(otlp.status_response(400, str(exc), encoding), headers)
+        export = otlp_wire.decode(body or b"", encoding)
+    except otlp_wire.BadExport as exc:
+        return _answer(otlp_wire.status_response(400, str(exc), encoding), headers)
     try:
         result = otlp.export_ingest(export, may_write=lambda s: token_covers_source(token, s),
                                     default_source=token_default_source(token), label=f"OTLP: {token.name}")
     except services.SourceForbidden as exc:
-        return _answer(otlp.status_response(403, str(exc), encoding), headers)
-    return _answer(otlp.success_response(result, encoding), headers)
+        return _answer(otlp_wire.status_response(403, str(exc), encoding), headers)
+    return _answer(otlp_wire.success_response(result, encoding), headers)
 
 
 def _message(response: HttpResponse) -> str:

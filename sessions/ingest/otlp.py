@@ -1,33 +1,20 @@
-"""OTLP/HTTP traces in, conversations out: OpenTelemetry GenAI spans mapped onto the native record.
-
-The receiver (``POST /v1/traces``) takes an ``ExportTraceServiceRequest`` as protobuf (``application/x-protobuf``)
-or as OTLP JSON (``application/json``, hex ids, camelCase), gzip or not, and answers in the same encoding: an
-``ExportTraceServiceResponse`` whose ``partial_success`` counts the spans it rejected and says why.
-
-Which spans count: those with ``gen_ai.operation.name`` (or a ``gen_ai.system``/``gen_ai.provider.name``), following
-the OpenTelemetry GenAI semantic conventions. Model calls (``chat``, ``text_completion``, ``generate_content``) give
-turns: the new input messages (those after the last assistant message of ``gen_ai.input.messages``; the first call
-also gives the history before it) and the output messages as the assistant's reply, with its model
-(``gen_ai.response.model``, else ``gen_ai.request.model``), token usage, latency, finish reasons, system
-instructions and tool calls. ``execute_tool`` spans give the tool's result (a tool turn, once per tool-call id).
-Messages are read from ``gen_ai.input.messages``/``gen_ai.output.messages`` (JSON), from the older per-message span
-events (``gen_ai.user.message``, ``gen_ai.choice``, ...), or from the flattened ``gen_ai.prompt.N.*`` attributes.
-Attributes not mapped stay in the turn's metadata under ``otel``.
+"""OTLP traces in, conversations out: OpenTelemetry GenAI spans grouped into conversations and stored.
 
 Spans group into conversations by ``gen_ai.conversation.id``, else ``session.id`` (on the span or an ancestor in the
-same export), else their trace id. Spans of one conversation may arrive over many exports: each export merges its
-new spans (by span id; a span sent again changes nothing) with the turns already stored and the whole conversation
-goes through :func:`sessions.ingest.services.conversations_ingest`, so it is validated and stored like any other
-record, and a conversation that grows is an update.
+same export), else their trace id; a span without one joins the conversation its trace belongs to (remembered in the
+cache for an hour: exporters send children before their parents). Spans of one conversation arrive over many
+exports: spans already stored (by span id) add nothing. New turns that come after the conversation's last stored turn
+are appended (only they are written, :func:`sessions.ingest.services.conversations_append`); a span that belongs
+earlier rebuilds the conversation in time order through the import merge
+(:func:`sessions.ingest.services.conversations_ingest`). Each export holds transaction-scoped locks on its
+conversations' keys, so two exports extending one conversation take turns. The wire format is in
+:mod:`sessions.ingest.otlp_wire`, the span mapping in :mod:`sessions.ingest.genai`.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -35,417 +22,13 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
-from django.http import HttpResponse
-from google.protobuf.message import DecodeError
-from google.rpc import status_pb2
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from sessions.ingest import services
+from sessions.ingest import genai, services
+from sessions.ingest.otlp_wire import ExportResult, Span
 from sessions.models import Conversation, Environment, Turn
 
-PROTOBUF, JSON = "protobuf", "json"
-MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "completion"})
-TOOL_OPERATION = "execute_tool"
-#: Span attributes mapped onto fields (everything else under a ``gen_ai``-bearing span goes to metadata).
-MAPPED = frozenset({
-    "gen_ai.operation.name", "gen_ai.system", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model",
-    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.prompt_tokens",
-    "gen_ai.usage.completion_tokens", "gen_ai.input.messages", "gen_ai.output.messages",
-    "gen_ai.system_instructions", "gen_ai.conversation.id", "session.id", "user.id", "enduser.id",
-    "gen_ai.tool.name", "gen_ai.tool.call.id", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
-    "gen_ai.response.finish_reasons", "gen_ai.response.id",
-})  # fmt: skip
 #: How long the receiver remembers which conversation a trace belongs to (for spans that do not name it).
 TRACE_MEMORY_SECONDS = 3600
-ROLE_MAP = {"user": "user", "human": "user", "assistant": "assistant", "model": "assistant", "ai": "assistant",
-            "system": "system", "developer": "system", "tool": "tool", "function": "tool"}
-
-
-class BadExport(Exception):
-    pass
-
-
-@dataclass
-class Span:
-    trace_id: str
-    span_id: str
-    parent_span_id: str
-    name: str
-    start_ns: int
-    end_ns: int
-    attributes: dict[str, Any]
-    events: list[tuple[str, int, dict[str, Any]]]
-    resource: dict[str, Any]
-    #: ``_messages(self)``, once worked out.
-    messages: tuple[list[dict], list[dict], str] | None = None
-
-
-def encoding_of(content_type: str) -> str | None:
-    kind = content_type.split(";")[0].strip().lower()
-    if kind in ("application/x-protobuf", "application/protobuf"):
-        return PROTOBUF
-    if kind == "application/json":
-        return JSON
-    return None
-
-
-# --- Decoding -----------------------------------------------------------------------------------------------------
-
-
-def _pb_value(v: Any) -> Any:
-    which = v.WhichOneof("value")
-    if which is None:
-        return None
-    if which == "array_value":
-        return [_pb_value(x) for x in v.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: _pb_value(kv.value) for kv in v.kvlist_value.values}
-    if which == "bytes_value":
-        return base64.b64encode(v.bytes_value).decode()
-    return getattr(v, which)
-
-
-def _pb_attrs(kvs: Iterable[Any]) -> dict[str, Any]:
-    out = {}
-    for kv in kvs:
-        value = kv.value
-        # Most attributes are strings: read them without a call of _pb_value each.
-        out[kv.key] = value.string_value if value.WhichOneof("value") == "string_value" else _pb_value(value)
-    return out
-
-
-def _json_value(v: Any) -> Any:
-    if not isinstance(v, dict) or not v:
-        return None
-    (which, value), = list(v.items())[:1]
-    if which == "intValue":
-        return int(value)
-    if which == "doubleValue":
-        return float(value)
-    if which == "arrayValue":
-        return [_json_value(x) for x in (value or {}).get("values", [])]
-    if which == "kvlistValue":
-        return {kv.get("key"): _json_value(kv.get("value")) for kv in (value or {}).get("values", [])}
-    return value
-
-
-def _json_attrs(kvs: Any) -> dict[str, Any]:
-    if not isinstance(kvs, list):
-        return {}
-    return {kv["key"]: _json_value(kv.get("value")) for kv in kvs if isinstance(kv, dict) and "key" in kv}
-
-
-def decode(body: bytes, encoding: str) -> list[Span]:
-    """The spans of an export request; BadExport names what is wrong."""
-    if encoding == PROTOBUF:
-        request = trace_service_pb2.ExportTraceServiceRequest()
-        try:
-            request.ParseFromString(body)
-        except DecodeError as exc:
-            raise BadExport(f"The body is not an OTLP ExportTraceServiceRequest (protobuf): {exc}.") from None
-        spans = []
-        for rs in request.resource_spans:
-            resource = _pb_attrs(rs.resource.attributes)
-            for ss in rs.scope_spans:
-                for s in ss.spans:
-                    spans.append(Span(
-                        s.trace_id.hex(), s.span_id.hex(), s.parent_span_id.hex(), s.name, s.start_time_unix_nano,
-                        s.end_time_unix_nano, _pb_attrs(s.attributes),
-                        [(e.name, e.time_unix_nano, _pb_attrs(e.attributes)) for e in s.events], resource,
-                    ))
-        return spans
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadExport(f"The body is not valid JSON: {exc}.") from None
-    if not isinstance(data, dict):
-        raise BadExport("The body must be an OTLP JSON object with resourceSpans.")
-    spans = []
-    try:
-        for rs in data.get("resourceSpans") or []:
-            resource = _json_attrs((rs.get("resource") or {}).get("attributes"))
-            for ss in rs.get("scopeSpans") or []:
-                for s in ss.get("spans") or []:
-                    spans.append(Span(
-                        str(s.get("traceId") or "").lower(), str(s.get("spanId") or "").lower(),
-                        str(s.get("parentSpanId") or "").lower(), str(s.get("name") or ""),
-                        int(s.get("startTimeUnixNano") or 0), int(s.get("endTimeUnixNano") or 0),
-                        _json_attrs(s.get("attributes")),
-                        [(str(e.get("name") or ""), int(e.get("timeUnixNano") or 0), _json_attrs(e.get("attributes")))
-                         for e in s.get("events") or []],
-                        resource,
-                    ))
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise BadExport(f"The body does not follow the OTLP JSON encoding: {exc}.") from None
-    return spans
-
-
-# --- Responses ----------------------------------------------------------------------------------------------------
-
-
-def status_response(status: int, message: str, encoding: str | None) -> HttpResponse:
-    """An OTLP error answer: a google.rpc.Status in the request's encoding."""
-    if encoding == PROTOBUF:
-        body = status_pb2.Status(code=_grpc_code(status), message=message).SerializeToString()
-        response = HttpResponse(body, status=status, content_type="application/x-protobuf")
-    else:
-        response = HttpResponse(orjson.dumps({"code": _grpc_code(status), "message": message}), status=status,
-                                content_type="application/json")
-    return response
-
-
-def _grpc_code(status: int) -> int:
-    return {400: 3, 401: 16, 403: 7, 404: 5, 413: 8, 415: 3, 429: 8}.get(status, 2)
-
-
-@dataclass
-class ExportResult:
-    rejected_spans: int = 0
-    messages: list[str] = field(default_factory=list)
-    conversations: list[dict[str, Any]] = field(default_factory=list)
-
-
-def success_response(result: ExportResult, encoding: str) -> HttpResponse:
-    message = "; ".join(result.messages)[:2000]
-    if encoding == PROTOBUF:
-        answer = trace_service_pb2.ExportTraceServiceResponse()
-        if result.rejected_spans or message:
-            answer.partial_success.rejected_spans = result.rejected_spans
-            answer.partial_success.error_message = message
-        return HttpResponse(answer.SerializeToString(), content_type="application/x-protobuf")
-    body: dict[str, Any] = {}
-    if result.rejected_spans or message:
-        body["partialSuccess"] = {"rejectedSpans": result.rejected_spans, "errorMessage": message}
-    return HttpResponse(orjson.dumps(body), content_type="application/json")
-
-
-# --- Mapping ------------------------------------------------------------------------------------------------------
-
-
-def _is_genai(span: Span) -> bool:
-    a = span.attributes
-    return "gen_ai.operation.name" in a or "gen_ai.system" in a or "gen_ai.provider.name" in a
-
-
-def _operation(span: Span) -> str:
-    op = span.attributes.get("gen_ai.operation.name")
-    if isinstance(op, str) and op:
-        return op
-    return TOOL_OPERATION if "gen_ai.tool.name" in span.attributes else "chat"
-
-
-def _json_attr(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value
-    return value
-
-
-def _text_of(parts: Any) -> str:
-    """The text of a message's parts (GenAI ``parts``), or of an older ``content`` value."""
-    if parts is None:
-        return ""
-    if isinstance(parts, str):
-        return parts
-    if isinstance(parts, dict):
-        return _text_of(parts.get("content") if "content" in parts else parts.get("text"))
-    if isinstance(parts, list):
-        texts = []
-        for p in parts:
-            if isinstance(p, str):
-                texts.append(p)
-            elif isinstance(p, dict) and p.get("type", "text") == "text":
-                texts.append(_text_of(p.get("content") if "content" in p else p.get("text")))
-        return "\n".join(t for t in texts if t)
-    return str(parts)
-
-
-def _tool_calls(message: dict) -> list[dict[str, Any]]:
-    calls = []
-    for p in message.get("parts") or []:
-        if isinstance(p, dict) and p.get("type") == "tool_call":
-            calls.append(_call(p.get("id"), p.get("name"), p.get("arguments")))
-    for c in message.get("tool_calls") or []:  # the older event body: {id, type, function: {name, arguments}}
-        if isinstance(c, dict):
-            fn = c.get("function") if isinstance(c.get("function"), dict) else c
-            calls.append(_call(c.get("id"), fn.get("name"), fn.get("arguments")))
-    return calls
-
-
-def _call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
-    return {"id": call_id, "name": name or "tool", "arguments": _json_attr(arguments)}
-
-
-def _tool_response(message: dict) -> tuple[str | None, str]:
-    for p in message.get("parts") or []:
-        if isinstance(p, dict) and p.get("type") == "tool_call_response":
-            response = p.get("response", p.get("result"))
-            return p.get("id"), response if isinstance(response, str) else orjson.dumps(response).decode()
-    return message.get("tool_call_id") or message.get("id"), _text_of(message.get("parts", message.get("content")))
-
-
-def _messages(span: Span) -> tuple[list[dict], list[dict], str]:
-    """(input messages, output messages, system instructions) of a model-call span, whatever way they were sent."""
-    if span.messages is None:
-        span.messages = _read_messages(span)
-    return span.messages
-
-
-def _read_messages(span: Span) -> tuple[list[dict], list[dict], str]:
-    a = span.attributes
-    inputs = _json_attr(a.get("gen_ai.input.messages"))
-    outputs = _json_attr(a.get("gen_ai.output.messages"))
-    system = _text_of(_json_attr(a.get("gen_ai.system_instructions")))
-    inputs = inputs if isinstance(inputs, list) else []
-    outputs = outputs if isinstance(outputs, list) else []
-    if not inputs and not outputs:
-        inputs, outputs = _messages_from_events(span)
-    if not inputs and not outputs:
-        inputs, outputs = _messages_from_indexed(a)
-    return [m for m in inputs if isinstance(m, dict)], [m for m in outputs if isinstance(m, dict)], system
-
-
-def _messages_from_events(span: Span) -> tuple[list[dict], list[dict]]:
-    inputs, outputs = [], []
-    for name, _, attrs in span.events:
-        body = _json_attr(attrs.get("gen_ai.event.content") or attrs.get("event.body") or attrs.get("body"))
-        if not isinstance(body, dict):
-            body = {k: _json_attr(v) for k, v in attrs.items()}
-        if name in ("gen_ai.system.message", "gen_ai.user.message", "gen_ai.assistant.message", "gen_ai.tool.message"):
-            inputs.append({**body, "role": body.get("role") or name.split(".")[1]})
-        elif name == "gen_ai.choice":
-            message = body.get("message") if isinstance(body.get("message"), dict) else body
-            outputs.append({**message, "role": "assistant", "finish_reason": body.get("finish_reason")})
-        elif name == "gen_ai.content.prompt":
-            prompt = _json_attr(attrs.get("gen_ai.prompt"))
-            inputs.extend(prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}])
-        elif name == "gen_ai.content.completion":
-            completion = _json_attr(attrs.get("gen_ai.completion"))
-            if not isinstance(completion, list):
-                completion = [{"role": "assistant", "content": completion}]
-            outputs.extend(completion)
-    return inputs, outputs
-
-
-def _messages_from_indexed(a: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-    def collect(prefix: str) -> list[dict]:
-        found: dict[int, dict] = defaultdict(dict)
-        for key, value in a.items():
-            if key.startswith(prefix):
-                index, _, rest = key[len(prefix):].partition(".")
-                if index.isdigit() and rest:
-                    found[int(index)][rest] = value
-        return [found[i] for i in sorted(found)]
-
-    return collect("gen_ai.prompt."), collect("gen_ai.completion.")
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def _iso(ns: int) -> str | None:
-    if not ns:
-        return None
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).isoformat()
-
-
-@dataclass
-class _Turn:
-    sort: tuple[int, int, int]
-    record: dict[str, Any]
-
-
-def _span_turns(span: Span, known_tool_ids: set[str], first: bool) -> list[_Turn]:
-    """The turns one span adds to its conversation."""
-    a = span.attributes
-    op = _operation(span)
-    unmapped = {k: a[k] for k in a.keys() - MAPPED}
-    base_meta = {"otel": {"span_id": span.span_id, "trace_id": span.trace_id, "operation": op,
-                          **({"attributes": unmapped} if unmapped else {})}}
-    turns: list[_Turn] = []
-    if op == TOOL_OPERATION:
-        call_id = a.get("gen_ai.tool.call.id")
-        if call_id is not None and str(call_id) in known_tool_ids:
-            return []
-        result = a.get("gen_ai.tool.call.result")
-        content = result if isinstance(result, str) else ("" if result is None else orjson.dumps(result).decode())
-        if call_id is not None:
-            known_tool_ids.add(str(call_id))
-        base_meta["otel"]["tool"] = {"name": a.get("gen_ai.tool.name"), "call_id": call_id,
-                                     "arguments": _json_attr(a.get("gen_ai.tool.call.arguments"))}
-        return [_Turn((span.start_ns, 0, 0), {"id": f"{span.span_id}:tool", "role": "tool", "content": content,
-                                              "created_at": _iso(span.start_ns), "metadata": base_meta})]
-    if op not in MODEL_OPERATIONS:
-        return []
-    inputs, outputs, system = _messages(span)
-    started = _iso(span.start_ns)
-    system_parts = [system] if system else []
-    roles = [ROLE_MAP.get(str(m.get("role")), "user") for m in inputs]
-    system_parts += [_text_of(m.get("parts", m.get("content"))) for m, r in zip(inputs, roles, strict=True)
-                     if r == "system"]
-    # The messages new since the model's last answer (all of them for a conversation's first call).
-    start = 0 if first else next((i + 1 for i in range(len(roles) - 1, -1, -1) if roles[i] == "assistant"), 0)
-    new_inputs = [(m, r) for m, r in zip(inputs[start:], roles[start:], strict=True) if r != "system"]
-    for i, (m, role) in enumerate(new_inputs):
-        if role == "tool":
-            call_id, content = _tool_response(m)
-            if call_id is not None and str(call_id) in known_tool_ids:
-                continue
-            if call_id is not None:
-                known_tool_ids.add(str(call_id))
-            record = {"role": "tool", "content": content, "metadata": {"otel": {"tool": {"call_id": call_id}}}}
-        else:
-            record = {"role": role, "content": _text_of(m.get("parts", m.get("content")))}
-            calls = _tool_calls(m)
-            if role == "assistant" and calls:
-                record["context"] = {"tool_calls": calls}
-        record["id"] = f"{span.span_id}:in:{i}"
-        record["created_at"] = started
-        turns.append(_Turn((span.start_ns, 1, i), record))
-    model = a.get("gen_ai.response.model") or a.get("gen_ai.request.model")
-    usage = {"prompt_tokens": _int(a.get("gen_ai.usage.input_tokens", a.get("gen_ai.usage.prompt_tokens"))),
-             "completion_tokens": _int(a.get("gen_ai.usage.output_tokens", a.get("gen_ai.usage.completion_tokens")))}
-    provider = a.get("gen_ai.provider.name") or a.get("gen_ai.system")
-    finish = a.get("gen_ai.response.finish_reasons")
-    base_meta["otel"].update({k: v for k, v in (("provider", provider), ("finish_reasons", finish),
-                                                ("response_id", a.get("gen_ai.response.id"))) if v})
-    for i, m in enumerate(outputs or [{}]):
-        calls = _tool_calls(m)
-        context: dict[str, Any] = {}
-        if system_parts:
-            context["system_prompt"] = "\n\n".join(p for p in system_parts if p)
-        if calls:
-            context["tool_calls"] = calls
-        record = {
-            "id": f"{span.span_id}:out:{i}", "role": "assistant",
-            "content": _text_of(m.get("parts", m.get("content"))),
-            "created_at": _iso(span.end_ns or span.start_ns),
-            "latency_ms": (span.end_ns - span.start_ns) // 1_000_000 if span.end_ns > span.start_ns else None,
-            "usage": {k: v for k, v in usage.items() if v is not None} if i == 0 else None,
-            "model_version": str(model)[:128] if model else None,
-            "context": context or None,
-            "metadata": base_meta,
-        }
-        # Ordered by the call's start like its inputs: a call's reply follows its inputs even when calls overlap.
-        turns.append(_Turn((span.start_ns, 2, i), {k: v for k, v in record.items() if v is not None}))
-    return turns
-
-
-def _conversation_id(span: Span, by_id: dict[str, Span]) -> str | None:
-    """The span's ``gen_ai.conversation.id`` (else ``session.id``), or its nearest ancestor's in this export."""
-    seen = 0
-    s: Span | None = span
-    while s is not None and seen < 64:
-        for key in ("gen_ai.conversation.id", "session.id"):
-            value = s.attributes.get(key)
-            if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
-                return str(value)[:255]
-        s = by_id.get(s.parent_span_id) if s.parent_span_id else None
-        seen += 1
-    return None
 
 
 def _trace_key(source: str, trace_id: str) -> str:
@@ -565,7 +148,7 @@ def export_ingest(
     ignored = unsourced = 0
     named: list[tuple[str, str | None, Span]] = []  # (source, conversation id or None, span)
     for s in spans:
-        if not _is_genai(s):
+        if not genai.is_genai(s):
             ignored += 1
             continue
         source = _source_of(s, default_source)
@@ -574,7 +157,7 @@ def export_ingest(
             continue
         if not may_write(source):
             raise services.SourceForbidden("resource.service.name", source)
-        named.append((source, _conversation_id(s, by_id), s))
+        named.append((source, genai.conversation_id(s, by_id), s))
     # A span without a conversation id joins the conversation of its trace: named by another span of this export, or
     # of an earlier one (exporters send spans as they end, children before their parents).
     by_trace = {_trace_key(source, s.trace_id): cid for source, cid, s in named if cid}
@@ -612,23 +195,6 @@ LOCK_KEYS = (
 )
 
 
-def _new_turns(group: list[Span], *, known_spans: set[str], known_tools: set[str], first: bool) -> list[_Turn]:
-    """The turns ``group``'s spans add (spans already stored, by id, add nothing), each with its sort key."""
-    turns: list[_Turn] = []
-    for s in sorted(group, key=lambda s: (s.start_ns, s.end_ns)):
-        if s.span_id in known_spans:
-            continue
-        known_spans.add(s.span_id)
-        new = _span_turns(s, known_tools, first)
-        if new and _operation(s) in MODEL_OPERATIONS:
-            first = False
-        for t in new:
-            t.record.setdefault("metadata", {}).setdefault("otel", {})["sort"] = list(t.sort)
-        turns.extend(new)
-    turns.sort(key=lambda t: t.sort)
-    return turns
-
-
 def _ingest_groups(groups: dict[tuple[str, str], list[Span]], result: ExportResult, *,
                    may_write: Callable[[str], bool], default_source: str | None, label: str) -> None:
     """Store each conversation's new turns: appended to a stored conversation when they all come after its last
@@ -636,7 +202,7 @@ def _ingest_groups(groups: dict[tuple[str, str], list[Span]], result: ExportResu
     span_ids = [s.span_id for group in groups.values() for s in group]
     tool_ids = [str(s.attributes["gen_ai.tool.call.id"]) for group in groups.values() for s in group
                 if "gen_ai.tool.call.id" in s.attributes]
-    states = services.append_states(set(groups), span_ids=span_ids, tool_ids=[*tool_ids, *_called_tools(groups)])
+    states = services.append_states(set(groups), span_ids=span_ids, tool_ids=[*tool_ids, *genai.called_tools(groups)])
     appends: list[services.Append] = []
     append_spans: list[int] = []
     rebuild: dict[tuple[str, str], list[Span]] = {}
@@ -645,7 +211,7 @@ def _ingest_groups(groups: dict[tuple[str, str], list[Span]], result: ExportResu
         if state is None or state.last_sort is None:
             rebuild[key] = group
             continue
-        turns = _new_turns(group, known_spans=set(state.span_ids), known_tools=set(state.tool_ids), first=False)
+        turns = genai.new_turns(group, known_spans=set(state.span_ids), known_tools=set(state.tool_ids), first=False)
         if not turns:
             continue  # every span was stored before
         if turns[0].sort < tuple(state.last_sort):
@@ -655,37 +221,13 @@ def _ingest_groups(groups: dict[tuple[str, str], list[Span]], result: ExportResu
         models = [t["model_version"] for t in records if t.get("model_version")]
         appends.append(services.Append(
             key=key, state=state, turns=records, metadata=_metadata(group, state.metadata),
-            model_version=models[-1] if models else "", ended_at=_iso(max(s.end_ns for s in group)),
+            model_version=models[-1] if models else "", ended_at=genai.iso(max(s.end_ns for s in group)),
         ))
         append_spans.append(len(group))
     if appends:
         _report(result, services.conversations_append(appends=appends, label=label), append_spans)
     if rebuild:
         _rebuild(rebuild, result, may_write=may_write, default_source=default_source, label=label)
-
-
-def _message_key(turn: dict[str, Any]) -> tuple[str, str, bytes]:
-    calls = (turn.get("context") or {}).get("tool_calls") or []
-    return turn.get("role", ""), turn.get("content", ""), orjson.dumps(calls, option=orjson.OPT_SORT_KEYS)
-
-
-def _called_tools(groups: dict[tuple[str, str], list[Span]]) -> list[str]:
-    """Tool-call ids that the groups' model calls answer with their new input (tool messages after the model's last
-    answer), to dedupe against."""
-    ids = []
-    for group in groups.values():
-        for s in group:
-            raw = s.attributes.get("gen_ai.input.messages")
-            if not (isinstance(raw, str) and "tool_call_response" in raw):
-                continue
-            inputs, _, _ = _messages(s)
-            for m in reversed(inputs):
-                role = ROLE_MAP.get(str(m.get("role")), "user")
-                if role == "assistant":
-                    break
-                if role == "tool" and (call_id := _tool_response(m)[0]) is not None:
-                    ids.append(str(call_id))
-    return ids
 
 
 def _report(result: ExportResult, ingested: services.Result, spans_of: list[int]) -> None:
@@ -707,16 +249,16 @@ def _rebuild(groups: dict[tuple[str, str], list[Span]], result: ExportResult, *,
     for (source, conv_id), group in groups.items():
         existing = stored.get((source, conv_id), [])
         otel = [(t.get("metadata") or {}).get("otel", {}) for t in existing]
-        new = _new_turns(group, known_spans={o.get("span_id") for o in otel if o.get("span_id")},
+        new = genai.new_turns(group, known_spans={o.get("span_id") for o in otel if o.get("span_id")},
                          known_tools={str(c) for o in otel if (c := (o.get("tool") or {}).get("call_id"))},
                          first=not existing)
         # A model call that arrives after a later call of the same conversation (exports sent in parallel) repeats
         # messages the later call's input history brought already: keep those once.
-        from_history = {_message_key(t) for t in existing if ":in:" in str(t.get("id", ""))}
-        new = [t for t in new if _message_key(t.record) not in from_history]
+        from_history = {genai.message_key(t) for t in existing if ":in:" in str(t.get("id", ""))}
+        new = [t for t in new if genai.message_key(t.record) not in from_history]
         if not new:
             continue
-        turns = sorted([*(_Turn(tuple(_sort_of(t)), t) for t in existing), *new],  # type: ignore[misc]
+        turns = sorted([*(genai.MappedTurn(tuple(_sort_of(t)), t) for t in existing), *new],  # type: ignore[misc]
                        key=lambda t: t.sort)
         prefix = 0
         while prefix < len(existing) and turns[prefix].record is existing[prefix]:
@@ -768,6 +310,5 @@ def _record(source: str, conv_id: str, group: list[Span], turns: list[dict[str, 
         record["started_at"] = min(starts)
     ends = [s.end_ns for s in group if s.end_ns]
     if ends:
-        record["ended_at"] = _iso(max(ends))
+        record["ended_at"] = genai.iso(max(ends))
     return record
-
