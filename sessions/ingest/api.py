@@ -60,6 +60,14 @@ def _refused(exc: payloads.BadPayload | services.SourceForbidden) -> JsonRespons
     return json_error(exc.status, code, exc.message, field=exc.field)
 
 
+def rejection(outcome: services.Outcome) -> JsonResponse:
+    """The answer to a single rejected feedback event: 404 when what it names does not exist (yet), else 400; both
+    name the field."""
+    status, code = (404, "not_found") if outcome.not_found else (400, "invalid_request")
+    message = f"{outcome.field}: {outcome.reason}" if outcome.field else str(outcome.reason)
+    return json_error(status, code, message, field=outcome.field)
+
+
 def _answer(response: HttpResponse, headers: dict[str, str]) -> HttpResponse:
     for name, value in headers.items():
         response[name] = value
@@ -110,10 +118,7 @@ def feedback(request: HttpRequest) -> HttpResponse:
     if single:
         outcome = result.outcomes[0]
         if outcome.status == services.REJECTED:
-            status = 404 if outcome.field in ("conversation", "turn", "turn_id") and outcome.source else 400
-            code = "not_found" if status == 404 else "invalid_request"
-            message = f"{outcome.field}: {outcome.reason}" if outcome.field else str(outcome.reason)
-            return _answer(json_error(status, code, message, field=outcome.field), headers)
+            return _answer(rejection(outcome), headers)
         status = 201 if outcome.status == services.CREATED else 200
         return _answer(JsonResponse(outcome.as_dict(), status=status), headers)
     return _answer(JsonResponse({"counts": result.counts, "results": [o.as_dict() for o in result.outcomes]}),

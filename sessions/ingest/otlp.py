@@ -20,10 +20,11 @@ from typing import Any
 import orjson
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Q, TextField
+from django.db.models import TextField
 from django.db.models.functions import Cast
 
 from sessions.ingest import genai, services
+from sessions.ingest import sql as ingest_sql
 from sessions.ingest.otlp_wire import ExportResult, Span
 from sessions.models import Conversation, Environment, Turn
 
@@ -49,17 +50,6 @@ _TURN_FIELDS = (
 _JSON_FIELDS = ("retrieved_documents", "tool_calls", "metadata")
 
 
-def _key_query(keys: set[tuple[str, str]], *, prefix: str) -> Q:
-    """A filter for the conversations with these ``(source, external_id)`` keys (``prefix`` leads to them)."""
-    by_source: dict[str, list[str]] = defaultdict(list)
-    for source, external_id in keys:
-        by_source[source].append(external_id)
-    query = Q()
-    for source, ids in by_source.items():
-        query |= Q(**{f"{prefix}source": source, f"{prefix}external_id__in": ids})
-    return query
-
-
 def _stored_turns(keys: set[tuple[str, str]]) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], dict]:
     """The stored turns of these conversations as native turn records (with their sort key in metadata), and each
     conversation's metadata."""
@@ -67,7 +57,7 @@ def _stored_turns(keys: set[tuple[str, str]]) -> tuple[dict[tuple[str, str], lis
     metadata: dict[tuple[str, str], dict] = {}
     if not keys:
         return out, metadata
-    query = _key_query(keys, prefix="conversation__")
+    query = services.conversation_key_filter(keys, prefix="conversation__")
     # The JSON columns are read as text and parsed with orjson: a conversation's every turn is read again on each
     # export that extends it, and the stdlib decoder was a third of an export's time (bench/ingest_bench.py).
     rows = Turn.objects.filter(query).order_by("conversation_id", "position").annotate(
@@ -98,35 +88,9 @@ def _stored_turns(keys: set[tuple[str, str]]) -> tuple[dict[tuple[str, str], lis
         out[(source, external_id)].append(record)
     if out:
         for source, external_id, conv_meta in Conversation.objects.filter(
-            _key_query(set(out), prefix="")
+            services.conversation_key_filter(set(out))
         ).values_list("source", "external_id", "metadata"):
             metadata[(source, external_id)] = conv_meta or {}
-    return out, metadata
-    query = _key_query(keys, prefix="conversation__")
-    rows = Turn.objects.filter(query).select_related("conversation").order_by("conversation_id", "position")
-    for t in rows:
-        meta = dict(t.metadata or {})
-        turn_id = meta.pop("id", None)
-        record: dict[str, Any] = {"role": t.role, "content": t.content, "metadata": meta}
-        if turn_id is not None:
-            record["id"] = turn_id
-        if t.created_at:
-            record["created_at"] = t.created_at.isoformat()
-        for name in ("latency_ms", "confidence"):
-            if getattr(t, name) is not None:
-                record[name] = getattr(t, name)
-        if t.model_version:
-            record["model_version"] = t.model_version
-        usage = {k: getattr(t, k) for k in ("prompt_tokens", "completion_tokens") if getattr(t, k) is not None}
-        if usage:
-            record["usage"] = usage
-        context = {k: v for k, v in (("system_prompt", t.system_prompt), ("retrieved_documents", t.retrieved_documents),
-                                     ("tool_calls", t.tool_calls)) if v}
-        if context:
-            record["context"] = context
-        key = (t.conversation.source, t.conversation.external_id)
-        out[key].append(record)
-        metadata[key] = t.conversation.metadata or {}
     return out, metadata
 
 
@@ -184,15 +148,9 @@ def export_ingest(
             # Traces are telemetry, as an import's chunks are: the answer need not wait for the disk (a crash of
             # PostgreSQL itself within a fraction of a second could lose the export; the database stays consistent).
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            cursor.execute(LOCK_KEYS, [sorted(f"{source}\x1f{conv_id}" for source, conv_id in groups)])
+            cursor.execute(ingest_sql.LOCK_KEYS, [sorted(f"{source}\x1f{conv_id}" for source, conv_id in groups)])
         _ingest_groups(groups, result, may_write=may_write, default_source=default_source, label=label)
     return result
-
-
-#: Transaction-scoped advisory locks on conversation keys, taken in the order given (sorted: no deadlock).
-LOCK_KEYS = (
-    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n"
-)
 
 
 def _ingest_groups(groups: dict[tuple[str, str], list[Span]], result: ExportResult, *,
@@ -250,8 +208,8 @@ def _rebuild(groups: dict[tuple[str, str], list[Span]], result: ExportResult, *,
         existing = stored.get((source, conv_id), [])
         otel = [(t.get("metadata") or {}).get("otel", {}) for t in existing]
         new = genai.new_turns(group, known_spans={o.get("span_id") for o in otel if o.get("span_id")},
-                         known_tools={str(c) for o in otel if (c := (o.get("tool") or {}).get("call_id"))},
-                         first=not existing)
+                              known_tools={str(c) for o in otel if (c := (o.get("tool") or {}).get("call_id"))},
+                              first=not existing)
         # A model call that arrives after a later call of the same conversation (exports sent in parallel) repeats
         # messages the later call's input history brought already: keep those once.
         from_history = {genai.message_key(t) for t in existing if ":in:" in str(t.get("id", ""))}

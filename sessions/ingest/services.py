@@ -54,6 +54,9 @@ from sessions.models import (
 
 #: Record outcomes, as the API names them.
 CREATED, UPDATED, REJECTED, DUPLICATE = "created", "updated", "rejected", "duplicate"
+#: Why a feedback event was rejected when what it names does not exist (yet): the API answers 404 for these.
+NO_CONVERSATION = "no such conversation in this source (send the conversation first)"
+NO_TURN = "no such turn in the conversation"
 
 
 class SourceForbidden(Exception):
@@ -76,6 +79,11 @@ class Outcome:
     reason: str | None = None
     #: The stored row (conversation or feedback event) when there is one.
     pk: int | None = None
+
+    @property
+    def not_found(self) -> bool:
+        """Rejected because the conversation or turn it names does not exist (yet)."""
+        return self.status == REJECTED and self.reason in (NO_CONVERSATION, NO_TURN)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -173,7 +181,6 @@ def conversations_ingest(
                       position=body_bytes)
         Loader(batch, outcomes=states).merge_chunk(chunk)
         refused = {r.line for r in chunk.rejected}
-        batch.refresh_from_db()
         for index, conv in valid.values():
             outcome = outcomes[index]
             if index + 1 in refused:  # refused by the database (merged record by record)
@@ -196,19 +203,26 @@ def _line(r: Rejected) -> int:
     return r.line
 
 
-def _attach_ids(outcomes: list[Outcome], valid: dict[tuple[str, str], tuple[int, Any]]) -> None:
-    keys = [(conv.source, conv.external_id, index) for index, conv in valid.values()
-            if outcomes[index].status != REJECTED]
-    if not keys:
-        return
-    by_source: dict[str, dict[str, int]] = defaultdict(dict)
-    for source, external_id, index in keys:
-        by_source[source][external_id] = index
+def conversation_key_filter(keys: set[tuple[str, str]], *, prefix: str = "") -> Q:
+    """A filter for the conversations with these ``(source, external_id)`` keys (``prefix`` leads to them from
+    another model, e.g. ``conversation__``)."""
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for source, external_id in keys:
+        by_source[source].append(external_id)
     query = Q()
     for source, ids in by_source.items():
-        query |= Q(source=source, external_id__in=list(ids))
-    for pk, source, external_id in Conversation.objects.filter(query).values_list("pk", "source", "external_id"):
-        index = by_source[source].get(external_id)
+        query |= Q(**{f"{prefix}source": source, f"{prefix}external_id__in": ids})
+    return query
+
+
+def _attach_ids(outcomes: list[Outcome], valid: dict[tuple[str, str], tuple[int, Any]]) -> None:
+    """Each stored record's conversation id (``pk``)."""
+    index_of = {key: index for key, (index, _) in valid.items() if outcomes[index].status != REJECTED}
+    if not index_of:
+        return
+    rows = Conversation.objects.filter(conversation_key_filter(set(index_of)))
+    for pk, source, external_id in rows.values_list("pk", "source", "external_id"):
+        index = index_of.get((source, external_id))
         if index is not None:
             outcomes[index].pk = pk
 
@@ -316,10 +330,8 @@ def feedback_events_ingest(
         missing = [ev for ev in parsed if ev.index not in seen]
         if missing:
             _explain_missing(missing, outcomes)
-        event_ids = sorted(claimed)
-        if not event_ids:
-            return Result(outcomes=outcomes)
-        events.feedback_received.send(sender=FeedbackEvent, event_ids=event_ids)
+        if claimed:
+            events.feedback_received.send(sender=FeedbackEvent, event_ids=sorted(claimed))
     return Result(outcomes=outcomes)
 
 
@@ -327,16 +339,14 @@ def _explain_missing(missing: list[_Event], outcomes: list[Outcome]) -> None:
     """Name what is missing for events whose turn was not found: their conversation, or the turn in it."""
     keys = sorted({(ev.source, ev.conversation) for ev in missing})
     with connection.cursor() as cursor:
-        cursor.execute(ingest_sql.EXISTING_CONVERSATIONS, ([k[0] for k in keys], [k[1] for k in keys]))
-        existing = set(cursor.fetchall())
+        cursor.execute(sql.EXISTING, ([k[0] for k in keys], [k[1] for k in keys]))
+        existing = {(source, external_id) for source, external_id, _ in cursor.fetchall()}
     for ev in missing:
         outcome = outcomes[ev.index]
         if (ev.source, ev.conversation) not in existing:
-            outcome.field = "conversation"
-            outcome.reason = "no such conversation in this source (send the conversation first)"
+            outcome.field, outcome.reason = "conversation", NO_CONVERSATION
         else:
-            outcome.field = "turn_id" if ev.turn_id is not None else "turn"
-            outcome.reason = "no such turn in the conversation"
+            outcome.field, outcome.reason = "turn_id" if ev.turn_id is not None else "turn", NO_TURN
 
 
 # --- Appending turns ----------------------------------------------------------------------------------------------

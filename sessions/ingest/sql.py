@@ -1,5 +1,5 @@
-"""The SQL of live feedback: one statement finds each event's turn, stores the new events and updates their
-conversations' feedback summary.
+"""The SQL of live ingest: one statement finds each feedback event's turn, stores the new events and updates their
+conversations' feedback summary; the OTLP receiver's locks on conversation keys.
 
 Why SQL here rather than the ORM: the feedback endpoint's budget (docs/benchmarks.md, ingest: "Single feedback event,
 server time p95", 15 ms) left no room for the ORM's round trips: a turn look-up, a look-up of the events already
@@ -53,9 +53,9 @@ LEFT JOIN ins ON ins.turn_id = ev.turn_id AND ins.event_key = ev.event_key
 ORDER BY ev.i
 """  # noqa: S608 (table names are constants)
 
-#: Which of these conversations exist (to tell a missing conversation from a missing turn). Parameters: sources
-#: (text[]), external ids (text[]).
-EXISTING_CONVERSATIONS = f"""
-SELECT k.source, k.external_id FROM unnest(%s::text[], %s::text[]) AS k(source, external_id)
-WHERE EXISTS (SELECT 1 FROM {CONV_TABLE} c WHERE c.source = k.source AND c.external_id = k.external_id)
-"""  # noqa: S608 (the table name is a constant)
+#: Transaction-scoped advisory locks on conversation keys (``source`` and ``external_id`` joined by a unit
+#: separator), taken in the order given (sorted by the caller: no deadlock). The OTLP receiver holds them while it
+#: reads, extends and writes the conversations of an export. Parameter: the keys (text[]).
+LOCK_KEYS = (
+    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n"
+)

@@ -21,10 +21,11 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 
 from feedbackhub import ratelimit
+from feedbackhub.auth_tokens import json_error
 from feedbackhub.http import BadEncoding, BodyTooLarge, read_body
 from feedbackhub.models import WidgetKey
 from feedbackhub.widget_keys import active_key, origin_allowed
-from sessions.ingest import payloads, services
+from sessions.ingest import api, payloads, services
 from sessions.models import FeedbackOrigin
 
 SCRIPT = "widget/v1.js"
@@ -57,10 +58,6 @@ def script(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _error(status: int, code: str, message: str, **extra) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
-
-
 def _cors(response: HttpResponse, origin: str) -> HttpResponse:
     response["Access-Control-Allow-Origin"] = origin
     patch_vary_headers(response, ["Origin"])
@@ -72,9 +69,10 @@ def _key_and_origin(request: HttpRequest) -> tuple[WidgetKey | None, str, HttpRe
     origin = request.headers.get("Origin", "")
     row = active_key(request.GET.get("key", ""))
     if row is None:
-        return None, origin, _error(401, "invalid_key", "Unknown or revoked widget key.")
+        return None, origin, json_error(401, "invalid_key", "Unknown or revoked widget key.")
     if not origin_allowed(row, origin):
-        return None, origin, _error(403, "origin_forbidden", f"This widget key does not allow the origin {origin!r}.")
+        refusal = json_error(403, "origin_forbidden", f"This widget key does not allow the origin {origin!r}.")
+        return None, origin, refusal
     return row, origin, None
 
 
@@ -104,12 +102,12 @@ def feedback(request: HttpRequest) -> HttpResponse:
         response["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
         return _cors(response, origin)
     if request.method != "POST":
-        response = _error(405, "method_not_allowed", "Use POST.")
+        response = json_error(405, "method_not_allowed", "Use POST.")
         response["Allow"] = "POST, OPTIONS"
         return _cors(response, origin)
     verdict = ratelimit.hit(f"widget-key:{row.pk}", limit=row.rate_per_minute)
     if not verdict.allowed:
-        response = _error(429, "rate_limited", f"Too many requests; retry in {verdict.reset_seconds} s.")
+        response = json_error(429, "rate_limited", f"Too many requests; retry in {verdict.reset_seconds} s.")
         for name, value in ratelimit.headers(verdict).items():
             response[name] = value
         response["Access-Control-Expose-Headers"] = "Retry-After"
@@ -123,14 +121,14 @@ def _store(request: HttpRequest, row: WidgetKey, origin: str) -> HttpResponse:
         events_in, _, single = payloads.batch(body, "application/json", key="events", max_records=1,
                                               single_allowed=True)
     except BodyTooLarge as exc:
-        return _error(413, "body_too_large", str(exc))
+        return json_error(413, "body_too_large", str(exc))
     except (BadEncoding, payloads.BadPayload) as exc:
-        return _error(400, "invalid_request", str(exc))
+        return json_error(400, "invalid_request", str(exc))
     if not single:
-        return _error(400, "invalid_request", "Send one feedback event as a JSON object.")
+        return json_error(400, "invalid_request", "Send one feedback event as a JSON object.")
     event = events_in[0]
     if isinstance(event, dict) and event.get("source") not in (None, row.source):
-        return _error(403, "source_forbidden", "source: this widget key writes feedback for its own source only.",
+        return json_error(403, "source_forbidden", "source: this widget key writes feedback for its own source only.",
                       field="source")
     result = services.feedback_events_ingest(
         events_in=events_in, may_write=lambda s: s == row.source, default_source=row.source,
@@ -138,11 +136,7 @@ def _store(request: HttpRequest, row: WidgetKey, origin: str) -> HttpResponse:
     )
     outcome = result.outcomes[0]
     if outcome.status == services.REJECTED:
-        missing = outcome.field in ("conversation", "turn", "turn_id") and "no such" in (outcome.reason or "")
-        status = 404 if missing else 400
-        return _error(status, "not_found" if status == 404 else "invalid_request",
-                      f"{outcome.field}: {outcome.reason}" if outcome.field else str(outcome.reason),
-                      field=outcome.field)
+        return api.rejection(outcome)
     return JsonResponse({"status": outcome.status, "id": outcome.id},
                         status=201 if outcome.status == services.CREATED else 200)
 
