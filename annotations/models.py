@@ -7,6 +7,7 @@ Rows are written only by ``annotations.services``; nothing here has behaviour be
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -104,6 +105,9 @@ class Annotation(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+
+    #: The final (gold) annotation an adjudicator chose from several reviewers' work on this reply.
+    is_gold = models.BooleanField(default=False)
 
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -215,3 +219,89 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_type}#{self.object_id}"
+
+
+class ScoreKind(models.TextChoices):
+    NUMERIC = "numeric", "Number in a range"
+    CATEGORICAL = "categorical", "One of some options"
+    BOOLEAN = "boolean", "Yes or no"
+
+
+class ScoreConfig(models.Model):
+    """One field of a rubric (e.g. "Helpfulness 1-5"), versioned: changing a field's range, options or kind makes a
+    new version under the same ``key``, so scores given under the old one keep their meaning."""
+
+    key = models.SlugField(max_length=60, help_text="Names the field across its versions, e.g. helpfulness.")
+    version = models.PositiveIntegerField(default=1)
+    name = models.CharField(max_length=80)
+    description = models.TextField(blank=True, help_text="What the reviewer judges; shown beside the field.")
+    kind = models.CharField(max_length=16, choices=ScoreKind.choices)
+    minimum = models.FloatField(null=True, blank=True)
+    maximum = models.FloatField(null=True, blank=True)
+    step = models.FloatField(null=True, blank=True, help_text="Numeric fields: allowed step (1 for whole numbers).")
+    options = ArrayField(models.CharField(max_length=60), default=list, blank=True,
+                         help_text="Categorical fields: the options, in order.")
+    is_current = models.BooleanField(default=True, help_text="The newest version of its key.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["key", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["key", "version"], name="scoreconfig_key_version_uniq"),
+            models.UniqueConstraint(fields=["key"], condition=models.Q(is_current=True),
+                                    name="scoreconfig_one_current"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (v{self.version})"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @property
+    def is_nominal(self) -> bool:
+        """Categorical and yes/no fields are compared as labels; numeric ones as distances."""
+        return self.kind != ScoreKind.NUMERIC
+
+
+class Score(models.Model):
+    """One reviewer's value of one rubric field for one assistant reply. Numeric and yes/no values are in
+    ``value`` (yes = 1, no = 0); a categorical one is the chosen option in ``option``. A gold score is the
+    adjudicator's final value (one per reply and field)."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="scores")
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="scores", db_index=False)
+    config = models.ForeignKey(ScoreConfig, on_delete=models.PROTECT, related_name="scores")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="scores")
+    value = models.FloatField(null=True, blank=True)
+    option = models.CharField(max_length=60, blank=True)
+    is_gold = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["turn_id", "config_id", "is_gold", "author_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["turn", "config", "author"], condition=models.Q(is_gold=False),
+                                    name="score_turn_config_author_uniq"),
+            models.UniqueConstraint(fields=["turn", "config"], condition=models.Q(is_gold=True),
+                                    name="score_turn_config_gold_uniq"),
+        ]
+        indexes = [models.Index(fields=["config", "value"], name="score_config_value")]
+
+    def __str__(self) -> str:
+        return f"{self.config_id}={self.display} on turn {self.turn_id}"
+
+    @property
+    def display(self) -> str:
+        """The value as the reviewer chose it: "4", "yes", "partly"."""
+        if self.option:
+            return self.option
+        if self.value is None:
+            return ""
+        if self.config.kind == ScoreKind.BOOLEAN:
+            return "yes" if self.value else "no"
+        return f"{self.value:g}"

@@ -29,7 +29,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from annotations import anchoring, permissions
-from annotations.models import AnchorState, Annotation, AnnotationReply, AuditEvent, Correction, Tag
+from annotations.models import AnchorState, Annotation, AnnotationReply, AuditEvent, Correction, Score, Tag
 from sessions.models import (
     IMPLICIT_KINDS,
     NEGATIVE_KINDS,
@@ -75,6 +75,10 @@ class TurnView:
     annotations: list[AnnotationRow] = field(default_factory=list)
     correction: Correction | None = None
     html: str = ""
+    #: Rubric scores of the reply the viewer may see, gold first.
+    scores: list[Score] = field(default_factory=list)
+    #: The viewer sees only their own work on this reply (``annotations.visibility``).
+    blind: bool = False
 
 
 @dataclass
@@ -287,11 +291,15 @@ def feedback_from_rows(rows: list[dict]) -> list[FeedbackEvent]:
     ]
 
 
-def review_data(conversation_id: int) -> ReviewData:
-    """Everything the review page shows, in 4 queries: conversation, tags, turns with corrections, and annotation
-    rows with author names. Cards are rendered (or taken from the cache) by the view; the full annotations
-    are read only for cards not cached (``annotations_full``)."""
+def review_data(conversation_id: int, viewer=None, blind: set[int] | frozenset[int] = frozenset()) -> ReviewData:  # noqa: ANN001
+    """Everything the review page shows, in 5 queries: conversation, tags, turns with corrections, annotation rows
+    with author names, and rubric scores. Cards are rendered (or taken from the cache) by the view; the full
+    annotations are read only for cards not cached (``annotations_full``).
+
+    On the ``blind`` turns (``annotations.visibility.blind_turns``) ``viewer`` gets only their own annotations and
+    scores, and no corrected reply."""
     conversation = get_object_or_404(Conversation, pk=conversation_id)
+    viewer_id = getattr(viewer, "pk", None)
     taxonomy = all_tags()
     # What the page needs of every turn; the rest of a turn (context, timings) only where its rendered html is not
     # cached (``turns_full``).
@@ -309,7 +317,7 @@ def review_data(conversation_id: int) -> ReviewData:
     hashes_by_turn: dict[int, set[str]] = defaultdict(set)
     for annotation in annotations:
         hashes_by_turn[annotation.turn_id].add(annotation.text_hash)
-        if annotation.deleted:
+        if annotation.deleted or (annotation.turn_id in blind and annotation.author_id != viewer_id):
             continue
         authors[annotation.author_id] = annotation.author_name
         if annotation.anchor_state == AnchorState.ORPHANED:
@@ -318,8 +326,11 @@ def review_data(conversation_id: int) -> ReviewData:
             by_turn[annotation.turn_id].append(annotation)
     views = []
     stale_turns = []
+    scores = scores_by_turn(conversation_id, viewer_id, blind)
     for turn in turns:
-        view = TurnView(turn=turn, correction=turn.correction if _has_correction(turn) else None)
+        hidden = turn.pk in blind
+        view = TurnView(turn=turn, correction=turn.correction if _has_correction(turn) and not hidden else None,
+                        scores=scores.get(turn.pk, []), blind=hidden)
         if turn.role == TurnRole.ASSISTANT:
             view.text_hash = anchoring.text_hash(turn.content)
             # Whole-reply feedback first, then spans in reading order.
@@ -339,6 +350,20 @@ def review_data(conversation_id: int) -> ReviewData:
         stamp=stamp,
         stale_turns=stale_turns,
     )
+
+
+def scores_by_turn(conversation_id: int, viewer_id: int | None, blind: set[int] | frozenset[int] = frozenset(),
+                   ) -> dict[int, list[Score]]:
+    """The rubric scores of a conversation's replies, gold first, then by field and author; on ``blind`` turns only
+    the viewer's own. One query."""
+    found: dict[int, list[Score]] = defaultdict(list)
+    rows = (Score.objects.filter(conversation_id=conversation_id).select_related("config", "author")
+            .order_by("turn_id", "-is_gold", "config__key", "author__username"))
+    for score in rows:
+        if score.turn_id in blind and score.author_id != viewer_id:
+            continue
+        found[score.turn_id].append(score)
+    return found
 
 
 def _has_correction(turn: Turn) -> bool:
@@ -361,16 +386,20 @@ class Changes:
     stamp: str
 
 
-def changes_since(conversation_id: int, since: dt.datetime | None) -> Changes | None:
+def changes_since(conversation_id: int, since: dt.datetime | None, viewer=None,  # noqa: ANN001
+                  blind: set[int] | frozenset[int] = frozenset()) -> Changes | None:
     """Annotations and corrections of a conversation changed after ``since`` (minus a small overlap), or ``None``
-    when nothing changed. One indexed query when nothing changed."""
+    when nothing changed. One indexed query when nothing changed. Others' work on ``blind`` turns is left out."""
     if since is None:
         return None
     window = since - POLL_OVERLAP
     changed_q = Q(conversation_id=conversation_id, updated_at__gt=window)
-    annotations = _rows(Annotation.objects.filter(changed_q))
+    viewer_id = getattr(viewer, "pk", None)
+    annotations = [a for a in _rows(Annotation.objects.filter(changed_q))
+                   if a.turn_id not in blind or a.author_id == viewer_id]
     corrections = list(
-        Correction.objects.filter(changed_q).select_related("approved_by", "updated_by", "turn")
+        Correction.objects.filter(changed_q).exclude(turn_id__in=blind)
+        .select_related("approved_by", "updated_by", "turn")
     )
     if not annotations and not corrections:
         return None

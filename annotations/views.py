@@ -13,13 +13,13 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotations import forms, fragments, selectors, services
+from annotations import forms, fragments, selectors, services, visibility
 from annotations import permissions as perms
 from annotations.models import Annotation, AnnotationReply, Correction, Tag
 from feedbackhub.http import HtmxHttpRequest
@@ -74,9 +74,19 @@ def _card(
         annotation = selectors.prepare_for_card(saved, tags, request.user)
         fragments.render_cards(request, [annotation], tags, saved=annotation)
     else:
-        annotation = get_object_or_404(Annotation.objects.only("pk", "updated_at"), pk=annotation_id)
+        annotation = visible_annotation(request, annotation_id)
         fragments.render_cards(request, [annotation], tags)
     return HttpResponse(annotation.card_html + extra, status=status)  # type: ignore[attr-defined]
+
+
+def visible_annotation(request: HttpRequest, annotation_id: int) -> Annotation:
+    """The annotation, or 404 when it does not exist or is another reviewer's work the viewer may not see yet."""
+    annotation = get_object_or_404(
+        Annotation.objects.only("pk", "updated_at", "turn_id", "conversation_id", "author_id"), pk=annotation_id
+    )
+    if visibility.hides(request.user, annotation.turn_id, annotation.conversation_id, annotation.author_id):
+        raise Http404("No such annotation.")
+    return annotation
 
 
 def _correction_html(request: HttpRequest, turn: Turn, *, oob: bool) -> str:
@@ -110,14 +120,15 @@ def _conflict(request: HttpRequest, exc: services.Conflict) -> HttpResponse:
 # --- pages ----------------------------------------------------------------------------------------------------------
 
 
-@require_GET
-def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
-    """The reading view of a conversation with its comment margin."""
-    data = selectors.review_data(conversation_id)
+def review_context(request: HttpRequest, conversation_id: int) -> dict:
+    """What the review page's template needs: the workspace rendered, the browser's config, the pickers. Shared with
+    pages that show the workspace inside their own frame (a review queue's item)."""
+    blind = visibility.blind_turns(request.user, conversation_id)
+    data = selectors.review_data(conversation_id, request.user, blind)
     if data.stale_turns:
         for turn in data.stale_turns:
             services.annotations_reanchor(turn=turn)
-        data = selectors.review_data(conversation_id)
+        data = selectors.review_data(conversation_id, request.user, blind)
     tags = data.tags
     workspace = render_workspace(request, data)
     config = {
@@ -127,9 +138,14 @@ def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
         "userId": request.user.pk,
         "tags": [{"id": t.pk, "name": t.name, "hotkey": t.hotkey} for t in tags],
     }
-    ctx = {"data": data, "workspace": workspace, "tags": tags, "config": config, "nav": "conversations",
-           **fragments.permission_context(request)}
-    return render(request, TEMPLATE, ctx)
+    return {"data": data, "workspace": workspace, "tags": tags, "config": config, "nav": "conversations",
+            **fragments.permission_context(request)}
+
+
+@require_GET
+def review(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
+    """The reading view of a conversation with its comment margin."""
+    return render(request, TEMPLATE, review_context(request, conversation_id))
 
 
 @require_GET
@@ -138,7 +154,8 @@ def changes(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     """Polled every few seconds: 204 when nothing changed since ``since``, otherwise the changed cards and
     corrections as out-of-band fragments plus a new poller carrying the new stamp."""
     data = forms.parse(forms.ChangesForm, request.GET)
-    found = selectors.changes_since(conversation_id, data["since"])
+    found = selectors.changes_since(conversation_id, data["since"], request.user,
+                                    visibility.blind_turns(request.user, conversation_id))
     if found is None:
         return HttpResponse(status=204)
     fragments.render_cards(request, found.annotations, selectors.all_tags())
@@ -235,7 +252,7 @@ def annotation_card(request: HtmxHttpRequest, annotation_id: int) -> HttpRespons
 
 @require_GET
 def annotation_history(request: HtmxHttpRequest, annotation_id: int) -> HttpResponse:
-    get_object_or_404(Annotation, pk=annotation_id)
+    visible_annotation(request, annotation_id)
     return render(request, f"{TEMPLATE}#history", {"events": selectors.annotation_history(annotation_id, request.user)})
 
 

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "annotations.triage.apps.TriageConfig",
     "annotations.curation.apps.CurationConfig",
     "annotations.insights.apps.InsightsConfig",
+    "annotations.queues.apps.QueuesConfig",
 ]
 
 MIDDLEWARE = [
@@ -232,6 +233,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "triage-recluster": {"task": "triage.recluster",
                          "schedule": env.float("TRIAGE_RECLUSTER_INTERVAL", default=3600.0)},
     "outbox-drain": {"task": "feedbackhub.outbox.drain", "schedule": 30.0},
+    # Live review queues take in new matches (also sent after every import; docs/queues.md).
+    "queues-refresh-live": {"task": "queues.refresh_live", "schedule": 60.0},
     # Imports whose worker stopped reporting: requeued (they resume) or failed (docs/import-format.md).
     "imports-sweep": {"task": "sessions.tasks.import_batches_sweep", "schedule": 60.0},
 }
@@ -363,3 +366,7 @@ LOGGING = {
         "feedbackhub.request": {"level": "INFO" if env.bool("ACCESS_LOG", default=not DEBUG) else "WARNING"},
     },
 }
+
+# --- Review queues (docs/queues.md) -------------------------------------------------------------------------------
+# The most replies one queue holds (a snapshot takes the first this many matches; a live queue stops growing there).
+QUEUE_MAX_ITEMS = env.int("QUEUE_MAX_ITEMS", default=10_000)

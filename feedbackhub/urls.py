@@ -29,4 +29,5 @@ urlpatterns = [
     path("triage/", include("annotations.triage.urls")),
     path("curation/", include("annotations.curation.urls")),
     path("insights/", include("annotations.insights.urls")),
+    path("queues/", include("annotations.queues.urls")),
 ]

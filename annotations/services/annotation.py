@@ -43,13 +43,17 @@ def annotation_create(
     exact: str = "",
     text_hash: str = "",
     replacement: str = "",
+    is_gold: bool = False,
 ) -> Annotation:
     """Create a comment or suggested edit on ``turn`` (an assistant turn), on a span or (no ``start``) the whole reply.
 
     The span is validated against the current turn text: ``exact`` must be ``text[start:end]`` in code points and
-    ``text_hash`` the sha256 of that text. A comment needs a body or a tag; a suggestion needs a span.
+    ``text_hash`` the sha256 of that text. A comment needs a body or a tag; a suggestion needs a span. A gold
+    annotation (the final one an adjudicator chose from several reviewers' work) is for domain experts.
     """
     perms.require_annotate(actor)
+    if is_gold:
+        perms.require_decide(actor)
     if turn.role != TurnRole.ASSISTANT:
         raise ValidationError({"turn": "Only assistant replies can be annotated."})
     if kind not in AnnotationKind.values:
@@ -87,7 +91,7 @@ def annotation_create(
         raise ValidationError({"body": "Write a comment or choose at least one tag."})
 
     annotation = Annotation.objects.create(
-        conversation_id=turn.conversation_id, turn=turn, author=actor, kind=kind, body=body, **fields
+        conversation_id=turn.conversation_id, turn=turn, author=actor, kind=kind, body=body, is_gold=is_gold, **fields
     )
     if tags:
         annotation.tags.set(tags)

@@ -87,6 +87,15 @@ def audit(*, actor, action: str, obj, before=None, after=None) -> AuditEvent:
     )
 
 
+def audit_conversation(*, actor, conversation_id: int, action: str, object_type: str, object_id: int,
+                       before=None, after=None) -> AuditEvent:
+    """An audit event about something other than an annotation or correction (gold scores, an adjudication)."""
+    return AuditEvent.objects.create(
+        conversation_id=conversation_id, actor=actor if actor is not None and actor.is_authenticated else None,
+        action=action, object_type=object_type, object_id=object_id, before=before, after=after,
+    )
+
+
 # --- validation helpers ---------------------------------------------------------------------------------------------
 
 

@@ -402,3 +402,24 @@ def recall_guidance(examples: list, candidates: list) -> list[dict]:
             notes.append({"kind": "cluster_guidance", "text": text, "similarity": round(case.similarity, 4),
                           "conversation_id": case.item.conversation_id, "turn_id": case.item.turn_id})
     return notes
+
+
+def queue_cluster_choices() -> list[tuple[str, str]]:
+    """Open clusters, highest priority first, for building a review queue from one (``annotations.reply_sources``)."""
+    clusters = Cluster.objects.filter(is_open=True).order_by("-priority", "-id").only("pk", "title", "size")[:300]
+    return [(str(c.pk), f"#{c.pk} {c.title} ({c.size})") for c in clusters]
+
+
+def queue_cluster_turns_sql(value: str) -> tuple[str, list]:
+    """The replies a cluster's feedback is about: ``SELECT turn_id, conversation_id`` of its members' items."""
+    try:
+        cluster_id = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a cluster id") from None
+    member = connection.ops.quote_name(ClusterMember._meta.db_table)
+    item = connection.ops.quote_name(ClusterMember._meta.get_field("item").related_model._meta.db_table)
+    return (
+        f"SELECT DISTINCT i.turn_id, i.conversation_id FROM {member} m JOIN {item} i ON i.id = m.item_id "  # noqa: S608
+        "WHERE m.cluster_id = %s",
+        [cluster_id],
+    )

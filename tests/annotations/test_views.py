@@ -46,11 +46,11 @@ def test_fifty_turns_with_two_hundred_annotations_render_in_a_fixed_number_of_qu
     url = reverse("annotations:review", args=[conversation.pk])
     # First view, nothing cached but the session (in Redis): user (with groups); conversation, tags, turns
     # (+corrections), annotation rows (+author names); then the cards' annotations (+authors, tag ids) and their
-    # replies; the turns' context.
-    with django_assert_num_queries(8):
+    # replies; the turns' context; the review queues' blind rule (annotations.visibility) and the rubric scores.
+    with django_assert_num_queries(10):
         cold = client.get(url)
     # Again: every card and turn comes from the cache, the three rendering queries are gone.
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(7):
         warm = client.get(url)
     assert cold.status_code == warm.status_code == 200
     assert cold.content.decode().count('<article class="card') == Annotation.objects.count()

@@ -1,0 +1,20 @@
+"""Celery adapters of review queues: live queues take in new matches after every import and once a minute
+(beat's ``queues-refresh-live``). Idempotent: a reply already in a queue is not added twice."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from annotations.queues import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="queues.refresh_live", ignore_result=True, acks_late=True, coalesced=True)
+def refresh_live() -> int:
+    added = services.live_queues_refresh()
+    if added:
+        logger.info("review queues: %s new replies joined live queues", added)
+    return added
