@@ -24,7 +24,7 @@ class QueueForm(forms.Form):
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
                                   label="Instructions for reviewers")
     source_kind = forms.ChoiceField(label="Replies from", widget=forms.RadioSelect)
-    query_string = forms.CharField(required=False, max_length=4000, label="Conversation-list filter",
+    query_string = forms.CharField(required=False, max_length=4000, label="List filter (query string)",
                                    help_text="The list's query string, e.g. environment=production&negative=on.")
     saved_view = forms.ModelChoiceField(queryset=SavedView.objects.none(), required=False)
     source_value = forms.ChoiceField(required=False, label="Triage cluster", choices=[])

@@ -38,7 +38,7 @@ if (bar) {
     if (ev.ctrlKey || ev.metaKey || ev.altKey || typing(ev.target) || document.querySelector("dialog[open]")) return;
     if (ev.key === "N") form.requestSubmit();
     else if (ev.key === "X") document.getElementById("skip-form").requestSubmit();
-    else if (ev.key === "R") form.querySelector("input, select")?.focus();
+    else if (ev.key === "R") form.querySelector("input:not([type=hidden]), select")?.focus();
     else if (ev.key === "G") focusReply();
     else return;
     ev.preventDefault();
