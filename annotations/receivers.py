@@ -1,7 +1,7 @@
 """How the review workspace follows the conversations app (connected in ``AnnotationsConfig.ready()``): when the
 stored text of turns changes (a re-import of an edited conversation), a worker re-anchors the annotations on them,
 or marks them orphaned, once the change is committed; and a conversation reviewers have started on is marked
-reviewed in the conversation list."""
+reviewed in the conversation list; the list filters by rubric scores (``score``)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from django.dispatch import receiver
 
 from annotations.events import feedback_changed
 from annotations.models import Annotation, Tag
-from annotations.selectors import forget_taxonomy
+from annotations.selectors import forget_taxonomy, score_filter_condition
 from annotations.tasks import reanchor_turns
 from feedbackhub.outbox import enqueue_on_commit
 from sessions.events import turn_texts_changed
 from sessions.models import Turn
+from sessions.selectors.filters import ExtraFilter, register_filter
 from sessions.services import conversations_mark_reviewed
+
+register_filter(ExtraFilter(name="score", label="Rubric score", placeholder="helpfulness<=2, tone=rude",
+                            condition=score_filter_condition))
 
 # The taxonomy is cached (annotations.selectors.all_tags); any tag write drops the copy.
 post_save.connect(forget_taxonomy, sender=Tag, dispatch_uid="annotations.taxonomy.save")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -29,7 +30,16 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from annotations import anchoring, permissions
-from annotations.models import AnchorState, Annotation, AnnotationReply, AuditEvent, Correction, Score, Tag
+from annotations.models import (
+    AnchorState,
+    Annotation,
+    AnnotationReply,
+    AuditEvent,
+    Correction,
+    Score,
+    ScoreConfig,
+    Tag,
+)
 from sessions.models import (
     IMPLICIT_KINDS,
     NEGATIVE_KINDS,
@@ -444,3 +454,31 @@ def _redacted(state: dict | None) -> dict | None:
 
 def correction_history(correction_id: int) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(correction_id=correction_id).select_related("actor").order_by("at", "id"))
+
+
+#: ``<field key><op><value>``: helpfulness<=2, tone=rude, accurate=yes.
+SCORE_FILTER = re.compile(r"^\s*([a-z0-9_-]+)\s*(<=|>=|=|<|>)\s*(.+?)\s*$")
+
+
+def score_filter_condition(value: str) -> tuple[str, list]:
+    """The conversation list's "Rubric score" filter as an SQL condition on the list's conversation ``c``: some
+    reply has a score of the field (any version, gold or not) that compares as asked. ValueError when the value
+    cannot be read; numbers compare with any operator, yes/no and options only with ``=``."""
+    found = SCORE_FILTER.match(value)
+    if not found:
+        raise ValueError("Write a field key, a comparison and a value, e.g. helpfulness<=2 or tone=rude.")
+    key, op, wanted = found.groups()
+    try:
+        number: float | None = float(wanted)
+    except ValueError:
+        number = {"yes": 1.0, "no": 0.0}.get(wanted.lower())
+        if op != "=":
+            raise ValueError(f"{wanted!r} is not a number: compare it with = only.") from None
+    score = connection.ops.quote_name(Score._meta.db_table)
+    config = connection.ops.quote_name(ScoreConfig._meta.db_table)
+    test, param = (f"s.value {op} %s", number) if number is not None else ("s.option = %s", wanted)
+    return (
+        f"EXISTS (SELECT 1 FROM {score} s JOIN {config} k ON k.id = s.config_id "  # noqa: S608
+        f"WHERE s.conversation_id = c.id AND k.key = %s AND {test})",
+        [key, param],
+    )

@@ -12,6 +12,7 @@ from django.utils import timezone
 from feedbackhub.forms import DayField
 from sessions.models import Environment, FeedbackKind
 from sessions.selectors import ConversationFilters, Cursor, FilterChoices
+from sessions.selectors.filters import EXTRA_FILTERS
 
 ANY = [("", "Any")]
 
@@ -81,6 +82,11 @@ class ConversationFilterForm(forms.Form):
 
     def __init__(self, data=None, *, choices: FilterChoices) -> None:
         super().__init__(data)
+        for extra in EXTRA_FILTERS.values():
+            self.fields[extra.name] = forms.CharField(
+                required=False, max_length=200, label=extra.label,
+                widget=forms.TextInput(attrs={"placeholder": extra.placeholder}),
+            )
         for name, values in (
             ("model_version", choices.model_versions),
             ("user_role", choices.user_roles),
@@ -111,6 +117,13 @@ class ConversationFilterForm(forms.Form):
             self.add_error("started_to", "The end date is before the start date.")
         if data.get("after") and data.get("before"):
             self.add_error(None, "Give either a next-page or a previous-page position, not both.")
+        for extra in EXTRA_FILTERS.values():
+            value = (data.get(extra.name) or "").strip()
+            if value:
+                try:
+                    extra.condition(value)
+                except ValueError as exc:
+                    self.add_error(extra.name, str(exc))
         return data
 
     def filters(self) -> ConversationFilters:
@@ -132,6 +145,7 @@ class ConversationFilterForm(forms.Form):
             session_tag=data["tag"],
             reviewed=data["reviewed"],
             live_since=live_since() if data["live"] else None,
+            extra=tuple((name, data[name].strip()) for name in EXTRA_FILTERS if (data.get(name) or "").strip()),
         )
 
     def error_messages(self) -> list[str]:
@@ -155,7 +169,7 @@ def describe_filters(params: QueryDict) -> list[tuple[str, str]]:
     described = []
     for name, values in params.lists():
         field = fields.get(name)
-        if field is None or name not in ConversationFilterForm.FILTER_FIELDS:
+        if field is None or name not in (*ConversationFilterForm.FILTER_FIELDS, *EXTRA_FILTERS):
             continue
         values = [v for v in values if v != ""]
         if not values:

@@ -17,7 +17,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
 from annotations.curation.models import Dataset, DatasetVersion, Example, ExampleStatus, ExportJob, VersionExample
-from annotations.models import AnchorState, Annotation, Correction, CorrectionStatus, Tag
+from annotations.models import AnchorState, Annotation, Correction, CorrectionStatus, Score, Tag
 
 EXPORT_CHUNK_SIZE = 2000
 PAGE_SIZE = 50
@@ -86,11 +86,45 @@ def example_count(*, dataset: Dataset | None = None, version: DatasetVersion | N
 def example_records(
     *, dataset: Dataset | None = None, version: DatasetVersion | None = None, chunk_size: int = EXPORT_CHUNK_SIZE
 ) -> Iterator[ExampleRecord]:
-    """The approved examples of ``dataset`` (all datasets when None), or the frozen rows of ``version``."""
+    """The approved examples of ``dataset`` (all datasets when None), or the frozen rows of ``version``, each with
+    its reply's rubric scores in ``metadata["scores"]`` (one more query per chunk). A version's frozen rows are
+    exported as they were frozen: its bytes and sha256 do not move when reviewers score later."""
     id_field = "example_id" if version is not None else "id"
     rows = _example_rows(dataset=dataset, version=version).values_list(id_field, *_RECORD_FIELDS)
+    if version is not None:
+        for row in rows.iterator(chunk_size=chunk_size):
+            yield ExampleRecord(*row)
+        return
+    chunk: list[ExampleRecord] = []
     for row in rows.iterator(chunk_size=chunk_size):
-        yield ExampleRecord(*row)
+        chunk.append(ExampleRecord(*row))
+        if len(chunk) >= chunk_size:
+            yield from _with_scores(chunk)
+            chunk = []
+    yield from _with_scores(chunk)
+
+
+def _with_scores(records: list[ExampleRecord]) -> list[ExampleRecord]:
+    scores = export_scores([t for t in {r.metadata.get("turn_id") for r in records} if isinstance(t, int)])
+    return [r._replace(metadata={**r.metadata, "scores": scores[r.metadata["turn_id"]]})
+            if r.metadata.get("turn_id") in scores else r for r in records]
+
+
+def export_scores(turn_ids: list[int]) -> dict[int, dict[str, dict[str, Any]]]:
+    """Rubric scores of replies as exports carry them: per field key, its name and version, the gold value (or
+    None) and each reviewer's value by username."""
+    found: dict[int, dict[str, dict[str, Any]]] = {}
+    if not turn_ids:
+        return found
+    rows = Score.objects.filter(turn_id__in=turn_ids).select_related("config", "author").order_by("turn_id", "pk")
+    for score in rows:
+        entry = found.setdefault(score.turn_id, {}).setdefault(score.config.key, {
+            "name": score.config.name, "version": score.config.version, "gold": None, "reviewers": {}})
+        if score.is_gold:
+            entry["gold"] = score.display
+        else:
+            entry["reviewers"][score.author.username] = score.display
+    return found
 
 
 def _annotation_rows(*, dataset: Dataset | None, version: DatasetVersion | None) -> QuerySet:

@@ -296,6 +296,29 @@ def reviewer_tags(d: Dashboard) -> Chart:
     return chart
 
 
+def rubric_scores(d: Dashboard) -> Chart:
+    """Mean rubric score per model version (the busiest versions first), one bar per numeric or yes/no field; the
+    list links to that model version's conversations with scores of the field."""
+    models = sorted({m for per_model in d.rubric_means.values() for m in per_model},
+                    key=lambda m: (-sum(pm.get(m, (0, 0))[1] for pm in d.rubric_means.values()), m))[:12]
+    f = d.filters
+    chart = Chart(
+        id="rubric-scores", title="Rubric scores by model version", unit="mean score", kind="bar",
+        labels=[m or NONE_LABEL for m in models], label_heading="Model version",
+        description="Mean of the reviewers' scores (yes = 1, no = 0) in review queues, by model version, for "
+        "conversations started in the range.",
+        link_base=reverse("conversations:list"),
+        link_common={"started_from": f.date_from.isoformat(), "started_to": f.date_to.isoformat(), **_common(f)},
+        link_x=[{"model_version": m} for m in models],
+    )
+    for i, ((key, name), per_model) in enumerate(sorted(d.rubric_means.items())):
+        chart.series.append(Series(
+            name, [round(per_model[m][0], 3) if m in per_model else None for m in models], PALETTE[i % len(PALETTE)],
+            {"score": f"{key}>=0"},
+        ))
+    return chart
+
+
 def compare_rates(d: Dashboard) -> Chart | None:
     """A and B side by side on the percentage rates; their negative feedback per 1k turns (another unit, ~20 times
     larger) is the next chart's, so neither squashes the other."""
@@ -387,7 +410,7 @@ def compare_table(d: Dashboard) -> list[CompareRow]:
 def all_charts(d: Dashboard) -> list[Chart]:
     charts = [feedback_by_kind(d), negative_by_split(d), rates_over_time(d)]
     charts += [c for c in (compare_rates(d), compare_over_time(d)) if c is not None]
-    charts += [categories(d), reviewer_tags(d)]
+    charts += [categories(d), reviewer_tags(d), rubric_scores(d)]
     return charts
 
 

@@ -26,7 +26,7 @@ from annotations.insights.models import (
     RollupState,
 )
 from annotations.insights.stats import wilson
-from annotations.models import Annotation, Tag
+from annotations.models import Annotation, Score, ScoreConfig, Tag
 from sessions.models import Conversation, ImportBatch
 
 KINDS = ("thumbs_up", "thumbs_down", "rating", "category", "comment", "correction", "copy", "abandon", "regenerate",
@@ -175,6 +175,8 @@ class Dashboard:
     #: reviewer tag id -> bucket -> annotations
     reviewer_tags: dict[int, dict[dt.date, int]]
     reviewer_tag_names: dict[int, str]
+    #: numeric and yes/no rubric field (key, name) -> model version -> (mean score, number of scores)
+    rubric_means: dict[tuple[str, str], dict[str, tuple[float, int]]] = field(default_factory=dict)
 
 
 # What each grouping set is, by its GROUPING() bits: totals per bucket, per (bucket, split value), per model over the
@@ -218,8 +220,8 @@ def _rollup_query(filters: DashboardFilters) -> tuple[str, list[Any], dict[int, 
 
 
 def dashboard(filters: DashboardFilters) -> Dashboard:
-    """Every figure the dashboard shows, for ``filters``. Three queries, all over aggregated tables (and the
-    reviewers' annotations, which are human-made and few)."""
+    """Every figure the dashboard shows, for ``filters``. Four queries, all over aggregated tables (and the
+    reviewers' annotations and scores, which are human-made and few)."""
     sql, params, kinds = _rollup_query(filters)
     unit = filters.unit
     totals = Figures()
@@ -253,6 +255,7 @@ def dashboard(filters: DashboardFilters) -> Dashboard:
         )
         categories = [(name, int(n)) for name, n in cursor.fetchall()]
         reviewer_tags, names = _reviewer_tags(cursor, filters, unit)
+        rubric_means = _rubric_means(cursor, filters)
     return Dashboard(
         filters=filters,
         buckets=buckets(filters),
@@ -264,6 +267,7 @@ def dashboard(filters: DashboardFilters) -> Dashboard:
         categories=categories,
         reviewer_tags=reviewer_tags,
         reviewer_tag_names=names,
+        rubric_means=rubric_means,
     )
 
 
@@ -329,6 +333,27 @@ def _reviewer_tags(cursor: Any, filters: DashboardFilters, unit: str) -> tuple[d
         counts[tag_id][bucket] = int(n)
         names[tag_id] = name
     return dict(counts), names
+
+
+def _rubric_means(cursor: Any, filters: DashboardFilters) -> dict:
+    """Mean reviewer score of each numeric and yes/no rubric field (all its versions) per model version, for the
+    conversations the dashboard filters to; gold scores are left out (they repeat a reviewer's)."""
+    score, config = _q(Score._meta.db_table), _q(ScoreConfig._meta.db_table)
+    conv = _q(Conversation._meta.db_table)
+    where, params = _session_conditions(filters)
+    cursor.execute(
+        f"""
+        SELECT k.key, max(k.name), c.model_version, avg(s.value), count(*)
+        FROM {score} s JOIN {config} k ON k.id = s.config_id JOIN {conv} c ON c.id = s.conversation_id
+        WHERE NOT s.is_gold AND s.value IS NOT NULL AND {where}
+        GROUP BY 1, 3
+        """,
+        params,
+    )
+    means: dict[tuple[str, str], dict[str, tuple[float, int]]] = defaultdict(dict)
+    for key, name, model, mean, n in cursor.fetchall():
+        means[(key, name)][model or ""] = (float(mean), int(n))
+    return dict(means)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,8 @@ class ConversationFilters:
     reviewed: str = ""
     #: Only conversations changed (a record, a turn, live feedback) at or after this time.
     live_since: dt.datetime | None = None
+    #: Filters registered by apps above this one (``register_filter``): (name, value) pairs.
+    extra: tuple[tuple[str, str], ...] = ()
 
     @property
     def active(self) -> bool:
@@ -44,6 +47,26 @@ class ConversationFilters:
 
 # One SQL condition with its parameters; ``c`` is the conversation table's alias everywhere.
 Condition = tuple[str, list[Any]]
+
+
+@dataclass(frozen=True)
+class ExtraFilter:
+    """A filter of the conversation list that an app above this one contributes (review rubric scores): a text
+    field ``name`` of the filter form whose value ``condition`` turns into an SQL condition on ``c``, or refuses
+    with ValueError (its message is shown next to the field)."""
+
+    name: str
+    label: str
+    placeholder: str
+    condition: Callable[[str], Condition]
+
+
+#: Registered from the contributing apps' ``AppConfig.ready()``; this app never imports them.
+EXTRA_FILTERS: dict[str, ExtraFilter] = {}
+
+
+def register_filter(extra: ExtraFilter) -> None:
+    EXTRA_FILTERS[extra.name] = extra
 # Equality filters served by a (column, -started_at, -id) index, in the order we prefer to walk them.
 _INDEXED_EQUALITY = ("model_version", "app_version", "user_role", "source", "environment")
 
@@ -82,6 +105,8 @@ def split_conditions(filters: ConversationFilters) -> tuple[list[Condition], lis
         residual.append(("c.search_vector @@ websearch_to_tsquery(%s::regconfig, %s)", [SEARCH_CONFIG, filters.q]))
     if filters.session_tag or filters.feedback_category:
         residual.extend(_tag_and_category_conditions(filters))
+    for name, value in filters.extra:
+        residual.append(EXTRA_FILTERS[name].condition(value))
     return index, residual
 
 

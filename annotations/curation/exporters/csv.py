@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv as _csv
 import io
+import json
 from collections.abc import Iterator
 
 from annotations.curation.exporters.base import (
@@ -21,7 +22,7 @@ BOM = "\ufeff".encode()
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = (
     "example_id", "source", "external_id", "conversation_id", "turn_id", "model_version", "environment",
-    "system_prompt", "context", "original", "corrected", "rationale", "tags",
+    "system_prompt", "context", "original", "corrected", "rationale", "tags", "rubric_scores",
 )
 
 
@@ -31,6 +32,11 @@ def escape(value: object) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+def rubric_scores_text(scores: dict | None) -> str:
+    """A reply's rubric scores as compact JSON (field key -> name, version, gold value, each reviewer's), or ""."""
+    return json.dumps(scores, ensure_ascii=False, sort_keys=True, separators=(",", ":")) if scores else ""
+
+
 def _row(record) -> list[str]:
     meta = record.metadata or {}
     history = "\n\n".join(f"{m['role']}: {message_text(m)}" for m in chat_messages(record) if m["role"] != "system")
@@ -38,6 +44,7 @@ def _row(record) -> list[str]:
         record.id, meta.get("source", ""), meta.get("external_id", ""), meta.get("conversation_id", ""),
         meta.get("turn_id", ""), meta.get("model_version", ""), meta.get("environment", ""),
         system_text(record), history, record.original, record.corrected, record.rationale, "; ".join(record.tags),
+        rubric_scores_text(meta.get("scores")),
     ]
     return [escape(v) for v in values]
 

@@ -55,6 +55,9 @@ def canonical_row(record: ExampleRecord) -> dict:
              "text": str(d.get("text") or "")}
             for d in record.retrieved_documents
         ]
+    if (record.metadata or {}).get("scores"):
+        # Reviewers' rubric scores of the reply (review queues), as JSON text: field key -> gold and per reviewer.
+        row["rubric_scores"] = json.dumps(record.metadata["scores"], ensure_ascii=False, sort_keys=True)
     if record.tool_calls:
         calls = openai_tool_calls(record.tool_calls, f"call_{record.id}")
         row["tool_calls"] = [
@@ -121,6 +124,7 @@ def dataset_card(source: ExportSource, *, count: int, sha256: str) -> str:
         + "  - name: tool_calls\n    list:\n"
         + "    - name: id\n      dtype: string\n    - name: name\n      dtype: string\n"
         + "    - name: arguments\n      dtype: string\n    - name: result\n      dtype: string\n"
+        + _feature("rubric_scores", "string")
         + f"  splits:\n  - name: train\n    num_examples: {count}\n"
         "---\n\n"
     )

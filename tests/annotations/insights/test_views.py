@@ -52,11 +52,11 @@ def test_dashboard_runs_a_fixed_number_of_queries(client, analyst, varied_sessio
     services.rollup_rebuild()
     client.force_login(analyst)
     # user (with their roles; the session comes from Redis), freshness, filter choices, last day, rollup, categories,
-    # reviewer tags
-    with django_assert_num_queries(7):
+    # reviewer tags, rubric score means
+    with django_assert_num_queries(8):
         assert client.get(DASH).status_code == 200
     # The filter choices come from the cache now.
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         client.get(DASH, {"environment": "prod", "split": "user_role", "model_a": "m-b", "model_b": "m-a"})
 
 

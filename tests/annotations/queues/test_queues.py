@@ -306,3 +306,57 @@ def test_score_configs_are_versioned_when_their_definition_changes(moderator, re
     assert not helpful.is_current
     with pytest.raises(ValidationError):
         review.score_config_save(actor=moderator, key="bad", name="Bad", kind="categorical", options=["one"])
+
+
+def test_scores_reach_the_list_filter_insights_and_dataset_exports(client, moderator, analyst, expert, reviewers,
+                                                                    rubric, production_conversations):
+    import csv
+    import io
+
+    from annotations.curation import exporters
+    from annotations.curation import services as curation
+    from annotations.curation.models import Dataset
+    from annotations.insights import charts
+    from annotations.insights import selectors as insights
+
+    helpful, tone = rubric
+    queue = make_queue(moderator, reviewers, rubric, k=1)
+    low = complete(queue, reviewers[0], helpful, tone, h="1", t="rude")
+    complete(queue, reviewers[0], helpful, tone, h="5", t="good")
+    low_conversation = low.item.conversation_id
+
+    client.force_login(analyst)
+    listed = client.get(reverse("conversations:list"), {"score": "helpfulness<=2"}).content.decode()
+    assert f"/review/c/{low_conversation}/" in listed or f"/conversations/{low_conversation}/" in listed
+    others = {c.pk for c in production_conversations} - {low_conversation}
+    assert all(f"/conversations/{pk}/" not in listed for pk in others)
+    rude = client.get(reverse("conversations:list"), {"score": "tone=rude"}).content.decode()
+    assert f"/conversations/{low_conversation}/" in rude
+    bad = client.get(reverse("conversations:list"), {"score": "tone<rude"})
+    assert "compare it with = only" in bad.content.decode()
+
+    from sessions.models import Conversation
+
+    Conversation.objects.update(started_at=timezone.now())
+    today = timezone.now().date()
+    data = insights.dashboard(insights.DashboardFilters(date_from=today - dt.timedelta(days=30), date_to=today))
+    chart = next(c for c in charts.all_charts(data) if c.id == "rubric-scores")
+    assert [s.label for s in chart.series] == ["Helpfulness"]
+    assert chart.series[0].data == [3.0]  # (1 + 5) / 2
+
+    dataset = Dataset.objects.create(name="Scored", slug="scored", created_by=expert)
+    turn = low.item.turn
+    review.correction_save(actor=expert, turn=turn, text="Better.", rationale="r", version=None)
+    correction = turn.correction
+    from feedbackhub import roles
+    from tests.conftest import _user
+
+    other = _user("expert3", roles.DOMAIN_EXPERT)
+    review.correction_approve(actor=other, correction_id=correction.pk, version=correction.version)
+    curation.examples_add(actor=moderator, dataset=dataset, correction_ids=[correction.pk])
+    example = dataset.examples.get()
+    curation.example_review(actor=other, example_id=example.pk, decision="approve", notes="ok")
+    out = io.BytesIO()
+    exporters.write(exporters.get("csv"), exporters.ExportSource(dataset=dataset), out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue().decode("utf-8-sig"))))
+    assert '"helpfulness":{"gold":null,"name":"Helpfulness","reviewers":{"rev1":"1"}' in rows[0]["rubric_scores"]
