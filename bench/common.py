@@ -133,6 +133,14 @@ def setup_django(db_url: str) -> None:
     django.setup()
 
 
+def collect_static() -> None:
+    """Benchmarks render pages with DEBUG off, whose static URLs come from the collected files' manifest: collect
+    them (a fresh checkout has none; later runs copy only what changed)."""
+    from django.core.management import call_command  # noqa: PLC0415
+
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
 def serve_environment(db_url: str, work: Path) -> dict[str, str]:
     """``bench_environment`` for ``manage.py serve`` on this machine: static files and uploads under ``work``, no
     HSTS, no access log."""

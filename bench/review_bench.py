@@ -75,6 +75,7 @@ def run(ctx: common.Context) -> dict[str, Any]:
     ctx.log(f"review benchmark on {db_url.rsplit('/', 1)[-1]}: n={n} x {ctx.repeats} rounds")
     common.migrate(db_url)
     common.setup_django(db_url)
+    common.collect_static()
     from django.db import connection  # noqa: PLC0415
     from django.test import Client  # noqa: PLC0415
     from django.test.utils import CaptureQueriesContext  # noqa: PLC0415

@@ -25,7 +25,7 @@ from bench import common, import_bench, list_bench, report
 # missing) is reported and left out. Review workspace (issue 3), dataset exports and the insights dashboard (issue 6),
 # the recall core and API (issue 4), the triage queue (issue 5).
 OPTIONAL = ["review_bench", "export_bench", "dashboard_bench", "recall_bench", "recall_api_bench", "triage_bench",
-            "recall_throughput_bench", "ingest_bench", "load_test"]
+            "recall_throughput_bench", "ingest_bench", "queues_bench", "load_test"]
 
 
 def _benchmarks() -> dict[str, Any]:

@@ -125,6 +125,17 @@ def my_queues(user) -> list[MyQueue]:  # noqa: ANN001
     return [MyQueue(q, done.get(q.pk, 0), left.get(q.pk, 0)) for q in queues]
 
 
+def my_progress(queue: ReviewQueue, user) -> MyQueue:  # noqa: ANN001
+    """What ``user`` did in one queue and what is left for them (as in ``my_queues``), in one query."""
+    closed = Review.objects.filter(item=OuterRef("pk"), reviewer=user).exclude(state=ReviewState.IN_PROGRESS)
+    done = Review.objects.filter(item=OuterRef("pk"), reviewer=user, state=ReviewState.DONE)
+    counts = QueueItem.objects.filter(queue=queue).aggregate(
+        done=Count("pk", filter=Q(Exists(done))),
+        left=Count("pk", filter=Q(done_count__lt=queue.reviews_per_item) & ~Q(Exists(closed))),
+    )
+    return MyQueue(queue, counts["done"], counts["left"])
+
+
 def queue_rubric(queue: ReviewQueue) -> list[ScoreConfig]:
     return sorted(queue.rubric.all(), key=lambda c: (c.name.lower(), c.version))
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotations import services as review_services
-from annotations.models import Score, ScoreConfig
+from annotations.models import ScoreConfig
 from annotations.queues import forms, selectors, services
 from annotations.queues import permissions as perms
 from annotations.queues.models import QueueItem, Review, ReviewQueue, ReviewState
@@ -88,14 +88,14 @@ def _work(request: HttpRequest, queue: ReviewQueue, review: Review, *, errors: d
     item = review.item
     ctx = review_context(request, item.conversation_id)
     rubric = selectors.queue_rubric(queue)
-    given = {s.config_id: s.display for s in Score.objects.filter(turn_id=item.turn_id, author=request.user,
-                                                                    is_gold=False, config__in=rubric)
-             .select_related("config")}
+    # The reviewer's scores of the reply, from what the workspace read already (their own are never hidden).
+    scores = next((tv.scores for tv in ctx["data"].turns if tv.turn.pk == item.turn_id), [])
+    given = {s.config_id: s.display for s in scores if s.author_id == request.user.pk and not s.is_gold}
     answers = answers or {}
     fields = [{"config": c, "name": review_services.field_name(c),
                "value": answers.get(review_services.field_name(c), given.get(c.pk, "")),
                "errors": (errors or {}).get(review_services.field_name(c), [])} for c in rubric]
-    mine = next((m for m in selectors.my_queues(request.user) if m.queue.pk == queue.pk), None)
+    mine = selectors.my_progress(queue, request.user)
     ctx.update(queue=queue, item=item, review=review, rubric_fields=fields, mine=mine, nav="queues",
                form_errors=(errors or {}).get("__all__", []) + (errors or {}).get("item", []))
     return render(request, "queues/work.html", ctx, status=status)
