@@ -97,6 +97,8 @@ class QueueItem(models.Model):
         constraints = [models.UniqueConstraint(fields=["queue", "turn"], name="queueitem_queue_turn_uniq")]
         indexes = [
             models.Index(fields=["queue", "position", "id"], name="queueitem_queue_position"),
+            # "What is left" counts: the items of a queue still needing reviews.
+            models.Index(fields=["queue", "done_count"], name="queueitem_queue_done"),
             models.Index(fields=["conversation"], name="queueitem_conversation"),
         ]
 
