@@ -367,9 +367,8 @@ def scores_by_turn(conversation_id: int, viewer_id: int | None, blind: set[int] 
     """The rubric scores of a conversation's replies, gold first, then by field and author; on ``blind`` turns only
     the viewer's own. One query."""
     found: dict[int, list[Score]] = defaultdict(list)
-    rows = (Score.objects.filter(conversation_id=conversation_id).select_related("config", "author")
-            .order_by("turn_id", "-is_gold", "config__key", "author__username"))
-    for score in rows:
+    rows = Score.objects.filter(conversation_id=conversation_id).select_related("config", "author")
+    for score in sorted(rows, key=lambda s: (s.turn_id, not s.is_gold, s.config.key, s.author.get_username())):
         if score.turn_id in blind and score.author_id != viewer_id:
             continue
         found[score.turn_id].append(score)

@@ -118,6 +118,8 @@ class Review(models.Model):
     that ran out and was given to someone else is released."""
 
     item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="reviews", db_index=False)
+    #: The item's queue, copied so progress per reviewer is counted without joining the items.
+    queue = models.ForeignKey(ReviewQueue, on_delete=models.CASCADE, related_name="reviews", db_index=False)
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     state = models.CharField(max_length=16, choices=ReviewState.choices, default=ReviewState.IN_PROGRESS)
     started_at = models.DateTimeField(auto_now_add=True)
@@ -126,7 +128,10 @@ class Review(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "reviewer"], name="review_item_reviewer_uniq")]
-        indexes = [models.Index(fields=["reviewer", "state"], name="review_reviewer_state")]
+        indexes = [
+            models.Index(fields=["reviewer", "state"], name="review_reviewer_state"),
+            models.Index(fields=["queue", "reviewer", "state"], name="review_queue_reviewer_state"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reviewer_id} on item {self.item_id}: {self.state}"

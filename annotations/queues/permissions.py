@@ -23,11 +23,14 @@ def require_manage(user) -> None:  # noqa: ANN001
 
 
 def is_reviewer(queue, user) -> bool:  # noqa: ANN001
+    """Named by the queue or holding its role. A queue read with ``named_reviewer`` annotated (``with_reviewer``)
+    answers without a query."""
     if not user.is_authenticated or not review_perms.can_annotate(user):
         return False
     if queue.reviewer_role and queue.reviewer_role in roles.user_roles(user):
         return True
-    return queue.reviewers.filter(pk=user.pk).exists()
+    named = getattr(queue, "named_reviewer", None)
+    return named if named is not None else queue.reviewers.filter(pk=user.pk).exists()
 
 
 def require_reviewer(queue, user) -> None:  # noqa: ANN001

@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.aggregates import ArrayAgg
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.core.cache import cache
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotations import permissions as review_perms
 from annotations.models import Annotation, Score, ScoreConfig, ScoreKind, Tag
 from annotations.queues import agreement as stats
+from annotations.queues import sql
 from annotations.queues.models import QueueItem, Review, ReviewQueue, ReviewState
 from feedbackhub import roles
 
@@ -25,21 +27,16 @@ from feedbackhub import roles
 def blind_turns(viewer, conversation_id: int) -> set[int]:  # noqa: ANN001
     """Replies of the conversation that sit in a queue asking for several independent reviews, where ``viewer``
     is one of that queue's reviewers, the item still needs reviews, and ``viewer`` has not completed it: there
-    they see only their own work. One query."""
+    they see only their own work. One query (``sql.blind_turns``); none for people who cannot annotate."""
     if not review_perms.can_annotate(viewer):
         return set()  # only annotators review
-    mine_done = Review.objects.filter(item=OuterRef("pk"), reviewer=viewer, state=ReviewState.DONE)
-    named = ReviewQueue.reviewers.through.objects.filter(reviewqueue_id=OuterRef("queue_id"), user_id=viewer.pk)
-    role_names = list(roles.user_roles(viewer))
-    return set(
-        QueueItem.objects.filter(
-            conversation_id=conversation_id, queue__reviews_per_item__gte=2, queue__is_archived=False,
-            done_count__lt=F("queue__reviews_per_item"),
-        )
-        .filter(Q(Exists(named)) | Q(queue__reviewer_role__in=role_names) & ~Q(queue__reviewer_role=""))
-        .filter(~Exists(mine_done))
-        .values_list("turn_id", flat=True)
-    )
+    return sql.blind_turns(conversation_id, viewer.pk, sorted(roles.user_roles(viewer)))
+
+
+def with_reviewer(user) -> QuerySet[ReviewQueue]:  # noqa: ANN001
+    """Queues, each annotated with whether ``user`` is one of its named reviewers (read with the queue)."""
+    named = ReviewQueue.reviewers.through.objects.filter(reviewqueue_id=OuterRef("pk"), user_id=user.pk)
+    return ReviewQueue.objects.annotate(named_reviewer=Exists(named))
 
 
 # --- progress ------------------------------------------------------------------------------------------------------
@@ -77,7 +74,7 @@ def queue_progress(queue: ReviewQueue) -> QueueProgress:
     )
     now = timezone.now()
     rows = (
-        Review.objects.filter(item__queue=queue).values("reviewer_id", "reviewer__username")
+        Review.objects.filter(queue=queue).values("reviewer_id", "reviewer__username")
         .annotate(
             done=Count("pk", filter=Q(state=ReviewState.DONE)),
             held=Count("pk", filter=Q(state=ReviewState.IN_PROGRESS, leased_until__gt=now)),
@@ -115,18 +112,21 @@ def my_queues(user) -> list[MyQueue]:  # noqa: ANN001
 
 def my_progress(queue: ReviewQueue, user) -> MyQueue:  # noqa: ANN001
     """What ``user`` did in one queue and what is left for them: the items still needing reviews, minus those
-    they completed or skipped. Two index-served counts (a queue of 10,000 items costs a few milliseconds)."""
-    mine = Review.objects.filter(reviewer=user, item__queue=queue).aggregate(
-        done=Count("pk", filter=Q(state=ReviewState.DONE)),
-        closed_open=Count("pk", filter=~Q(state=ReviewState.IN_PROGRESS)
-                          & Q(item__done_count__lt=queue.reviews_per_item)),
-    )
-    open_items = QueueItem.objects.filter(queue=queue, done_count__lt=queue.reviews_per_item).count()
-    return MyQueue(queue, mine["done"], max(0, open_items - mine["closed_open"]))
+    they completed or skipped. One statement (``sql.reviewer_progress``), served by indexes."""
+    open_items, done, closed = sql.reviewer_progress(queue.pk, user.pk, queue.reviews_per_item)
+    return MyQueue(queue, done, max(0, open_items - closed))
+
+
+#: A queue's rubric is fixed when it is built, so every item of it can take the copy in the cache.
+RUBRIC_CACHE_SECONDS = 600
 
 
 def queue_rubric(queue: ReviewQueue) -> list[ScoreConfig]:
-    return sorted(queue.rubric.all(), key=lambda c: (c.name.lower(), c.version))
+    """The queue's rubric fields by name, through the cache (one round trip to Redis instead of a query)."""
+    return cache.get_or_set(
+        f"queues:rubric:{queue.pk}", lambda: sorted(queue.rubric.all(), key=lambda c: (c.name.lower(), c.version)),
+        RUBRIC_CACHE_SECONDS,
+    )
 
 
 # --- agreement -----------------------------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ class AgreementData:
 def agreement_data(queue: ReviewQueue) -> AgreementData:
     """Four queries whatever the queue's size: completed reviews, rubric, scores, annotations with their tags."""
     done_rows = list(
-        Review.objects.filter(item__queue=queue, state=ReviewState.DONE)
+        Review.objects.filter(queue=queue, state=ReviewState.DONE)
         .values_list("item_id", "item__turn_id", "reviewer_id")
     )
     rubric = queue_rubric(queue)

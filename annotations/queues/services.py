@@ -12,8 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import F, Q
 from django.http import QueryDict
 from django.utils import timezone
 
@@ -144,14 +143,6 @@ def live_queues_refresh() -> int:
 # --- working -------------------------------------------------------------------------------------------------------
 
 
-def _active_holds(now: dt.datetime) -> Coalesce:
-    """Per item: how many reviewers hold it right now (in progress, hold not run out)."""
-    return Coalesce(Subquery(
-        Review.objects.filter(item=OuterRef("pk"), state=ReviewState.IN_PROGRESS, leased_until__gt=now)
-        .order_by().values("item").annotate(held=Count("pk")).values("held")[:1]
-    ), 0)
-
-
 @transaction.atomic
 def next_review(*, queue: ReviewQueue, reviewer) -> Review | None:
     """The reviewer's next item, held for them for ``lease_minutes``: first the one they hold already, then the
@@ -163,7 +154,7 @@ def next_review(*, queue: ReviewQueue, reviewer) -> Review | None:
     lease = now + dt.timedelta(minutes=queue.lease_minutes)
     held = (
         Review.objects.select_for_update(of=("self",)).select_related("item")
-        .filter(item__queue=queue, reviewer=reviewer, state=ReviewState.IN_PROGRESS).order_by("started_at").first()
+        .filter(queue=queue, reviewer=reviewer, state=ReviewState.IN_PROGRESS).order_by("started_at").first()
     )
     if held is not None:
         if held.item.done_count < queue.reviews_per_item:
@@ -171,23 +162,18 @@ def next_review(*, queue: ReviewQueue, reviewer) -> Review | None:
             held.leased_until = lease
             return held
         Review.objects.filter(pk=held.pk).update(state=ReviewState.RELEASED)
-    mine = Review.objects.filter(item=OuterRef("pk"), reviewer=reviewer)
-    candidate = (
-        QueueItem.objects.filter(queue=queue, done_count__lt=queue.reviews_per_item)
-        .filter(~Exists(mine))
-        .annotate(held=_active_holds(now))
-        .filter(done_count__lt=queue.reviews_per_item - F("held"))
-        .order_by("position", "id")
-        .select_for_update(skip_locked=True, of=("self",))
-        .first()
-    )
-    if candidate is None:
+    row = sql.next_item(queue.pk, reviewer.pk, queue.reviews_per_item, now)
+    if row is None:
         return None
-    # A hold that ran out on this item goes back: its reviewer gets another item when they come back.
-    Review.objects.filter(item=candidate, state=ReviewState.IN_PROGRESS, leased_until__lte=now).update(
-        state=ReviewState.RELEASED
-    )
-    review_row = Review.objects.create(item=candidate, reviewer=reviewer, leased_until=lease)
+    item_id, turn_id, conversation_id, position, done_count, ran_out = row
+    candidate = QueueItem(id=item_id, queue=queue, turn_id=turn_id, conversation_id=conversation_id,
+                          position=position, done_count=done_count)
+    if ran_out:
+        # A hold that ran out on this item goes back: its reviewer gets another item when they come back.
+        Review.objects.filter(item_id=item_id, state=ReviewState.IN_PROGRESS, leased_until__lte=now).update(
+            state=ReviewState.RELEASED
+        )
+    review_row = Review.objects.create(item=candidate, queue=queue, reviewer=reviewer, leased_until=lease)
     review_row.item = candidate
     return review_row
 
@@ -195,7 +181,7 @@ def next_review(*, queue: ReviewQueue, reviewer) -> Review | None:
 def _own_review(queue: ReviewQueue, item_id: int, reviewer) -> Review:
     row = (
         Review.objects.select_for_update(of=("self",)).select_related("item")
-        .filter(item_id=item_id, item__queue=queue, reviewer=reviewer).first()
+        .filter(item_id=item_id, queue=queue, reviewer=reviewer).first()
     )
     if row is None:
         raise ValidationError({"item": "Open this item from the queue first."})

@@ -1,4 +1,9 @@
-"""Set-based SQL of review queues: adding the replies a source matches to a queue in one statement.
+"""SQL of review queues, in one place:
+
+- adding the replies a source matches to a queue: one set-based statement;
+- the three reads of opening the next item (the item to hold, the blind rule, the reviewer's progress), each one
+  statement. The ORM builds the same queries (Exists and Subquery) but compiling them cost about 10 ms of the
+  request, and "Next item p95" in docs/benchmarks.md (target 60 ms) measured 89 ms with them.
 
 Table names come from the models; every value from a request is a query parameter."""
 
@@ -10,7 +15,7 @@ from typing import Any
 
 from django.db import connection
 
-from annotations.queues.models import QueueItem
+from annotations.queues.models import QueueItem, Review, ReviewQueue, ReviewState
 from sessions.models import Conversation, Turn, TurnRole
 
 
@@ -69,3 +74,81 @@ def add_items(queue_id: int, replies_sql: str, params: list[Any], *, limit: int)
     with connection.cursor() as cursor:
         cursor.execute(sql, [queue_id, queue_id, *params, queue_id, limit])
         return cursor.rowcount
+
+
+def next_item(queue_id: int, reviewer_id: int, reviews_per_item: int, now) -> tuple | None:  # noqa: ANN001
+    """``(id, turn_id, conversation_id, position, done_count, ran_out)`` of the first item in queue order that the
+    reviewer has not reviewed or skipped and that needs a review nobody holds now, locked (``FOR UPDATE SKIP
+    LOCKED``: two reviewers asking at once get different items); ``ran_out`` when a hold on it has run out."""
+    item, review = _table(QueueItem), _table(Review)
+    sql = (
+        f"SELECT i.id, i.turn_id, i.conversation_id, i.position, i.done_count, "
+        f"  EXISTS (SELECT 1 FROM {review} o WHERE o.item_id = i.id AND o.state = %(held)s "
+        f"          AND o.leased_until <= %(now)s) "
+        f"FROM {item} i "
+        f"WHERE i.queue_id = %(queue)s AND i.done_count < %(k)s "
+        f"  AND NOT EXISTS (SELECT 1 FROM {review} m WHERE m.item_id = i.id AND m.reviewer_id = %(reviewer)s) "
+        f"  AND i.done_count + (SELECT count(*) FROM {review} h WHERE h.item_id = i.id AND h.state = %(held)s "
+        f"                     AND h.leased_until > %(now)s) < %(k)s "
+        f"ORDER BY i.position, i.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"queue": queue_id, "k": reviews_per_item, "reviewer": reviewer_id, "now": now,
+                             "held": ReviewState.IN_PROGRESS})
+        return cursor.fetchone()
+
+
+def blind_turns(conversation_id: int, user_id: int, role_names: list[str]) -> set[int]:
+    """Replies of the conversation in a queue asking for 2-3 reviews that still needs reviews, where the user is a
+    reviewer (named, or through a role) who has not completed the item."""
+    item, queue, review = _table(QueueItem), _table(ReviewQueue), _table(Review)
+    named = _table(ReviewQueue.reviewers.through)
+    sql = (
+        f"SELECT i.turn_id FROM {item} i JOIN {queue} q ON q.id = i.queue_id "
+        f"WHERE i.conversation_id = %(conversation)s AND q.reviews_per_item >= 2 AND NOT q.is_archived "
+        f"  AND i.done_count < q.reviews_per_item "
+        f"  AND (EXISTS (SELECT 1 FROM {named} n WHERE n.reviewqueue_id = q.id AND n.user_id = %(user)s) "
+        f"       OR (q.reviewer_role <> '' AND q.reviewer_role = ANY(%(roles)s))) "
+        f"  AND NOT EXISTS (SELECT 1 FROM {review} r WHERE r.item_id = i.id AND r.reviewer_id = %(user)s "
+        f"                  AND r.state = %(done)s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"conversation": conversation_id, "user": user_id, "roles": role_names,
+                             "done": ReviewState.DONE})
+        return {row[0] for row in cursor.fetchall()}
+
+
+def reviewer_progress(queue_id: int, reviewer_id: int, reviews_per_item: int) -> tuple[int, int, int]:
+    """``(items still needing reviews, reviews the reviewer completed, items needing reviews that the reviewer
+    completed or skipped)``."""
+    item, review = _table(QueueItem), _table(Review)
+    sql = (
+        f"SELECT (SELECT count(*) FROM {item} WHERE queue_id = %(queue)s AND done_count < %(k)s), "
+        f"  count(*) FILTER (WHERE r.state = %(done)s), "
+        f"  count(*) FILTER (WHERE r.state <> %(held)s AND i.done_count < %(k)s) "
+        f"FROM {review} r JOIN {item} i ON i.id = r.item_id "
+        f"WHERE r.queue_id = %(queue)s AND r.reviewer_id = %(reviewer)s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"queue": queue_id, "k": reviews_per_item, "reviewer": reviewer_id,
+                             "done": ReviewState.DONE, "held": ReviewState.IN_PROGRESS})
+        open_items, done, closed = cursor.fetchone()
+    return int(open_items), int(done), int(closed)
+
+
+def upcoming_conversations(queue_id: int, reviewer_id: int, reviews_per_item: int, now, limit: int) -> list[int]:  # noqa: ANN001
+    """The conversations of the items the reviewer would get next after the one they hold (``next_item`` without
+    the lock), in queue order."""
+    item, review = _table(QueueItem), _table(Review)
+    sql = (
+        f"SELECT i.conversation_id FROM {item} i "
+        f"WHERE i.queue_id = %(queue)s AND i.done_count < %(k)s "
+        f"  AND NOT EXISTS (SELECT 1 FROM {review} m WHERE m.item_id = i.id AND m.reviewer_id = %(reviewer)s) "
+        f"  AND i.done_count + (SELECT count(*) FROM {review} h WHERE h.item_id = i.id AND h.state = %(held)s "
+        f"                     AND h.leased_until > %(now)s) < %(k)s "
+        f"ORDER BY i.position, i.id LIMIT %(limit)s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"queue": queue_id, "k": reviews_per_item, "reviewer": reviewer_id, "now": now,
+                             "held": ReviewState.IN_PROGRESS, "limit": limit})
+        return [row[0] for row in cursor.fetchall()]

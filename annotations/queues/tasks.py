@@ -1,5 +1,6 @@
 """Celery adapters of review queues: live queues take in new matches after every import and once a minute
-(beat's ``queues-refresh-live``). Idempotent: a reply already in a queue is not added twice."""
+(beat's ``queues-refresh-live``; idempotent: a reply already in a queue is not added twice), and a reviewer's next
+items are rendered ahead while they work on the current one (``annotations.queues.prefetch``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 
 from celery import shared_task
 
-from annotations.queues import services
+from annotations.queues import prefetch, services
 
 logger = logging.getLogger(__name__)
 
@@ -18,3 +19,8 @@ def refresh_live() -> int:
     if added:
         logger.info("review queues: %s new replies joined live queues", added)
     return added
+
+
+@shared_task(name="queues.warm_upcoming", ignore_result=True)
+def warm_upcoming(queue_id: int, reviewer_id: int) -> int:
+    return prefetch.warm_upcoming(queue_id, reviewer_id)

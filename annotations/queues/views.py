@@ -11,10 +11,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotations import services as review_services
 from annotations.models import ScoreConfig
-from annotations.queues import forms, selectors, services
+from annotations.queues import forms, selectors, services, tasks
 from annotations.queues import permissions as perms
 from annotations.queues.models import QueueItem, Review, ReviewQueue, ReviewState
 from annotations.views import review_context
+from feedbackhub.outbox import enqueue_on_commit
 
 
 def _messages(exc: ValidationError) -> dict[str, list[str]]:
@@ -104,15 +105,17 @@ def _work(request: HttpRequest, queue: ReviewQueue, review: Review, *, errors: d
 @require_GET
 def work_next(request: HttpRequest, queue_id: int) -> HttpResponse:
     """The reviewer's next item in one request: the hold is taken and the workspace rendered."""
-    queue = get_object_or_404(ReviewQueue, pk=queue_id, is_archived=False)
+    queue = get_object_or_404(selectors.with_reviewer(request.user), pk=queue_id, is_archived=False)
     review = services.next_review(queue=queue, reviewer=request.user)
     if review is None:
         return render(request, "queues/done.html", {"queue": queue, "nav": "queues"})
+    # While they work on this one, a worker renders the items they would get next (annotations.queues.prefetch).
+    enqueue_on_commit(tasks.warm_upcoming, queue.pk, request.user.pk)
     return _work(request, queue, review)
 
 
 def _answers(queue: ReviewQueue, post) -> dict[ScoreConfig, str]:  # noqa: ANN001
-    return {c: post[review_services.field_name(c)] for c in queue.rubric.all()
+    return {c: post[review_services.field_name(c)] for c in selectors.queue_rubric(queue)
             if review_services.field_name(c) in post}
 
 

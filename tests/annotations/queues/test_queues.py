@@ -360,3 +360,36 @@ def test_scores_reach_the_list_filter_insights_and_dataset_exports(client, moder
     exporters.write(exporters.get("csv"), exporters.ExportSource(dataset=dataset), out)
     rows = list(csv.DictReader(io.StringIO(out.getvalue().decode("utf-8-sig"))))
     assert '"helpfulness":{"gold":null,"name":"Helpfulness","reviewers":{"rev1":"1"}' in rows[0]["rubric_scores"]
+
+
+def test_the_next_items_are_rendered_ahead_so_opening_one_renders_no_reply(
+    client, moderator, reviewers, rubric, production_conversations, monkeypatch
+):
+    from annotations import selectors as review_selectors
+    from annotations.queues import prefetch
+
+    helpful, tone = rubric
+    reviewer = reviewers[0]
+    queue = make_queue(moderator, reviewers, rubric, k=1)
+    client.force_login(reviewer)
+    url = reverse("queues:next", args=[queue.pk])
+
+    def open_and_complete() -> QueueItem:
+        assert client.get(url).status_code == 200
+        row = Review.objects.select_related("item").get(reviewer=reviewer, state=ReviewState.IN_PROGRESS)
+        services.review_complete(queue=queue, item_id=row.item_id, reviewer=reviewer,
+                                 answers={helpful: "3", tone: "good"})
+        return row.item
+
+    first = open_and_complete()  # item 1: its conversation (items 1 and 2) is rendered by this request
+    # What the worker does meanwhile: the next two items (2 and 3) rendered ahead; item 3 is another conversation.
+    assert prefetch.warm_upcoming(queue.pk, reviewer.pk) == 2
+
+    def not_again(ids):
+        raise AssertionError(f"turns {ids} were rendered in the request")
+
+    monkeypatch.setattr(review_selectors, "turns_full", not_again)
+    second = open_and_complete()
+    third = open_and_complete()
+    assert second.conversation_id == first.conversation_id != third.conversation_id
+    assert third.position == 3
