@@ -131,6 +131,16 @@ def queue_create(*, actor, spec: QueueSpec) -> ReviewQueue:
     return queue
 
 
+@transaction.atomic
+def queue_set_archived(*, actor, queue: ReviewQueue, archived: bool) -> ReviewQueue:
+    """Archive a queue (it leaves "My queues", hands out nothing, stops growing and stops blinding its reviewers) or
+    bring it back. Its reviews, scores and agreement stay."""
+    perms.require_manage(actor)
+    queue.is_archived = archived
+    queue.save(update_fields=["is_archived"])
+    return queue
+
+
 def live_queues_refresh() -> int:
     """Add new matches to every live queue; returns how many replies joined."""
     added = 0

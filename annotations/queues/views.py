@@ -73,6 +73,13 @@ def queue_detail(request: HttpRequest, queue_id: int) -> HttpResponse:
     return render(request, "queues/detail.html", ctx)
 
 
+@require_POST
+def queue_archive(request: HttpRequest, queue_id: int) -> HttpResponse:
+    queue = get_object_or_404(ReviewQueue, pk=queue_id)
+    services.queue_set_archived(actor=request.user, queue=queue, archived=request.POST.get("archived") != "0")
+    return redirect(queue)
+
+
 @require_GET
 def agreement_json(request: HttpRequest, queue_id: int) -> JsonResponse:
     queue = get_object_or_404(ReviewQueue, pk=queue_id)

@@ -6,7 +6,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from feedbackhub.demo import generator, reviews
+from feedbackhub.demo import generator, queues, reviews
 from feedbackhub.demo.scenarios import demo_set
 from sessions.models import Conversation, ImportBatch
 from sessions.services import import_file
@@ -17,6 +17,7 @@ class DemoResult:
     batch: ImportBatch
     reviews: reviews.ReviewCounts
     clusters: int
+    queue_items: int = 0
 
 
 def database_is_empty() -> bool:
@@ -36,11 +37,13 @@ def demo_import(*, count: int = generator.DEFAULT_COUNT, seed: int = generator.D
 
 def demo_seed(*, count: int = generator.DEFAULT_COUNT, seed: int = generator.DEFAULT_SEED,
               with_reviews: bool = True) -> DemoResult:
-    """Import the demo conversations, then (``with_reviews``) the reviewers' work and the triage clusters."""
+    """Import the demo conversations, then (``with_reviews``) the reviewers' work, the triage clusters and a review
+    queue with its first reviews."""
     batch = demo_import(count=count, seed=seed)
     counts = reviews.ReviewCounts()
-    clusters = 0
+    clusters = queue_items = 0
     if with_reviews:
         counts = reviews.seed_reviews(source=demo_set().source)
+        queue_items = queues.seed_queue()  # before triage, which embeds every annotation of the set
         clusters = reviews.seed_triage(source=demo_set().source)
-    return DemoResult(batch=batch, reviews=counts, clusters=clusters)
+    return DemoResult(batch=batch, reviews=counts, clusters=clusters, queue_items=queue_items)

@@ -120,6 +120,18 @@ def test_the_demo_shows_every_feature_reviews_corrections_a_cut_dataset_clusters
     version = DatasetVersion.objects.get()
     assert version.example_count == done.examples and version.sha256
 
+    # A review queue with two blind reviews on its first replies, agreement figures and replies to adjudicate.
+    from annotations.queues import selectors as queue_selectors
+    from annotations.queues.models import ReviewQueue
+
+    queue = ReviewQueue.objects.get()
+    assert result.queue_items == queue.items.count() >= 5
+    progress = queue_selectors.queue_progress(queue)
+    assert progress.complete == 5 and progress.reviews_done == 10
+    report = queue_selectors.agreement_report(queue)
+    assert report["pairs"] and all(f["items"] == 5 for f in report["fields"])
+    assert queue_selectors.items_to_adjudicate(queue)
+
     # Every item has its vector, and the clusters are in several states, one with guidance.
     assert not FeedbackItem.objects.filter(is_active=True, embedding_pending=True).exists()
     assert result.clusters >= 3

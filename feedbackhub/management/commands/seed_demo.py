@@ -42,7 +42,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Reviews: {done.comments} comments ({done.replies} with replies), {done.suggestions} suggestions "
                 f"({done.accepted} accepted), {done.corrections} corrections ({done.approved} approved), "
-                f"{done.examples} dataset examples in {done.versions} version(s); {result.clusters} triage clusters."
+                f"{done.examples} dataset examples in {done.versions} version(s); {result.clusters} triage clusters; "
+                f"a review queue of {result.queue_items} replies."
             )
         if batch.records_rejected:
             raise SystemExit(3)

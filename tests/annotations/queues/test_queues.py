@@ -393,3 +393,18 @@ def test_the_next_items_are_rendered_ahead_so_opening_one_renders_no_reply(
     third = open_and_complete()
     assert second.conversation_id == first.conversation_id != third.conversation_id
     assert third.position == 3
+
+
+def test_an_archived_queue_hands_out_nothing_and_blinds_nobody(client, moderator, analyst, reviewers, rubric,
+                                                               production_conversations):
+    queue = make_queue(moderator, reviewers, rubric, k=2)
+    row = services.next_review(queue=queue, reviewer=reviewers[0])
+    assert selectors.blind_turns(reviewers[0], row.item.conversation_id)
+    client.force_login(moderator)
+    assert client.post(reverse("queues:archive", args=[queue.pk]), {"archived": "1"}).status_code == 302
+    assert not selectors.blind_turns(reviewers[0], row.item.conversation_id)
+    assert [m.queue for m in selectors.my_queues(reviewers[0])] == []
+    client.force_login(reviewers[0])
+    assert client.get(reverse("queues:next", args=[queue.pk])).status_code == 404
+    client.force_login(analyst)
+    assert client.post(reverse("queues:archive", args=[queue.pk]), {"archived": "0"}).status_code == 403
