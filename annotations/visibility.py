@@ -2,15 +2,15 @@
 rule from its ``AppConfig.ready()`` (review queues make reviewers blind to each other until they have completed an
 item). This app never imports those apps.
 
-A rule is ``rule(viewer, conversation_id) -> set of turn ids`` on which ``viewer`` sees only their own
-annotations and scores.
+A rule is ``rule(viewer, conversation_ids) -> set of turn ids`` (of those conversations) on which ``viewer`` sees
+only their own annotations and scores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
-BlindRule = Callable[[object, int], set[int]]
+BlindRule = Callable[[object, Collection[int]], set[int]]
 
 _RULES: list[BlindRule] = []
 
@@ -22,11 +22,16 @@ def register(rule: BlindRule) -> None:
 
 def blind_turns(viewer, conversation_id: int) -> set[int]:  # noqa: ANN001 (a user or AnonymousUser)
     """The turns of a conversation on which ``viewer`` sees only their own work."""
-    if not getattr(viewer, "is_authenticated", False):
+    return blind_turns_among(viewer, [conversation_id])
+
+
+def blind_turns_among(viewer, conversation_ids: Collection[int]) -> set[int]:  # noqa: ANN001
+    """The turns of any of these conversations on which ``viewer`` sees only their own work (one query per rule)."""
+    if not getattr(viewer, "is_authenticated", False) or not conversation_ids:
         return set()
     turns: set[int] = set()
     for rule in _RULES:
-        turns |= rule(viewer, conversation_id)
+        turns |= rule(viewer, conversation_ids)
     return turns
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,13 +25,14 @@ from feedbackhub import roles
 # --- blind review --------------------------------------------------------------------------------------------------
 
 
-def blind_turns(viewer, conversation_id: int) -> set[int]:  # noqa: ANN001
-    """Replies of the conversation that sit in a queue asking for several independent reviews, where ``viewer``
+def blind_turns(viewer, conversation_ids: Collection[int]) -> set[int]:  # noqa: ANN001
+    """Replies of the conversations that sit in a queue asking for several independent reviews, where ``viewer``
     is one of that queue's reviewers, the item still needs reviews, and ``viewer`` has not completed it: there
-    they see only their own work. One query (``sql.blind_turns``); none for people who cannot annotate."""
+    they see only their own work (the rule registered with ``annotations.visibility``). One query
+    (``sql.blind_turns``); none for people who cannot annotate."""
     if not review_perms.can_annotate(viewer):
         return set()  # only annotators review
-    return sql.blind_turns(conversation_id, viewer.pk, sorted(roles.user_roles(viewer)))
+    return sql.blind_turns(list(conversation_ids), viewer.pk, sorted(roles.user_roles(viewer)))
 
 
 def with_reviewer(user) -> QuerySet[ReviewQueue]:  # noqa: ANN001

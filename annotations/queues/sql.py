@@ -98,14 +98,14 @@ def next_item(queue_id: int, reviewer_id: int, reviews_per_item: int, now) -> tu
         return cursor.fetchone()
 
 
-def blind_turns(conversation_id: int, user_id: int, role_names: list[str]) -> set[int]:
-    """Replies of the conversation in a queue asking for 2-3 reviews that still needs reviews, where the user is a
+def blind_turns(conversation_ids: list[int], user_id: int, role_names: list[str]) -> set[int]:
+    """Replies of the conversations in a queue asking for 2-3 reviews that still needs reviews, where the user is a
     reviewer (named, or through a role) who has not completed the item."""
     item, queue, review = _table(QueueItem), _table(ReviewQueue), _table(Review)
     named = _table(ReviewQueue.reviewers.through)
     sql = (
         f"SELECT i.turn_id FROM {item} i JOIN {queue} q ON q.id = i.queue_id "
-        f"WHERE i.conversation_id = %(conversation)s AND q.reviews_per_item >= 2 AND NOT q.is_archived "
+        f"WHERE i.conversation_id = ANY(%(conversations)s) AND q.reviews_per_item >= 2 AND NOT q.is_archived "
         f"  AND i.done_count < q.reviews_per_item "
         f"  AND (EXISTS (SELECT 1 FROM {named} n WHERE n.reviewqueue_id = q.id AND n.user_id = %(user)s) "
         f"       OR (q.reviewer_role <> '' AND q.reviewer_role = ANY(%(roles)s))) "
@@ -113,7 +113,7 @@ def blind_turns(conversation_id: int, user_id: int, role_names: list[str]) -> se
         f"                  AND r.state = %(done)s)"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"conversation": conversation_id, "user": user_id, "roles": role_names,
+        cursor.execute(sql, {"conversations": conversation_ids, "user": user_id, "roles": role_names,
                              "done": ReviewState.DONE})
         return {row[0] for row in cursor.fetchall()}
 

@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 
+from annotations import visibility
 from annotations.models import AnnotationStatus, CorrectionStatus, Tag
 from annotations.recall import selectors
 from sessions.models import Turn, TurnRole
@@ -63,6 +64,14 @@ class Case:
 #: what it needs in one query. Register from an AppConfig.ready(). The triage app sets ``case.extra["cluster"] =
 #: {"label": ..., "status": ..., "url": ...}``, which the case list shows as a badge.
 CASE_EXTENSIONS: list = []
+
+
+def visible_to(viewer, similar: Sequence[Any]) -> list[Any]:  # noqa: ANN001
+    """``similar`` without the items on replies where ``viewer`` must not see others' work yet (a blind review
+    queue: ``annotations.visibility``): a past case would show another reviewer's judgement of a reply the viewer
+    has still to review. One query; none for people who review nothing."""
+    blind = visibility.blind_turns_among(viewer, {s.item.conversation_id for s in similar})
+    return [s for s in similar if s.item.turn_id not in blind]
 
 
 def cases_for(similar: Sequence[Any]) -> list[Case]:

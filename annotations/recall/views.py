@@ -13,7 +13,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from annotations.models import Annotation
 from annotations.recall import querying, selectors
-from annotations.recall.cases import cases_for
+from annotations.recall.cases import cases_for, visible_to
 from annotations.recall.forms import MAX_RESULTS, RecallSearchForm
 from feedbackhub.http import HtmxHttpRequest
 from sessions import selectors as session_selectors
@@ -35,7 +35,7 @@ def search(request: HtmxHttpRequest) -> HttpResponse:
         _, similar = querying.similar_to_query(
             text=form.cleaned_data["q"].strip(), k=MAX_RESULTS, filters=form.filters()
         )
-        cases = cases_for(similar)
+        cases = cases_for(visible_to(request.user, similar))
     context = {"nav": "recall", "form": form, "cases": cases}
     return render(request, "recall/search.html#results" if partial else "recall/search.html", context)
 
@@ -45,7 +45,8 @@ def similar_to_turn(request: HtmxHttpRequest, turn_id: int) -> HttpResponse:
     """The panel beside a model reply: feedback on other replies similar to this exchange."""
     turn = get_object_or_404(Turn.objects.only("pk", "conversation_id", "position", "content"), pk=turn_id)
     similar = querying.similar_to_turn(turn=turn, k=PANEL_K)
-    return render(request, "recall/panel.html", {"cases": cases_for(similar), "scope": "reply"})
+    return render(request, "recall/panel.html", {"cases": cases_for(visible_to(request.user, similar)),
+                                                 "scope": "reply"})
 
 
 @require_GET
@@ -57,4 +58,5 @@ def similar_to_annotation(request: HtmxHttpRequest, annotation_id: int) -> HttpR
         return render(request, "recall/panel.html", {"cases": [], "scope": "annotation", "pending": True})
     similar = selectors.similar_to_item(item_id=item_id, k=PANEL_K)
     similar = [s for s in similar if s.item.pk != item_id]
-    return render(request, "recall/panel.html", {"cases": cases_for(similar), "scope": "annotation"})
+    return render(request, "recall/panel.html", {"cases": cases_for(visible_to(request.user, similar)),
+                                                 "scope": "annotation"})

@@ -399,12 +399,35 @@ def test_an_archived_queue_hands_out_nothing_and_blinds_nobody(client, moderator
                                                                production_conversations):
     queue = make_queue(moderator, reviewers, rubric, k=2)
     row = services.next_review(queue=queue, reviewer=reviewers[0])
-    assert selectors.blind_turns(reviewers[0], row.item.conversation_id)
+    assert selectors.blind_turns(reviewers[0], [row.item.conversation_id])
     client.force_login(moderator)
     assert client.post(reverse("queues:archive", args=[queue.pk]), {"archived": "1"}).status_code == 302
-    assert not selectors.blind_turns(reviewers[0], row.item.conversation_id)
+    assert not selectors.blind_turns(reviewers[0], [row.item.conversation_id])
     assert [m.queue for m in selectors.my_queues(reviewers[0])] == []
     client.force_login(reviewers[0])
     assert client.get(reverse("queues:next", args=[queue.pk])).status_code == 404
     client.force_login(analyst)
     assert client.post(reverse("queues:archive", args=[queue.pk]), {"archived": "0"}).status_code == 403
+
+
+def test_similar_past_cases_leave_out_replies_the_viewer_reviews_blind(moderator, reviewers, rubric,
+                                                                      production_conversations):
+    from types import SimpleNamespace
+
+    from annotations.recall.cases import visible_to
+
+    rev1, rev2 = reviewers
+    queue = make_queue(moderator, reviewers, rubric, k=2)
+    first = QueueItem.objects.get(queue=queue, position=1)
+    other = QueueItem.objects.get(queue=queue, position=3)
+    similar = [SimpleNamespace(item=SimpleNamespace(turn_id=i.turn_id, conversation_id=i.conversation_id))
+               for i in (first, other)]
+    # rev2 is a reviewer of the queue and has completed neither reply: a past case on them would show rev1's work.
+    assert visible_to(rev2, similar) == []
+    assert visible_to(moderator, similar) == similar  # not a reviewer of the queue
+    helpful, tone = rubric
+    for reviewer in reviewers:
+        row = services.next_review(queue=queue, reviewer=reviewer)
+        services.review_complete(queue=queue, item_id=row.item_id, reviewer=reviewer,
+                                 answers={helpful: "3", tone: "good"})
+    assert [s.item.turn_id for s in visible_to(rev2, similar)] == [first.turn_id]
