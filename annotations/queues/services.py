@@ -160,6 +160,7 @@ def next_review(*, queue: ReviewQueue, reviewer) -> Review | None:
     holds. Rows are locked with SKIP LOCKED, so two reviewers asking at once get different items. ``None`` when
     the reviewer has nothing left."""
     perms.require_reviewer(queue, reviewer)
+    sql.lock_reviewer(queue.pk, reviewer.pk)
     now = timezone.now()
     lease = now + dt.timedelta(minutes=queue.lease_minutes)
     held = (

@@ -152,3 +152,11 @@ def upcoming_conversations(queue_id: int, reviewer_id: int, reviews_per_item: in
         cursor.execute(sql, {"queue": queue_id, "k": reviews_per_item, "reviewer": reviewer_id, "now": now,
                              "held": ReviewState.IN_PROGRESS, "limit": limit})
         return [row[0] for row in cursor.fetchall()]
+
+
+def lock_reviewer(queue_id: int, reviewer_id: int) -> None:
+    """Serialise one reviewer's "next item" requests in one queue for the rest of the transaction, so a double click
+    cannot take two holds (the second request finds the first one's hold and resumes it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                       [f"queues:next:{queue_id}:{reviewer_id}"])

@@ -431,3 +431,30 @@ def test_similar_past_cases_leave_out_replies_the_viewer_reviews_blind(moderator
         services.review_complete(queue=queue, item_id=row.item_id, reviewer=reviewer,
                                  answers={helpful: "3", tone: "good"})
     assert [s.item.turn_id for s in visible_to(rev2, similar)] == [first.turn_id]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_next_item_requests_of_one_reviewer_at_once_take_one_hold(moderator, reviewers, rubric,
+                                                                      production_conversations):
+    import threading
+
+    from django.db import connection
+
+    queue = make_queue(moderator, reviewers, rubric, k=1)
+    barrier = threading.Barrier(2)
+    taken = []
+
+    def ask() -> None:
+        try:
+            barrier.wait()
+            taken.append(services.next_review(queue=queue, reviewer=reviewers[0]).item_id)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(taken) == 2 and taken[0] == taken[1]
+    assert Review.objects.filter(reviewer=reviewers[0], state=ReviewState.IN_PROGRESS).count() == 1
