@@ -3,6 +3,7 @@ rubric beside it), its progress and agreement, and adjudication. Thin: selectors
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -55,11 +56,16 @@ def queue_new(request: HttpRequest) -> HttpResponse:
     return render(request, "queues/new.html", {"form": form, "nav": "queues"}, status=status)
 
 
+def _require_view(request: HttpRequest, queue: ReviewQueue) -> None:
+    """A queue's page and agreement are for those who build queues and for its reviewers."""
+    if not perms.is_reviewer(queue, request.user):
+        perms.require_manage(request.user)
+
+
 @require_GET
 def queue_detail(request: HttpRequest, queue_id: int) -> HttpResponse:
     queue = get_object_or_404(ReviewQueue, pk=queue_id)
-    if not (perms.can_manage(request.user) or perms.is_reviewer(queue, request.user)):
-        perms.require_manage(request.user)
+    _require_view(request, queue)
     data = selectors.agreement_data(queue)
     ctx = {
         "queue": queue, "nav": "queues", "progress": selectors.queue_progress(queue),
@@ -83,7 +89,7 @@ def queue_archive(request: HttpRequest, queue_id: int) -> HttpResponse:
 @require_GET
 def agreement_json(request: HttpRequest, queue_id: int) -> JsonResponse:
     queue = get_object_or_404(ReviewQueue, pk=queue_id)
-    perms.require_manage(request.user)
+    _require_view(request, queue)
     return JsonResponse(selectors.agreement_report(queue), json_dumps_params={"indent": 1})
 
 
@@ -134,7 +140,10 @@ def work_complete(request: HttpRequest, queue_id: int, item_id: int) -> HttpResp
                                  answers=_answers(queue, request.POST))
     except ValidationError as exc:
         review = Review.objects.select_related("item").filter(item_id=item_id, reviewer=request.user).first()
-        if review is None or review.state == ReviewState.DONE:
+        if review is None or review.state in (ReviewState.DONE, ReviewState.RELEASED):
+            # Not theirs to complete (any more): say why and go on with their next item.
+            for message in _messages(exc).get("item", []):
+                messages.warning(request, message)
             return redirect("queues:next", queue_id=queue.pk)
         return _work(request, queue, review, errors=_messages(exc), answers=request.POST.dict(), status=400)
     return redirect("queues:next", queue_id=queue.pk)

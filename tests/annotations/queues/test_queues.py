@@ -458,3 +458,22 @@ def test_two_next_item_requests_of_one_reviewer_at_once_take_one_hold(moderator,
         t.join()
     assert len(taken) == 2 and taken[0] == taken[1]
     assert Review.objects.filter(reviewer=reviewers[0], state=ReviewState.IN_PROGRESS).count() == 1
+
+
+def test_completing_an_item_whose_hold_was_taken_over_says_so_and_goes_on(client, moderator, reviewers, rubric,
+                                                                          production_conversations):
+    helpful, tone = rubric
+    rev1, rev2 = reviewers
+    queue = make_queue(moderator, reviewers, rubric, k=1)
+    mine = services.next_review(queue=queue, reviewer=rev1)
+    Review.objects.filter(pk=mine.pk).update(leased_until=timezone.now() - dt.timedelta(minutes=1))
+    theirs = services.next_review(queue=queue, reviewer=rev2)  # the hold ran out: the item goes to rev2
+    assert theirs.item_id == mine.item_id
+    services.review_complete(queue=queue, item_id=theirs.item_id, reviewer=rev2, answers={helpful: "2", tone: "good"})
+
+    client.force_login(rev1)
+    response = client.post(reverse("queues:complete", args=[queue.pk, mine.item_id]),
+                           {review.field_name(helpful): "5", review.field_name(tone): "good"}, follow=True)
+    assert response.redirect_chain[0] == (reverse("queues:next", args=[queue.pk]), 302)
+    assert "others completed it meanwhile" in response.content.decode()
+    assert not Score.objects.filter(author=rev1).exists()
