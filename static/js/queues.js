@@ -13,7 +13,7 @@ function focusReply() {
   if (!el) return;
   el.closest(".turn-row")?.classList.add("queue-target");
   el.focus({ preventScroll: true });
-  el.scrollIntoView({ block: "center" });
+  el.scrollIntoView({ block: "start" });
   const text = el.querySelector("[data-reply-text]:not([hidden]), [data-reply-md]:not([hidden])");
   const first = text && document.createTreeWalker(text, NodeFilter.SHOW_TEXT).nextNode();
   if (first) document.getSelection().collapse(first, 0);
