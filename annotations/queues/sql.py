@@ -76,25 +76,38 @@ def add_items(queue_id: int, replies_sql: str, params: list[Any], *, limit: int)
         return cursor.rowcount
 
 
-def next_item(queue_id: int, reviewer_id: int, reviews_per_item: int, now) -> tuple | None:  # noqa: ANN001
-    """``(id, turn_id, conversation_id, position, done_count, ran_out)`` of the first item in queue order that the
-    reviewer has not reviewed or skipped and that needs a review nobody holds now, locked (``FOR UPDATE SKIP
-    LOCKED``: two reviewers asking at once get different items); ``ran_out`` when a hold on it has run out."""
+def _available() -> str:
+    """``FROM ... WHERE ... ORDER BY`` of the items of a queue a reviewer may take, in queue order: still needing
+    reviews, not reviewed or skipped by the reviewer, and not all their open reviews held by others right now."""
     item, review = _table(QueueItem), _table(Review)
-    sql = (
-        f"SELECT i.id, i.turn_id, i.conversation_id, i.position, i.done_count, "
-        f"  EXISTS (SELECT 1 FROM {review} o WHERE o.item_id = i.id AND o.state = %(held)s "
-        f"          AND o.leased_until <= %(now)s) "
+    return (
         f"FROM {item} i "
         f"WHERE i.queue_id = %(queue)s AND i.done_count < %(k)s "
         f"  AND NOT EXISTS (SELECT 1 FROM {review} m WHERE m.item_id = i.id AND m.reviewer_id = %(reviewer)s) "
         f"  AND i.done_count + (SELECT count(*) FROM {review} h WHERE h.item_id = i.id AND h.state = %(held)s "
         f"                     AND h.leased_until > %(now)s) < %(k)s "
-        f"ORDER BY i.position, i.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED"
+        f"ORDER BY i.position, i.id"
+    )
+
+
+def _available_params(queue_id: int, reviewer_id: int, reviews_per_item: int, now) -> dict:  # noqa: ANN001
+    return {"queue": queue_id, "k": reviews_per_item, "reviewer": reviewer_id, "now": now,
+            "held": ReviewState.IN_PROGRESS}
+
+
+def next_item(queue_id: int, reviewer_id: int, reviews_per_item: int, now) -> tuple | None:  # noqa: ANN001
+    """``(id, turn_id, conversation_id, position, done_count, ran_out)`` of the first item in queue order that the
+    reviewer has not reviewed or skipped and that needs a review nobody holds now, locked (``FOR UPDATE SKIP
+    LOCKED``: two reviewers asking at once get different items); ``ran_out`` when a hold on it has run out."""
+    review = _table(Review)
+    sql = (
+        f"SELECT i.id, i.turn_id, i.conversation_id, i.position, i.done_count, "
+        f"  EXISTS (SELECT 1 FROM {review} o WHERE o.item_id = i.id AND o.state = %(held)s "
+        f"          AND o.leased_until <= %(now)s) "
+        f"{_available()} LIMIT 1 FOR UPDATE OF i SKIP LOCKED"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"queue": queue_id, "k": reviews_per_item, "reviewer": reviewer_id, "now": now,
-                             "held": ReviewState.IN_PROGRESS})
+        cursor.execute(sql, _available_params(queue_id, reviewer_id, reviews_per_item, now))
         return cursor.fetchone()
 
 
@@ -139,18 +152,9 @@ def reviewer_progress(queue_id: int, reviewer_id: int, reviews_per_item: int) ->
 def upcoming_conversations(queue_id: int, reviewer_id: int, reviews_per_item: int, now, limit: int) -> list[int]:  # noqa: ANN001
     """The conversations of the items the reviewer would get next after the one they hold (``next_item`` without
     the lock), in queue order."""
-    item, review = _table(QueueItem), _table(Review)
-    sql = (
-        f"SELECT i.conversation_id FROM {item} i "
-        f"WHERE i.queue_id = %(queue)s AND i.done_count < %(k)s "
-        f"  AND NOT EXISTS (SELECT 1 FROM {review} m WHERE m.item_id = i.id AND m.reviewer_id = %(reviewer)s) "
-        f"  AND i.done_count + (SELECT count(*) FROM {review} h WHERE h.item_id = i.id AND h.state = %(held)s "
-        f"                     AND h.leased_until > %(now)s) < %(k)s "
-        f"ORDER BY i.position, i.id LIMIT %(limit)s"
-    )
+    sql = f"SELECT i.conversation_id {_available()} LIMIT %(limit)s"
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"queue": queue_id, "k": reviews_per_item, "reviewer": reviewer_id, "now": now,
-                             "held": ReviewState.IN_PROGRESS, "limit": limit})
+        cursor.execute(sql, {**_available_params(queue_id, reviewer_id, reviews_per_item, now), "limit": limit})
         return [row[0] for row in cursor.fetchall()]
 
 
