@@ -327,7 +327,7 @@ def review_data(conversation_id: int, viewer=None, blind: set[int] | frozenset[i
     hashes_by_turn: dict[int, set[str]] = defaultdict(set)
     for annotation in annotations:
         hashes_by_turn[annotation.turn_id].add(annotation.text_hash)
-        if annotation.deleted or (annotation.turn_id in blind and annotation.author_id != viewer_id):
+        if annotation.deleted or hidden_from(viewer_id, blind, annotation.turn_id, annotation.author_id):
             continue
         authors[annotation.author_id] = annotation.author_name
         if annotation.anchor_state == AnchorState.ORPHANED:
@@ -369,7 +369,7 @@ def scores_by_turn(conversation_id: int, viewer_id: int | None, blind: set[int] 
     found: dict[int, list[Score]] = defaultdict(list)
     rows = Score.objects.filter(conversation_id=conversation_id).select_related("config", "author")
     for score in sorted(rows, key=lambda s: (s.turn_id, not s.is_gold, s.config.key, s.author.get_username())):
-        if score.turn_id in blind and score.author_id != viewer_id:
+        if hidden_from(viewer_id, blind, score.turn_id, score.author_id):
             continue
         found[score.turn_id].append(score)
     return found
@@ -395,25 +395,38 @@ class Changes:
     stamp: str
 
 
-def changes_since(conversation_id: int, since: dt.datetime | None, viewer=None,  # noqa: ANN001
-                  blind: set[int] | frozenset[int] = frozenset()) -> Changes | None:
+def changes_since(conversation_id: int, since: dt.datetime | None) -> Changes | None:
     """Annotations and corrections of a conversation changed after ``since`` (minus a small overlap), or ``None``
-    when nothing changed. One indexed query when nothing changed. Others' work on ``blind`` turns is left out."""
+    when nothing changed. One indexed query when nothing changed."""
     if since is None:
         return None
     window = since - POLL_OVERLAP
     changed_q = Q(conversation_id=conversation_id, updated_at__gt=window)
-    viewer_id = getattr(viewer, "pk", None)
-    annotations = [a for a in _rows(Annotation.objects.filter(changed_q))
-                   if a.turn_id not in blind or a.author_id == viewer_id]
+    annotations = _rows(Annotation.objects.filter(changed_q))
     corrections = list(
-        Correction.objects.filter(changed_q).exclude(turn_id__in=blind)
-        .select_related("approved_by", "updated_by", "turn")
+        Correction.objects.filter(changed_q).select_related("approved_by", "updated_by", "turn")
     )
     if not annotations and not corrections:
         return None
     latest = max([a.updated_at for a in annotations] + [c.updated_at for c in corrections])
     return Changes(annotations=annotations, corrections=corrections, stamp=max(latest, since).isoformat())
+
+
+def visible_changes(changes: Changes, viewer_id: int | None, blind: set[int]) -> Changes | None:
+    """``changes`` without others' work on the ``blind`` turns (``annotations.visibility``), or ``None`` when nothing
+    the viewer may see is left."""
+    if not blind:
+        return changes
+    annotations = [a for a in changes.annotations if not hidden_from(viewer_id, blind, a.turn_id, a.author_id)]
+    corrections = [c for c in changes.corrections if c.turn_id not in blind]
+    if not annotations and not corrections:
+        return None
+    return Changes(annotations=annotations, corrections=corrections, stamp=changes.stamp)
+
+
+def hidden_from(viewer_id: int | None, blind: set[int] | frozenset[int], turn_id: int, author_id: int) -> bool:
+    """Whether work by ``author_id`` on ``turn_id`` is hidden from the viewer: another's, on a blind turn."""
+    return turn_id in blind and author_id != viewer_id
 
 
 def annotation_for_card(annotation_id: int, tags: list[Tag]) -> Annotation:

@@ -16,7 +16,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotations import permissions as review_perms
-from annotations.models import Annotation, Score, ScoreConfig, ScoreKind, Tag
+from annotations.models import Annotation, Score, ScoreConfig, Tag
 from annotations.queues import agreement as stats
 from annotations.queues import sql
 from annotations.queues.models import QueueItem, Review, ReviewQueue, ReviewState
@@ -102,7 +102,7 @@ class MyQueue:
 
 def my_queues(user) -> list[MyQueue]:  # noqa: ANN001
     """The open queues ``user`` reviews, with what they did and what is left for them (items they have not
-    reviewed or skipped that still need a review), due first. Two small queries per queue."""
+    reviewed or skipped that still need a review), due first. One statement per queue (``my_progress``)."""
     role_names = list(roles.user_roles(user))
     queues = (
         ReviewQueue.objects.filter(is_archived=False)
@@ -208,7 +208,7 @@ def agreement_data(queue: ReviewQueue) -> AgreementData:
 
 
 def _level(config: ScoreConfig) -> str:
-    return stats.INTERVAL if config.kind == ScoreKind.NUMERIC else stats.NOMINAL
+    return stats.NOMINAL if config.is_nominal else stats.INTERVAL
 
 
 def _matrix(data: AgreementData, value_of) -> np.ndarray:  # noqa: ANN001

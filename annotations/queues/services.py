@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.http import QueryDict
 from django.utils import timezone
 
@@ -20,17 +20,12 @@ from annotations import reply_sources
 from annotations import services as review
 from annotations.models import Annotation, AnnotationKind, ScoreConfig, SuggestionState
 from annotations.queues import permissions as perms
-from annotations.queues import sql
+from annotations.queues import selectors, sql
 from annotations.queues.models import Mode, QueueItem, ReplyScope, Review, ReviewQueue, ReviewState, SourceKind
 from feedbackhub import roles
 from sessions.forms import ConversationFilterForm
-from sessions.models import SavedView, Turn
+from sessions.models import SavedView
 from sessions.selectors import FilterChoices, conversation_match_sql
-
-
-def max_items() -> int:
-    return int(getattr(settings, "QUEUE_MAX_ITEMS", 10_000))
-
 
 # --- building ------------------------------------------------------------------------------------------------------
 
@@ -61,7 +56,7 @@ def replies_sql(queue: ReviewQueue) -> tuple[str, list[Any]]:
 
 def queue_fill(queue: ReviewQueue) -> int:
     """Add the source's replies that are not in the queue yet (up to ``QUEUE_MAX_ITEMS`` in all)."""
-    room = max_items() - QueueItem.objects.filter(queue=queue).count()
+    room = settings.QUEUE_MAX_ITEMS - QueueItem.objects.filter(queue=queue).count()
     if room <= 0:
         return 0
     query, params = replies_sql(queue)
@@ -191,7 +186,7 @@ def next_review(*, queue: ReviewQueue, reviewer) -> Review | None:
 
 def _own_review(queue: ReviewQueue, item_id: int, reviewer) -> Review:
     row = (
-        Review.objects.select_for_update(of=("self",)).select_related("item")
+        Review.objects.select_for_update(of=("self",)).select_related("item__turn")
         .filter(item_id=item_id, queue=queue, reviewer=reviewer).first()
     )
     if row is None:
@@ -210,12 +205,11 @@ def review_complete(*, queue: ReviewQueue, item_id: int, reviewer, answers: Mapp
     """Store the reviewer's rubric scores for the item's reply and mark their review done (once)."""
     perms.require_reviewer(queue, reviewer)
     row = _own_review(queue, item_id, reviewer)
-    rubric = list(queue.rubric.all())
+    rubric = selectors.queue_rubric(queue)
     missing = {review.field_name(c): f"{c.name}: choose a value." for c in rubric if c not in answers}
     if missing:
         raise ValidationError(missing)
-    turn = Turn.objects.get(pk=row.item.turn_id)
-    review.scores_save(actor=reviewer, turn=turn, answers={c: answers[c] for c in rubric})
+    review.scores_save(actor=reviewer, turn=row.item.turn, answers={c: answers[c] for c in rubric})
     row.state, row.completed_at = ReviewState.DONE, timezone.now()
     row.save(update_fields=["state", "completed_at"])
     QueueItem.objects.filter(pk=row.item_id).update(done_count=F("done_count") + 1)
@@ -273,7 +267,7 @@ def adjudicate(
         if gold.kind == AnnotationKind.SUGGESTION and gold.suggestion_state == SuggestionState.PENDING:
             review.suggestion_decide(actor=actor, annotation_id=gold.pk, version=gold.version, accept=True)
         gold_ids.append(gold.pk)
-    rubric = list(queue.rubric.all())
+    rubric = selectors.queue_rubric(queue)
     given = {c: answers[c] for c in rubric if c in answers and str(answers[c]).strip() != ""}
     if given:
         review.scores_save(actor=actor, turn=item.turn, answers=given, gold=True)
@@ -288,7 +282,3 @@ def adjudicate(
     )
     return item
 
-
-def queues_for(user) -> Q:  # noqa: ANN001
-    """The condition on ReviewQueue for the queues ``user`` reviews (named, or through their role)."""
-    return Q(reviewers=user) | Q(reviewer_role__in=list(roles.user_roles(user)))
